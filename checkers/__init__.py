@@ -1,0 +1,1 @@
+"""Verdicts from histories. Checkers are pure: they never talk to a cluster."""

@@ -1,0 +1,1 @@
+"""Where the system under test runs: backends, the Toxiproxy mesh, systems."""

@@ -1,0 +1,63 @@
+"""Systems under test: each module knows its own binary, config, client and bug switches."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+from cluster.backend import NodePlan
+from faultbed.errors import FaultbedError
+
+OK, FAIL, INFO = "ok", "fail", "info"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A client's answer: ok (took effect), fail (certainly did not), info (unknown)."""
+
+    type: str
+    value: Any = None
+    error: str | None = None
+    node: str | None = None
+
+
+class Client(Protocol):
+    """One connection to one node. `invoke` never raises for a network problem: it returns info."""
+
+    def invoke(self, f: str, key: Any, value: Any, timeout: float) -> Outcome: ...
+    def status(self, timeout: float) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class System(Protocol):
+    """A system under test as the runner and backends see it."""
+
+    name: str
+    ports: tuple[str, ...]        # every port a node listens on, e.g. ("raft", "client")
+    peer_ports: tuple[str, ...]   # the ones peers dial, routed through the mesh
+    client_port: str
+    bugs: Mapping[str, str]       # bug name -> what it breaks
+    workloads: tuple[str, ...]
+
+    def command(self, plan: NodePlan) -> list[str]: ...
+    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> Client: ...
+
+
+SYSTEMS = {
+    "raftkv": "cluster.systems.raftkv",
+    "broker": "cluster.systems.broker",
+    "etcd": "cluster.systems.etcd",
+    "rabbitmq": "cluster.systems.rabbitmq",
+}
+
+
+def load_system(name: str) -> System:
+    """The system module's `SYSTEM` object, by name."""
+    if name not in SYSTEMS:
+        raise FaultbedError(f"unknown system {name!r} (known: {', '.join(sorted(SYSTEMS))})")
+    try:
+        module = importlib.import_module(SYSTEMS[name])
+    except ModuleNotFoundError as exc:
+        raise FaultbedError(f"system {name!r} is not available in this build: {exc}") from exc
+    return module.SYSTEM  # type: ignore[no-any-return]

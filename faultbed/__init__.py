@@ -1,0 +1,3 @@
+"""faultbed: a Jepsen-style fault-injection testbed."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""One module per `faultbed` subcommand: each has `HELP`, `add_arguments(parser)` and `execute(args) -> int`."""

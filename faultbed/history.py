@@ -1,0 +1,191 @@
+"""Histories: one JSON object per line, written as it happens (Jepsen's semantics).
+
+An operation is an `invoke` event followed by exactly one completion of the same
+process: `ok` (took effect), `fail` (certainly did not) or `info` (unknown). After
+`info` the process id is retired. Nemesis events have `process: "nemesis"`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any, Iterable, Iterator
+
+from faultbed.errors import HistoryError
+
+EVENT_TYPES = ("invoke", "ok", "fail", "info")
+COMPLETION_TYPES = ("ok", "fail", "info")
+NEMESIS = "nemesis"
+
+
+class HistoryWriter:
+    """Appends events to history.jsonl, flushed per line; safe to share between threads."""
+
+    def __init__(self, path: str, clock_origin_ns: int | None = None) -> None:
+        self.path = path
+        self._fh: IO[str] = open(path, "a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+        self._index = 0
+        self._origin = time.monotonic_ns() if clock_origin_ns is None else clock_origin_ns
+        self.closed = False
+
+    def __enter__(self) -> "HistoryWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def elapsed_ns(self) -> int:
+        return time.monotonic_ns() - self._origin
+
+    def append(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Stamp `index` and `time` onto the event and write it; returns the event."""
+        with self._lock:
+            if self.closed:
+                raise HistoryError(f"{self.path}: history already closed")
+            event["index"] = self._index
+            event["time"] = time.monotonic_ns() - self._origin
+            self._index += 1
+            self._fh.write(json.dumps(event, separators=(", ", ": "), default=_jsonable) + "\n")
+        return event
+
+    def invoke(self, process: int, f: str, key: Any = None, value: Any = None, **extra: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "invoke", "process": process, "f": f}
+        if key is not None:
+            event["key"] = key
+        event["value"] = value
+        event.update(extra)
+        return self.append(event)
+
+    def complete(self, invocation: dict[str, Any], type_: str, value: Any = None, **extra: Any) -> dict[str, Any]:
+        if type_ not in COMPLETION_TYPES:
+            raise ValueError(f"completion type must be one of {COMPLETION_TYPES}, not {type_!r}")
+        event: dict[str, Any] = {"type": type_, "process": invocation["process"], "f": invocation["f"]}
+        if "key" in invocation:
+            event["key"] = invocation["key"]
+        event["value"] = value
+        event.update({k: v for k, v in extra.items() if v is not None})
+        return self.append(event)
+
+    def nemesis(self, f: str, value: Any = None, **extra: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "info", "process": NEMESIS, "f": f, "value": value}
+        event.update(extra)
+        return self.append(event)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self._fh.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def iter_history(path: str) -> Iterator[dict[str, Any]]:
+    """Yield the events of a history.jsonl; a torn last line (crash mid-write) is ignored."""
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
+    with fh:
+        lines = fh.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                return  # the writer died mid-line: the prefix is still a history
+            raise HistoryError(f"{path}:{number}: not JSON: {exc}") from exc
+        _validate(event, path, number)
+        yield event
+
+
+def read_history(path: str) -> list[dict[str, Any]]:
+    return list(iter_history(path))
+
+
+def _validate(event: Any, path: str, number: int) -> None:
+    if not isinstance(event, dict):
+        raise HistoryError(f"{path}:{number}: an event must be a JSON object")
+    type_ = event.get("type")
+    if type_ not in EVENT_TYPES:
+        raise HistoryError(f"{path}:{number}: type must be one of {EVENT_TYPES}, not {type_!r}")
+    if "process" not in event:
+        raise HistoryError(f"{path}:{number}: event has no process")
+    if "f" not in event:
+        raise HistoryError(f"{path}:{number}: event has no f")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An invocation paired with its completion (None while it never completed)."""
+
+    process: Any
+    f: str
+    invoke: dict[str, Any]
+    completion: dict[str, Any] | None
+
+    @property
+    def type(self) -> str:
+        """ok, fail or info; an operation that never completed counts as info."""
+        return self.completion["type"] if self.completion is not None else "info"
+
+    @property
+    def key(self) -> Any:
+        return self.invoke.get("key")
+
+    @property
+    def value(self) -> Any:
+        """The completion's value when it has one (reads), else the invocation's."""
+        if self.completion is not None and self.completion.get("value") is not None:
+            return self.completion["value"]
+        return self.invoke.get("value")
+
+
+def pair_operations(events: Iterable[dict[str, Any]], path: str = "history") -> list[Operation]:
+    """Pair each client invoke with its completion, in invocation order.
+
+    Nemesis events are skipped. A process that invokes twice without completing, or
+    that invokes again after an `info`, is a malformed history.
+    """
+    open_ops: dict[Any, int] = {}
+    retired: set[Any] = set()
+    ops: list[Operation | None] = []
+    slots: list[dict[str, Any]] = []
+    completions: dict[int, dict[str, Any]] = {}
+    for position, event in enumerate(events):
+        process = event["process"]
+        if process == NEMESIS:
+            continue
+        where = f"{path}: event {event.get('index', position)}"
+        if event["type"] == "invoke":
+            if process in open_ops:
+                raise HistoryError(f"{where}: process {process} invoked while its previous operation is open")
+            if process in retired:
+                raise HistoryError(f"{where}: process {process} invoked after an info (retired)")
+            open_ops[process] = len(slots)
+            slots.append(event)
+            ops.append(None)
+        else:
+            slot = open_ops.pop(process, None)
+            if slot is None:
+                raise HistoryError(f"{where}: {event['type']} for process {process} with no open invocation")
+            completions[slot] = event
+            if event["type"] == "info":
+                retired.add(process)
+    return [
+        Operation(process=inv["process"], f=inv["f"], invoke=inv, completion=completions.get(i))
+        for i, inv in enumerate(slots)
+    ]
+
+
+def nemesis_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("process") == NEMESIS]

@@ -1,0 +1,1 @@
+"""faultbed's pytest plugin (entry point pytest11): fixtures for chaos tests."""
