@@ -8,7 +8,10 @@ which backend runs it. They meet in a `NodePlan`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cluster.mesh import Mesh
 
 RUNNING, PAUSED, DEAD = "running", "paused", "dead"
 
@@ -50,9 +53,18 @@ class NodePlan:
 
 
 class Backend(Protocol):
-    """Runs node processes (or containers) for one run; a context manager that stops everything."""
+    """Runs one run's nodes (processes or containers), its Toxiproxy and its mesh.
+
+    Constructed as `Backend(system, spec, run_dir, run_id)`; entering the context
+    starts Toxiproxy, the mesh and every node (not yet waiting for readiness);
+    leaving it stops everything it started, also after an exception or Ctrl-C.
+    """
 
     name: str
+    mesh: "Mesh"
+
+    def __enter__(self) -> "Backend": ...
+    def __exit__(self, *exc: object) -> None: ...
 
     def node_names(self) -> list[str]: ...
     def client_address(self, node: str) -> tuple[str, int]: ...

@@ -1,0 +1,210 @@
+"""The local backend: every node a process on 127.0.0.1, every link through Toxiproxy.
+
+Each node has a stable identity (`n1`..`nN` and its own ports); it reaches a peer
+only through the proxy of the directed pair, whose address it is given as that
+peer's dial address. Ports are reserved below 32768 (cluster/ports.py) so that
+parallel runs never collide. Every process carries FAULTBED_RUN=<run id> and is
+written into the run record, so `faultbed gc` can remove what a crash left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import IO
+
+from cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
+from cluster.mesh import Mesh
+from cluster.ports import PortReservation
+from cluster.registry import RUN_ENV, RunRecord
+from cluster.systems import System
+from cluster.toxiproxy import ToxiproxyServer
+from faultbed.errors import SetupError
+from faultbed.spec import TestSpec
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STOP_GRACE = 3.0
+
+
+def node_names(count: int) -> list[str]:
+    return [f"n{i}" for i in range(1, count + 1)]
+
+
+class LocalBackend:
+    """Nodes as processes on loopback; a context manager that stops everything it started."""
+
+    name = "local"
+
+    def __init__(self, system: System, spec: TestSpec, run_dir: str, run_id: str) -> None:
+        self.system = system
+        self.spec = spec
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.nodes = node_names(spec.nodes)
+        self._ports = PortReservation(HOST)
+        self._record = RunRecord(run_id, run_dir)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+        self._plans: dict[str, NodePlan] = {}
+        self._toxiproxy: ToxiproxyServer | None = None
+        self.mesh: Mesh
+        os.makedirs(os.path.join(run_dir, "nodes"), exist_ok=True)
+
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self) -> "LocalBackend":
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
+        node_ports = {n: dict(zip(self.system.ports, self._ports.take(len(self.system.ports))))
+                      for n in self.nodes}
+        links = [
+            Link(src, dst, port, listen=f"{HOST}:{self._ports.take()[0]}",
+                 upstream=f"{HOST}:{node_ports[dst][port]}")
+            for src in self.nodes for dst in self.nodes if src != dst for port in self.system.peer_ports
+        ]
+        api_port = self._ports.take()[0]
+        self._toxiproxy = ToxiproxyServer(
+            host=HOST, port=api_port, log_path=os.path.join(self.run_dir, "nodes", "toxiproxy.log"),
+            env={RUN_ENV: self.run_id})
+        self._toxiproxy.__enter__()
+        self._record.add_process("toxiproxy", self._toxiproxy.pid)
+        self.mesh = Mesh(self._toxiproxy.client, links)
+        self.mesh.create()
+        identity_port = self.system.peer_ports[0] if self.system.peer_ports else self.system.client_port
+        identities = {n: f"{HOST}:{node_ports[n][identity_port]}" for n in self.nodes}
+        for node in self.nodes:
+            dial = {link.dst: {} for link in links if link.src == node}
+            for link in links:
+                if link.src == node:
+                    dial[link.dst][link.port] = link.listen
+            self._plans[node] = NodePlan(
+                name=node, nodes=tuple(self.nodes), listen_host=HOST, ports=node_ports[node],
+                identities=identities, dial=dial, data_dir=os.path.join(self.run_dir, "data", node),
+                python=sys.executable, bugs=self.spec.bugs, options=dict(self.spec.options))
+            os.makedirs(self._plans[node].data_dir, exist_ok=True)
+        for node in self.nodes:
+            self._spawn(node)
+
+    def __exit__(self, *exc: object) -> None:
+        for node in list(self._procs):
+            self._stop_process(node)
+        if self._toxiproxy is not None:
+            self._toxiproxy.__exit__(None, None, None)
+            self._toxiproxy = None
+        for fh in self._logs.values():
+            fh.close()
+        self._logs.clear()
+        self._ports.release()
+        self._record.remove()
+
+    # -- Backend protocol ----------------------------------------------------
+    def node_names(self) -> list[str]:
+        return list(self.nodes)
+
+    def client_address(self, node: str) -> tuple[str, int]:
+        return HOST, self._plans[node].ports[self.system.client_port]
+
+    def plan(self, node: str) -> NodePlan:
+        return self._plans[node]
+
+    def pid(self, node: str) -> int | None:
+        proc = self._procs.get(node)
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def kill(self, node: str) -> None:
+        """SIGKILL: no chance to flush or say goodbye."""
+        proc = self._procs.get(node)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=STOP_GRACE)
+        log.info("killed %s", node)
+
+    def pause(self, node: str) -> None:
+        self._signal(node, signal.SIGSTOP)
+        self._wait_state(node, PAUSED)
+
+    def resume(self, node: str) -> None:
+        self._signal(node, signal.SIGCONT)
+        self._wait_state(node, RUNNING)
+
+    def restart(self, node: str) -> None:
+        """Start the node again with the same data directory (stopping it first if it runs)."""
+        if self.state(node) != DEAD:
+            self._stop_process(node)
+        self._spawn(node)
+
+    def start(self, node: str) -> None:
+        if self.state(node) == DEAD:
+            self._spawn(node)
+
+    def state(self, node: str) -> str:
+        proc = self._procs.get(node)
+        if proc is None or proc.poll() is not None:
+            return DEAD
+        try:
+            with open(f"/proc/{proc.pid}/stat", encoding="ascii", errors="replace") as fh:
+                status = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return DEAD
+        return PAUSED if status in ("T", "t") else RUNNING
+
+    def log_path(self, node: str) -> str:
+        return os.path.join(self.run_dir, "nodes", f"{node}.log")
+
+    # -- internals -----------------------------------------------------------
+    def _spawn(self, node: str) -> None:
+        plan = self._plans[node]
+        command = self.system.command(plan)
+        if not os.path.exists(command[0]) and "/" in command[0]:
+            raise SetupError(f"{self.system.name}: binary not found: {command[0]}")
+        logfile = self._logs.get(node)
+        if logfile is None:
+            logfile = self._logs[node] = open(self.log_path(node), "ab")
+        env = dict(os.environ, **{RUN_ENV: self.run_id})
+        env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        try:
+            proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=plan.data_dir, start_new_session=True)
+        except OSError as exc:
+            raise SetupError(f"{self.system.name}: cannot start {node} ({command[0]}): {exc.strerror}") from exc
+        self._procs[node] = proc
+        self._record.add_process(node, proc.pid)
+        log.info("started %s pid %d", node, proc.pid)
+
+    def _stop_process(self, node: str) -> None:
+        proc = self._procs.get(node)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            proc.terminate()
+            proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_GRACE)
+
+    def _signal(self, node: str, sig: signal.Signals) -> None:
+        proc = self._procs.get(node)
+        if proc is None or proc.poll() is not None:
+            raise SetupError(f"{node} is not running")
+        proc.send_signal(sig)
+
+    def _wait_state(self, node: str, wanted: str, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(node) != wanted:
+            if time.monotonic() > deadline:
+                raise SetupError(f"{node} did not become {wanted} within {timeout}s")
+            time.sleep(0.01)
+

@@ -1,0 +1,166 @@
+"""A record of what each run started, so `faultbed gc` can clean up after a crashed harness.
+
+Every run writes <state dir>/<run id>.json naming the harness process and every
+process it spawned (pid + kernel start time, so a reused pid is never killed).
+Spawned processes also carry FAULTBED_RUN=<run id> in their environment, which
+finds them even if the record missed one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = os.environ.get("FAULTBED_STATE_DIR", "/tmp/faultbed-runs")
+RUN_ENV = "FAULTBED_RUN"
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # the command name may contain spaces or parentheses: split after the last ')'
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])
+
+
+def is_alive(pid: int, start_time: int | None) -> bool:
+    current = process_start_time(pid)
+    return current is not None and (start_time is None or current == start_time)
+
+
+class RunRecord:
+    """The on-disk record of one run; updated as processes start and stop."""
+
+    def __init__(self, run_id: str, run_dir: str | None = None) -> None:
+        self.run_id = run_id
+        self.path = os.path.join(STATE_DIR, f"{run_id}.json")
+        self._lock = threading.Lock()
+        pid = os.getpid()
+        self._data: dict[str, Any] = {
+            "run_id": run_id, "run_dir": run_dir, "created": time.time(),
+            "harness": {"pid": pid, "start": process_start_time(pid)}, "processes": {},
+        }
+        os.makedirs(STATE_DIR, exist_ok=True)
+        self._save()
+
+    def add_process(self, role: str, pid: int) -> None:
+        with self._lock:
+            self._data["processes"][role] = {"pid": pid, "start": process_start_time(pid)}
+            self._save()
+
+    def note(self, key: str, value: Any) -> None:
+        """Record something else the run owns (docker containers, networks)."""
+        with self._lock:
+            self._data[key] = value
+            self._save()
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _save(self) -> None:
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self._data, fh)
+        os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    run_id: str
+    record_path: str | None
+    pids: tuple[int, ...]
+
+
+def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
+    if not os.path.isdir(STATE_DIR):
+        return
+    for name in sorted(os.listdir(STATE_DIR)):
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(STATE_DIR, name)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                yield path, json.load(fh)
+        except (OSError, ValueError):
+            log.warning("unreadable run record %s", path)
+
+
+def _processes_by_run() -> dict[str, list[int]]:
+    """Every process whose environment carries FAULTBED_RUN, by run id."""
+    found: dict[str, list[int]] = {}
+    marker = f"{RUN_ENV}=".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(marker):
+                found.setdefault(item[len(marker):].decode(errors="replace"), []).append(int(entry))
+                break
+    return found
+
+
+def live_run_ids() -> set[str]:
+    """Runs whose harness process is still alive."""
+    alive = set()
+    for _, data in _read_records():
+        harness = data.get("harness", {})
+        if is_alive(int(harness.get("pid", 0)), harness.get("start")):
+            alive.add(str(data.get("run_id")))
+    return alive
+
+
+def stale_runs(include_live: bool = False) -> list[StaleRun]:
+    """Runs whose harness is gone (or every run, with include_live), with their leftover pids."""
+    by_env = _processes_by_run()
+    live = set() if include_live else live_run_ids()
+    runs: dict[str, StaleRun] = {}
+    for path, data in _read_records():
+        run_id = str(data.get("run_id"))
+        if run_id in live:
+            continue
+        pids = {p["pid"] for p in data.get("processes", {}).values() if is_alive(p["pid"], p.get("start"))}
+        pids.update(by_env.get(run_id, []))
+        runs[run_id] = StaleRun(run_id, path, tuple(sorted(pids)))
+    for run_id, pids in by_env.items():
+        if run_id not in runs and run_id not in live:
+            runs[run_id] = StaleRun(run_id, None, tuple(sorted(pids)))
+    own = os.getpid()
+    return [StaleRun(r.run_id, r.record_path, tuple(p for p in r.pids if p != own)) for r in runs.values()]
+
+
+def kill_processes(pids: tuple[int, ...], grace: float = 2.0) -> None:
+    """SIGCONT (a paused process cannot die of SIGTERM), SIGTERM, then SIGKILL what is left."""
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(process_start_time(p) is not None for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

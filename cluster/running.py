@@ -1,0 +1,82 @@
+"""A running cluster as the runner and the nemesis see it: system + backend + mesh.
+
+The nemesis acts through `mesh` (network faults) and `backend` (process faults);
+clients come from `client()`. Readiness is waited for, never slept for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from cluster.backend import RUNNING, Backend
+from cluster.systems import Client, System
+from faultbed.errors import SetupError
+
+if TYPE_CHECKING:
+    from cluster.mesh import Mesh
+
+log = logging.getLogger(__name__)
+
+
+class RunningCluster:
+    """Handles to a started cluster; it owns nothing (the backend does)."""
+
+    def __init__(self, system: System, backend: Backend, mesh: "Mesh") -> None:
+        self.system = system
+        self.backend = backend
+        self.mesh = mesh
+        self.nodes: list[str] = backend.node_names()
+
+    def client(self, node: str, timeout: float = 2.0) -> Client:
+        """A new client connected to `node`'s client port."""
+        return self.system.open_client(self.backend.client_address(node), node, timeout)
+
+    def statuses(self, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
+        """Each running node's own status (at least `leader`); nodes that do not answer are left out."""
+        result: dict[str, dict[str, Any]] = {}
+        for node in self.nodes:
+            if self.backend.state(node) != RUNNING:
+                continue
+            try:
+                client = self.client(node, timeout)
+            except OSError:
+                continue
+            try:
+                result[node] = client.status(timeout)
+            except (OSError, ValueError):
+                continue
+            finally:
+                client.close()
+        return result
+
+    def leader(self, timeout: float = 1.0) -> str | None:
+        """The node most running nodes name as leader, or None when they name none."""
+        votes: dict[str, int] = {}
+        for status in self.statuses(timeout).values():
+            leader = status.get("leader")
+            if leader:
+                votes[leader] = votes.get(leader, 0) + 1
+        return max(votes, key=lambda n: votes[n]) if votes else None
+
+    def wait_ready(self, timeout: float, nodes: list[str] | None = None) -> str:
+        """Wait until every running node (or `nodes`) answers and all name the same leader; returns it."""
+        wanted = [n for n in (nodes or self.nodes) if self.backend.state(n) == RUNNING]
+        deadline = time.monotonic() + timeout
+        last: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            last = self.statuses(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            leaders = {last[n].get("leader") for n in wanted if n in last}
+            if all(n in last for n in wanted) and len(leaders) == 1 and None not in leaders:
+                leader = leaders.pop()
+                assert leader is not None
+                return leader
+            time.sleep(0.05)
+        missing = [n for n in wanted if n not in last]
+        seen = {n: s.get("leader") for n, s in last.items()}
+        raise SetupError(
+            f"cluster not ready after {timeout:.0f}s: "
+            + (f"no answer from {', '.join(missing)}; " if missing else "")
+            + f"leaders named: {seen}"
+        )

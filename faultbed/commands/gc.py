@@ -1,0 +1,37 @@
+"""`faultbed gc`: remove what crashed runs left behind (processes, containers, networks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from cluster.registry import kill_processes, stale_runs
+
+HELP = "stop and remove everything left by runs whose harness is gone"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all", action="store_true", help="also runs whose harness is still alive")
+
+
+def execute(args: argparse.Namespace) -> int:
+    removed = 0
+    for run in stale_runs(include_live=args.all):
+        if run.pids:
+            kill_processes(run.pids)
+            print(f"gc: run {run.run_id}: stopped {len(run.pids)} process(es)")
+            removed += len(run.pids)
+        if run.record_path and os.path.exists(run.record_path):
+            os.unlink(run.record_path)
+    removed += _docker_gc(args.all)
+    print(f"gc: {removed} left-over resource(s) removed" if removed else "gc: nothing to clean")
+    return 0
+
+
+def _docker_gc(include_live: bool) -> int:
+    """Containers and networks labelled by dead runs (only when Docker is reachable)."""
+    try:
+        from cluster.docker import gc_docker
+    except ImportError:
+        return 0
+    return int(gc_docker(include_live=include_live))

@@ -1,0 +1,57 @@
+"""`faultbed replay RUN_DIR`: the same spec, seed, schedule and operation plan, run again."""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import sys
+
+from checkers.result import verdict_word
+from faultbed import store
+from faultbed.commands.run import run_and_report
+from faultbed.errors import FaultbedError
+from faultbed.spec import TestSpec
+from nemesis.schedule import Schedule
+
+HELP = "run a stored test again with the same seed, fault schedule and operation plan"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a results directory (or store/latest)")
+    parser.add_argument("--store", help="results root for the new run (default: the original's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML")
+
+
+def execute(args: argparse.Namespace) -> int:
+    original = os.path.realpath(args.run_dir)
+    if not os.path.isfile(os.path.join(original, store.SPEC)):
+        raise FaultbedError(f"{args.run_dir}: not a results directory (no {store.SPEC})")
+    spec = TestSpec.from_json(store.read_json(original, store.SPEC))
+    if args.store:
+        spec = spec.replace(store=args.store)
+    schedule = Schedule.from_json(store.read_json(original, store.SCHEDULE))
+    before = _stored_verdict(original)
+    code, outcome = run_and_report(spec, quiet=args.quiet, junit=args.junit, schedule=schedule)
+    if outcome is None:
+        return code
+    replayed = outcome.run_dir
+    same_schedule = filecmp.cmp(os.path.join(original, store.SCHEDULE), os.path.join(replayed, store.SCHEDULE),
+                                shallow=False)
+    same_plan = filecmp.cmp(os.path.join(original, store.PLAN), os.path.join(replayed, store.PLAN), shallow=False)
+    after = outcome.valid
+    print(f"replay: schedule {'identical' if same_schedule else 'DIFFERENT'}, "
+          f"operation plan {'identical' if same_plan else 'DIFFERENT'}")
+    if before is None:
+        print(f"replay: original has no verdict; this run: {verdict_word(after)}")
+    else:
+        word = "reproduced" if before == after else "NOT reproduced"
+        print(f"replay: verdict {word} (original {verdict_word(before)}, now {verdict_word(after)})")
+    sys.stdout.flush()
+    return code
+
+
+def _stored_verdict(run_dir: str) -> object:
+    path = os.path.join(run_dir, store.RESULTS)
+    return store.read_json(run_dir, store.RESULTS)["valid"] if os.path.exists(path) else None

@@ -1,0 +1,124 @@
+"""`faultbed run`: one test against a real cluster, checked and stored."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from checkers.result import exit_code, verdict_word
+from faultbed.progress import ProgressDisplay
+from faultbed.runner import Progress, RunInterrupted, RunOutcome, run
+from faultbed.spec import TestSpec
+
+HELP = "run a test: a real cluster, concurrent clients, faults, then a checked history"
+
+DEFAULTS = TestSpec()
+
+
+def _nemesis_epilog() -> str:
+    from nemesis.faults import FAULT_KINDS
+
+    lines = ["fault kinds for --nemesis (comma-separated, or none):"]
+    lines += [f"  {name:<18} {description}" for name, description in FAULT_KINDS.items()]
+    return "\n".join(lines)
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that make a TestSpec (shared with other commands)."""
+    d = DEFAULTS
+    parser.add_argument("--system", default=d.system, help=f"system under test (default {d.system})")
+    parser.add_argument("--backend", default=d.backend, help="local or docker (default local)")
+    parser.add_argument("--nodes", type=int, default=d.nodes, help=f"cluster size (default {d.nodes})")
+    parser.add_argument("--workload", default=d.workload, help=f"register, idempotency, queue (default {d.workload})")
+    parser.add_argument("--nemesis", default=",".join(d.nemesis),
+                        help="fault kinds, comma-separated, or none (default partition)")
+    parser.add_argument("--nemesis-interval", type=float, default=d.nemesis_interval,
+                        help=f"seconds between a fault's start and stop (default {d.nemesis_interval:g})")
+    parser.add_argument("--partition-mode", choices=("blackhole", "reject"), default=d.partition_mode)
+    parser.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds of main phase (default 30)")
+    parser.add_argument("--rate", type=float, default=d.rate, help="total ops/s, 0 = unlimited (default 100)")
+    parser.add_argument("--concurrency", type=int, default=d.concurrency, help="client workers (default 10)")
+    parser.add_argument("--keys", type=int, default=d.keys, help="keys the workload uses (default 8)")
+    parser.add_argument("--op-timeout", type=float, default=d.op_timeout,
+                        help="seconds before an operation's outcome is unknown (info) (default 1)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of everything random (default: new)")
+    parser.add_argument("--bug", action="append", default=[], metavar="NAME",
+                        help="plant a bug in the system (repeatable)")
+    parser.add_argument("--store", default=d.store, help="results directory root (default store)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    parser.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    try:
+        parser.epilog = _nemesis_epilog()
+    except ImportError:
+        pass
+
+
+def spec_from_args(args: argparse.Namespace) -> TestSpec:
+    import random
+
+    nemesis = tuple(n.strip() for n in args.nemesis.split(",") if n.strip() and n.strip() != "none")
+    return TestSpec(
+        system=args.system, backend=args.backend, nodes=args.nodes, workload=args.workload,
+        nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,
+        time_limit=args.time_limit, rate=args.rate, concurrency=args.concurrency, keys=args.keys,
+        op_timeout=args.op_timeout, seed=args.seed if args.seed is not None else random.randrange(2**31),
+        bugs=tuple(args.bug), store=args.store)
+
+
+def execute(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    return run_and_report(spec, quiet=args.quiet, junit=args.junit)[0]
+
+
+def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None,
+                   schedule: object = None) -> tuple[int, RunOutcome | None]:
+    """Run, print the summary; the exit code and the outcome (None if interrupted)."""
+    progress = Progress()
+    print(f"faultbed: {spec.system} {spec.workload} on {spec.backend}, {spec.nodes} nodes, "
+          f"nemesis {','.join(spec.nemesis) or 'none'}, {spec.time_limit:g}s, seed {spec.seed}"
+          + (f", bugs {','.join(spec.bugs)}" if spec.bugs else ""), file=sys.stderr)
+    try:
+        if quiet:
+            outcome = run(spec, schedule=schedule, progress=progress)  # type: ignore[arg-type]
+        else:
+            with ProgressDisplay(progress):
+                outcome = run(spec, schedule=schedule, progress=progress)  # type: ignore[arg-type]
+    except RunInterrupted as exc:
+        print(f"faultbed: interrupted; everything stopped, history kept: faultbed check {exc.run_dir}",
+              file=sys.stderr)
+        return 130, None
+    print_summary(outcome)
+    if junit:
+        from faultbed.junit import write_junit
+        write_junit(outcome, junit)
+    return exit_code(outcome.valid), outcome
+
+
+def print_summary(outcome: RunOutcome) -> None:
+    counts = outcome.counts
+    print(f"verdict: {verdict_word(outcome.valid)}")
+    for result in outcome.results:
+        print(f"  {result.checker}: {verdict_word(result.valid)}{_detail(result.details)}")
+    print(f"  ops: {counts['ok']} ok, {counts['fail']} fail, {counts['info']} info")
+    print(f"results: {outcome.run_dir}")
+    viz = next((r.details.get("visualization") for r in outcome.results if r.details.get("visualization")), None)
+    if viz:
+        print(f"visualization: {viz}")
+    print(f"replay: {outcome.replay_command}")
+
+
+def _detail(details: dict) -> str:
+    parts = []
+    for key in ("illegal_keys", "lost", "duplicated", "unexpected", "duplicates", "mismatched"):
+        value = details.get(key)
+        if value:
+            shown = value if not isinstance(value, (list, dict)) else list(value)[:5]
+            parts.append(f"{key} {shown}")
+    if details.get("error"):
+        parts.append(str(details["error"]))
+    return f" ({'; '.join(parts)})" if parts else ""
+

@@ -1,0 +1,278 @@
+"""What happens in what order: one test run, from spec to stored verdict.
+
+    setup cluster + mesh -> wait until ready -> main phase (clients + nemesis)
+    -> heal every fault -> final reads / drain -> teardown -> check -> store
+
+The fault schedule and the operation plan are written before the main phase, so a
+run can be replayed. Whatever happens (exception, Ctrl-C, SIGTERM), everything
+started is stopped and the history recorded so far stays on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from checkers.result import Result, Valid, merge_valid
+from checkers.stats import check_stats
+from cluster.running import RunningCluster
+from cluster.systems import System, load_system
+from faultbed import store
+from faultbed.errors import FaultbedError, SetupError
+from faultbed.history import HistoryWriter, read_history
+from faultbed.spec import TestSpec
+from faultbed.worker import Worker
+from faultbed.workloads import PlannedOp, Workload, load_workload, worker_random
+from nemesis.schedule import Schedule, ScheduleExecutor, generate_schedule, validate_nemesis
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 30.0
+FINAL_PROCESS_BASE = 1_000_000
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C or SIGTERM during a run; the history so far is kept in `run_dir`."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.run_dir = run_dir
+
+
+@dataclass
+class Progress:
+    """Live numbers for a progress display; written by the runner, read by the CLI."""
+
+    phase: str = "setup"
+    started: float = field(default_factory=time.monotonic)
+    main_started: float | None = None
+    time_limit: float = 0.0
+    workers: list[Worker] = field(default_factory=list)
+    nemesis: ScheduleExecutor | None = None
+
+    def faults(self) -> list[str]:
+        """The faults active right now, described for a person."""
+        return list(self.nemesis.current_faults()) if self.nemesis is not None else []
+
+    def counts(self) -> dict[str, int]:
+        totals = {"ok": 0, "fail": 0, "info": 0}
+        for worker in list(self.workers):
+            totals["ok"] += worker.counts.ok
+            totals["fail"] += worker.counts.fail
+            totals["info"] += worker.counts.info
+        return totals
+
+    def elapsed(self) -> float:
+        return time.monotonic() - (self.main_started or self.started)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    spec: TestSpec
+    run_dir: str
+    valid: Valid
+    results: list[Result]
+    counts: dict[str, int]
+
+    @property
+    def replay_command(self) -> str:
+        return f"faultbed replay {self.run_dir}"
+
+
+def backend_class(name: str) -> Any:
+    if name == "local":
+        from cluster.local import LocalBackend
+        return LocalBackend
+    if name == "docker":
+        from cluster.docker import DockerBackend
+        return DockerBackend
+    raise FaultbedError(f"unknown backend {name!r} (known: local, docker)")
+
+
+def validate(spec: TestSpec) -> tuple[System, Workload]:
+    """Every user-caused problem with a spec, as one FaultbedError, before anything starts."""
+    system = load_system(spec.system)
+    workload = load_workload(spec.workload)
+    backend_class(spec.backend)
+    if spec.workload not in system.workloads:
+        raise FaultbedError(f"system {spec.system} does not run workload {spec.workload} "
+                            f"(it runs: {', '.join(system.workloads)})")
+    unknown = [b for b in spec.bugs if b not in system.bugs]
+    if unknown:
+        raise FaultbedError(f"unknown bug(s) for {spec.system}: {', '.join(unknown)} "
+                            f"(known: {', '.join(system.bugs) or 'none'})")
+    if spec.nodes < 1 or spec.concurrency < 1 or spec.keys < 1:
+        raise FaultbedError("--nodes, --concurrency and --keys must be at least 1")
+    if spec.time_limit <= 0 or spec.rate < 0 or spec.op_timeout <= 0:
+        raise FaultbedError("--time-limit and --op-timeout must be positive, --rate not negative")
+    validate_nemesis(spec)
+    return system, workload
+
+
+def plan_length(spec: TestSpec) -> int:
+    """How many operations per worker the written plan covers (the plan continues past it)."""
+    if spec.rate <= 0:
+        return 0
+    return math.ceil(spec.rate * spec.time_limit / spec.concurrency * 1.5) + 16
+
+
+def write_plan(spec: TestSpec, workload: Workload, run_dir: str) -> None:
+    import json
+
+    count = plan_length(spec)
+    with open(os.path.join(run_dir, store.PLAN), "w", encoding="utf-8") as fh:
+        for worker in range(spec.concurrency):
+            for seq, op in enumerate(itertools.islice(workload.operations(spec, worker), count)):
+                fh.write(json.dumps({"worker": worker, "seq": seq, **op.to_json()}, default=str) + "\n")
+
+
+def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | None = None) -> RunOutcome:
+    """Run `spec` (with a given schedule when replaying) and return the stored verdict."""
+    system, workload = validate(spec)
+    progress = progress or Progress()
+    progress.time_limit = spec.time_limit
+    run_id = uuid.uuid4().hex[:12]
+    run_dir = store.create_run_dir(spec)
+    store.point_latest(spec, run_dir)
+    store.write_json(run_dir, store.SPEC, spec.to_json())
+    nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
+    schedule = schedule or generate_schedule(spec, nodes)
+    store.write_json(run_dir, store.SCHEDULE, schedule.to_json())
+    write_plan(spec, workload, run_dir)
+    history_path = os.path.join(run_dir, store.HISTORY)
+    log.info("run %s in %s", run_id, run_dir)
+    with _sigterm_as_interrupt():
+        try:
+            with HistoryWriter(history_path) as history:
+                _execute(spec, system, workload, schedule, history, run_dir, run_id, progress)
+        except KeyboardInterrupt:
+            raise RunInterrupted(run_dir) from None
+    progress.phase = "check"
+    return check_run(spec, workload, run_dir)
+
+
+def check_run(spec: TestSpec, workload: Workload, run_dir: str) -> RunOutcome:
+    """Check a stored history and write results.json."""
+    events = read_history(os.path.join(run_dir, store.HISTORY))
+    results = list(workload.check(events, spec, run_dir)) + [check_stats(events, spec)]
+    valid = merge_valid(r.valid for r in results)
+    counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
+              for t in ("ok", "fail", "info")}
+    store.write_json(run_dir, store.RESULTS, {
+        "valid": valid, "counts": counts, "results": [r.to_json() for r in results],
+        "replay": f"faultbed replay {run_dir}"})
+    return RunOutcome(spec, run_dir, valid, results, counts)
+
+
+def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
+             history: HistoryWriter, run_dir: str, run_id: str, progress: Progress) -> None:
+    with backend_class(spec.backend)(system, spec, run_dir, run_id) as backend:
+        cluster = RunningCluster(system, backend, backend.mesh)
+        progress.phase = "waiting for the cluster"
+        _wait_ready(cluster, backend, READY_TIMEOUT)
+        progress.phase = "main"
+        progress.main_started = time.monotonic()
+        with ScheduleExecutor(schedule, cluster, history, spec) as nemesis:
+            progress.nemesis = nemesis
+            _main_phase(spec, workload, cluster, history, progress, nemesis)
+            progress.phase = "healing"
+            nemesis.stop()
+            nemesis.heal_all(ready_timeout=READY_TIMEOUT)
+        progress.phase = "final"
+        final_ids = itertools.count(FINAL_PROCESS_BASE)
+
+        def new_worker(node: str) -> Worker:
+            return Worker(-1, next(final_ids), 1, cluster, history, node, spec.op_timeout)
+
+        workload.final(spec, new_worker, cluster.nodes)
+        progress.phase = "teardown"
+
+
+def _wait_ready(cluster: RunningCluster, backend: Any, timeout: float) -> None:
+    try:
+        cluster.wait_ready(timeout)
+    except SetupError as exc:
+        dead = [n for n in cluster.nodes if backend.state(n) == "dead"]
+        if dead:
+            tail = _log_tail(backend.log_path(dead[0]))
+            raise SetupError(f"node(s) {', '.join(dead)} exited during startup; "
+                             f"{dead[0]}'s log ends: {tail}") from exc
+        raise
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
+def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, history: HistoryWriter,
+                progress: Progress, nemesis: ScheduleExecutor) -> None:
+    stop = threading.Event()
+    deadline = time.monotonic() + spec.time_limit
+    workers = [Worker(i, i, spec.concurrency, cluster, history, cluster.nodes[i % len(cluster.nodes)],
+                      spec.op_timeout) for i in range(spec.concurrency)]
+    progress.workers = workers
+    nemesis.start()
+    threads = [threading.Thread(target=_client_loop, name=f"worker-{w.index}",
+                                args=(spec, workload, w, stop, deadline), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+            stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+    finally:
+        stop.set()
+        join_deadline = time.monotonic() + spec.op_timeout * 10 + 5
+        for thread in threads:
+            thread.join(max(0.0, join_deadline - time.monotonic()))
+        for worker in workers:
+            worker.close()
+
+
+def _client_loop(spec: TestSpec, workload: Workload, worker: Worker, stop: threading.Event,
+                 deadline: float) -> None:
+    ops: Iterator[PlannedOp] = workload.operations(spec, worker.index)
+    timing = worker_random(spec, worker.index, "timing")
+    interval = spec.concurrency / spec.rate if spec.rate > 0 else 0.0
+    next_at = time.monotonic() + timing.uniform(0, interval)
+    try:
+        while not stop.is_set():
+            if interval:
+                now = time.monotonic()
+                if next_at > now and stop.wait(next_at - now):
+                    break
+                next_at = max(next_at, time.monotonic() - interval) + timing.uniform(0.5, 1.5) * interval
+            if time.monotonic() >= deadline:
+                break
+            workload.perform(worker, next(ops))
+    except Exception:
+        log.exception("worker %d died", worker.index)
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so teardown runs as for Ctrl-C."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)

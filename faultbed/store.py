@@ -1,0 +1,78 @@
+"""The results directory: store/<system>-<workload>/<UTC timestamp>/, and store/latest."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from faultbed.errors import FaultbedError
+from faultbed.spec import TestSpec
+
+SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json"
+LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
+
+
+def create_run_dir(spec: TestSpec) -> str:
+    """A new, empty results directory for `spec` (a suffix keeps parallel runs apart)."""
+    parent = os.path.join(spec.store, f"{spec.system}-{spec.workload}")
+    os.makedirs(parent, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for attempt in range(1000):
+        path = os.path.join(parent, stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FaultbedError(f"cannot create a results directory under {parent}")
+
+
+def point_latest(spec: TestSpec, run_dir: str) -> None:
+    """store/latest -> run_dir (relative, replaced atomically)."""
+    link = os.path.join(spec.store, "latest")
+    tmp = f"{link}.{os.getpid()}.tmp"
+    try:
+        os.symlink(os.path.relpath(run_dir, spec.store), tmp)
+        os.replace(tmp, link)
+    except OSError:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(run_dir: str, name: str, data: Any) -> str:
+    path = os.path.join(run_dir, name)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(run_dir: str, name: str) -> Any:
+    path = os.path.join(run_dir, name)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError as exc:
+        raise FaultbedError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise FaultbedError(f"{path}: not JSON: {exc}") from exc
+
+
+def list_runs(store: str) -> list[str]:
+    """Every results directory under `store`, newest first."""
+    runs = []
+    if not os.path.isdir(store):
+        return runs
+    for group in os.listdir(store):
+        group_dir = os.path.join(store, group)
+        if group == "latest" or not os.path.isdir(group_dir) or os.path.islink(group_dir):
+            continue
+        for name in os.listdir(group_dir):
+            path = os.path.join(group_dir, name)
+            if os.path.isfile(os.path.join(path, SPEC)):
+                runs.append(path)
+    return sorted(runs, key=lambda p: os.path.basename(p), reverse=True)

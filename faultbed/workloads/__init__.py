@@ -1,0 +1,69 @@
+"""Workloads: what clients do (a seeded operation plan), how it is checked.
+
+A workload is a small object: `operations(spec, worker)` yields the worker's planned
+operations (a pure function of the spec's seed), `perform(worker, op)` carries one
+out through a `faultbed.worker.Worker` (which records every attempt in the
+history), `final(...)` runs final reads or a drain after the faults are healed,
+and `check(...)` turns the history into verdicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+
+from faultbed.errors import FaultbedError
+
+if TYPE_CHECKING:
+    from checkers.result import Result
+    from faultbed.spec import TestSpec
+    from faultbed.worker import Worker
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    """One planned client operation; `extra` fields go into the invoke event as they are."""
+
+    f: str
+    key: Any = None
+    value: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"f": self.f, "key": self.key, "value": self.value}
+        data.update(self.extra)
+        return data
+
+
+class Workload(Protocol):
+    name: str
+    systems: tuple[str, ...]
+
+    def operations(self, spec: "TestSpec", worker: int) -> Iterator[PlannedOp]: ...
+    def perform(self, worker: "Worker", op: PlannedOp) -> None: ...
+    def final(self, spec: "TestSpec", new_worker: Callable[[str], "Worker"], nodes: list[str]) -> None: ...
+    def check(self, events: list[dict[str, Any]], spec: "TestSpec", run_dir: str | None) -> list["Result"]: ...
+
+
+WORKLOADS = {
+    "register": "faultbed.workloads.register",
+    "idempotency": "faultbed.workloads.idempotency",
+    "queue": "faultbed.workloads.queue",
+}
+
+
+def load_workload(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise FaultbedError(f"unknown workload {name!r} (known: {', '.join(sorted(WORKLOADS))})")
+    try:
+        module = importlib.import_module(WORKLOADS[name])
+    except ModuleNotFoundError as exc:
+        raise FaultbedError(f"workload {name!r} is not available in this build: {exc}") from exc
+    return module.WORKLOAD  # type: ignore[no-any-return]
+
+
+def worker_random(spec: "TestSpec", worker: int, stream: str = "ops") -> random.Random:
+    """The seeded random source of one worker's plan; independent of every other worker's."""
+    return random.Random(f"{spec.seed}:{stream}:{worker}")

@@ -1,0 +1,63 @@
+"""The `register` workload: read / write / cas over a few keys, checked for linearizability.
+
+Values are small integers (as in Jepsen's cas-register tests) so that cas often
+succeeds; the checker partitions the history by key. After the faults are healed,
+every node reads every key once, so a node that kept stale state is caught too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator
+
+from checkers.result import Result
+from faultbed.spec import TestSpec
+from faultbed.store import LINEARIZABILITY_HTML
+from faultbed.worker import Worker
+from faultbed.workloads import PlannedOp, worker_random
+
+MIX = (("read", 0.5), ("write", 0.3), ("cas", 0.2))
+VALUES = 5
+
+
+def key_name(index: int) -> str:
+    return f"k{index}"
+
+
+class RegisterWorkload:
+    name = "register"
+    systems = ("raftkv", "etcd")
+    model = "kv"
+
+    def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:
+        rng = worker_random(spec, worker)
+        names = [f for f, _ in MIX]
+        weights = [w for _, w in MIX]
+        while True:
+            f = rng.choices(names, weights)[0]
+            key = key_name(rng.randrange(spec.keys))
+            if f == "read":
+                yield PlannedOp("read", key)
+            elif f == "write":
+                yield PlannedOp("write", key, rng.randrange(VALUES))
+            else:
+                yield PlannedOp("cas", key, [rng.randrange(VALUES), rng.randrange(VALUES)])
+
+    def perform(self, worker: Worker, op: PlannedOp) -> None:
+        worker.execute(op)
+
+    def final(self, spec: TestSpec, new_worker: Callable[[str], Worker], nodes: list[str]) -> None:
+        for node in nodes:
+            with new_worker(node) as worker:
+                for index in range(spec.keys):
+                    worker.execute(PlannedOp("read", key_name(index)))
+
+    def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
+        from checkers.linearizable import check_history
+
+        visualization = os.path.join(run_dir, LINEARIZABILITY_HTML) if run_dir else None
+        timeout = float(spec.options.get("check_timeout", 120.0))
+        return [check_history(events, model=self.model, initial=None, timeout=timeout, visualize=visualization)]
+
+
+WORKLOAD = RegisterWorkload()

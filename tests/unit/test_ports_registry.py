@@ -1,0 +1,66 @@
+"""Port reservations never collide across processes; gc finds processes a dead harness left."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from cluster import registry
+from cluster.ports import HIGH, LOW, PortReservation
+
+CHILD = """
+import sys, time
+from cluster.ports import PortReservation
+r = PortReservation()
+print(" ".join(map(str, r.take(200))), flush=True)
+time.sleep(30)
+"""
+
+
+def test_reserved_ports_are_below_32768_and_exclusive_across_processes():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        theirs = set(map(int, child.stdout.readline().split()))
+        with PortReservation() as mine:
+            ours = set(mine.take(200))
+        assert len(theirs) == 200 and len(ours) == 200
+        assert not theirs & ours
+        assert all(LOW <= p < HIGH < 32768 for p in theirs | ours)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_gc_finds_and_stops_processes_of_a_dead_harness(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "STATE_DIR", str(tmp_path))
+    # a "harness" that starts a node-like child and is then SIGKILLed
+    harness_code = (
+        "import os, subprocess, sys, time\n"
+        "from cluster import registry\n"
+        f"registry.STATE_DIR = {str(tmp_path)!r}\n"
+        "rec = registry.RunRecord('deadbeef0001')\n"
+        "env = dict(os.environ, FAULTBED_RUN='deadbeef0001')\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], env=env, start_new_session=True)\n"
+        "rec.add_process('n1', p.pid)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    harness = subprocess.Popen([sys.executable, "-c", harness_code], stdout=subprocess.PIPE, text=True)
+    child_pid = int(harness.stdout.readline())
+    try:
+        assert "deadbeef0001" in registry.live_run_ids()
+        assert not [r for r in registry.stale_runs() if r.run_id == "deadbeef0001"]
+        harness.send_signal(signal.SIGKILL)
+        harness.wait()
+        stale = [r for r in registry.stale_runs() if r.run_id == "deadbeef0001"]
+        assert stale and child_pid in stale[0].pids
+        registry.kill_processes(stale[0].pids)
+        deadline = time.monotonic() + 5
+        while registry.process_start_time(child_pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert registry.process_start_time(child_pid) is None
+    finally:
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
