@@ -1,0 +1,1 @@
+"""Faults and schedules: partition topologies (grudge), fault kinds (faults), seeded schedules (schedule)."""

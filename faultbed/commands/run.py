@@ -16,11 +16,12 @@ DEFAULTS = TestSpec()
 
 
 def _nemesis_epilog() -> str:
-    from nemesis.faults import FAULT_KINDS
+    from nemesis.faults import FAULT_KINDS, NEMESIS_SYNTAX
 
     lines = ["fault kinds for --nemesis (comma-separated, or none):"]
     lines += [f"  {name:<18} {description}" for name, description in FAULT_KINDS.items()]
-    return "\n".join(lines)
+    syntax = NEMESIS_SYNTAX if isinstance(NEMESIS_SYNTAX, str) else "\n".join(NEMESIS_SYNTAX)
+    return "\n".join(lines) + "\n\n" + syntax
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> TestSpec:
     import random
 
-    nemesis = tuple(n.strip() for n in args.nemesis.split(",") if n.strip() and n.strip() != "none")
+    from nemesis.faults import split_nemesis
+
+    nemesis = split_nemesis(args.nemesis)
     return TestSpec(
         system=args.system, backend=args.backend, nodes=args.nodes, workload=args.workload,
         nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,

@@ -1,0 +1,5 @@
+import sys
+
+from faultbed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,239 @@
+"""Runs a Schedule against a running cluster and records every start and stop in the history.
+
+One thread per nemesis entry walks that entry's events at their times (so a slow
+action of one entry, a rolling restart say, never delays another's); actions on
+the mesh and backend are serialized by one lock. Each start and stop becomes a
+`process: "nemesis"` info event: `f` is `start-<kind>` / `stop-<kind>`, `value` a
+one-line description, and `fault`, `id`, `nodes`, `grudge`, `links`, `error`...
+say what and where. `heal_all()` stops what is still active, heals the mesh,
+resumes paused and restarts dead nodes, then waits for the cluster to be ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from cluster.backend import DEAD, PAUSED
+from faultbed.errors import FaultbedError, SetupError
+from faultbed.history import HistoryWriter
+from faultbed.spec import TestSpec
+from nemesis.faults import KINDS, ActiveFault, FaultContext, FaultEntry, NemesisCluster
+
+if TYPE_CHECKING:
+    from nemesis.schedule import FaultEvent, Schedule
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 15.0
+
+
+class ScheduleExecutor:
+    """A context manager: `start()` runs the schedule in threads; leaving heals everything, even after an error."""
+
+    def __init__(self, schedule: "Schedule", cluster: NemesisCluster, history: HistoryWriter,
+                 spec: TestSpec | None = None, ready_timeout: float = 30.0) -> None:
+        """`spec` is accepted for symmetry with the runner; the schedule alone decides what happens."""
+        unknown = set(schedule.nodes) - set(cluster.nodes)
+        if unknown:
+            raise FaultbedError(f"schedule names node(s) {sorted(unknown)} the cluster does not have "
+                                f"(it has {', '.join(cluster.nodes)})")
+        self.schedule = schedule
+        self.cluster = cluster
+        self.history = history
+        self.spec = spec
+        self.ctx = FaultContext(cluster, schedule.partition_mode, ready_timeout=ready_timeout,
+                                record=self._record_progress)
+        self.errors: list[str] = []
+        self._entries: list[FaultEntry] = schedule.entries()
+        self._active: dict[str, tuple[FaultEntry, ActiveFault]] = {}
+        self._starting: dict[str, str] = {}
+        self._view: list[str] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._started_at: float | None = None
+        self._healed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> "ScheduleExecutor":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._healed:
+            self.stop()
+            return
+        if exc_type is None:
+            self.heal_all()
+            return
+        try:  # heal, but never hide the error that brought us here, and do not wait for readiness
+            self.heal_all(ready_timeout=None)
+        except Exception:
+            log.exception("healing after %s failed", getattr(exc_type, "__name__", exc_type))
+
+    def start(self) -> None:
+        """Start the timeline now: event times count from this call."""
+        if self._started_at is not None:
+            raise RuntimeError("schedule executor already started")
+        self._started_at = time.monotonic()
+        for entry in self._entries:
+            events = self.schedule.events_of(entry.text)
+            if not events:
+                continue
+            thread = threading.Thread(target=self._run_entry, args=(entry, events),
+                                      name=f"nemesis-{entry.text}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Stop walking the schedule (faults stay as they are until heal_all); returns promptly."""
+        self.ctx.stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("nemesis thread %s still busy after %.0fs", thread.name, timeout)
+
+    def done(self) -> bool:
+        """True once started and every entry has walked all its events (or was stopped)."""
+        return self._started_at is not None and not any(t.is_alive() for t in self._threads)
+
+    def current_faults(self) -> list[str]:
+        """A live list (updated in place) of one-line descriptions of the active faults."""
+        return self._view
+
+    # -- the timeline -------------------------------------------------------------------------
+    def _run_entry(self, entry: FaultEntry, events: list["FaultEvent"]) -> None:
+        assert self._started_at is not None
+        for event in events:
+            delay = self._started_at + event.at - time.monotonic()
+            if delay > 0 and self.ctx.stop.wait(delay):
+                return
+            if self.ctx.stop.is_set():
+                return
+            if event.action == "start":
+                self._start(entry, event.id, event.params)
+            else:
+                self._stop(event.id)
+
+    def _start(self, entry: FaultEntry, fault_id: str, params: dict[str, Any]) -> None:
+        kind = KINDS[entry.kind]
+        with self._lock:
+            self._starting[fault_id] = f"starting {entry.text}"
+            self._refresh_view()
+        try:
+            active = kind.start(self.ctx, fault_id, params)
+        except Exception as exc:
+            log.exception("nemesis %s failed to start", fault_id)
+            self._record(f"start-{entry.kind}", f"{entry.text} failed to start", entry, fault_id, error=str(exc))
+            return
+        finally:
+            with self._lock:
+                self._starting.pop(fault_id, None)
+                self._refresh_view()
+        with self._lock:
+            self._active[fault_id] = (entry, active)
+            self._refresh_view()
+        self._record(f"start-{entry.kind}", active.summary, entry, fault_id, **active.details)
+        run = getattr(kind, "run", None)
+        if run is not None:  # a long fault (rolling restart) works after its start is recorded
+            try:
+                run(self.ctx, active)
+            except Exception as exc:
+                log.exception("nemesis %s failed while running", fault_id)
+                self._record(f"{entry.kind}-failed", f"{entry.text} failed", entry, fault_id, error=str(exc))
+
+    def _stop(self, fault_id: str) -> None:
+        with self._lock:
+            found = self._active.get(fault_id)
+        if found is None:
+            return  # it never started (an error was recorded then)
+        entry, active = found
+        try:
+            summary = KINDS[entry.kind].stop(self.ctx, active)
+        except Exception as exc:
+            log.exception("nemesis %s failed to stop", fault_id)
+            self._record(f"stop-{entry.kind}", f"{entry.text} failed to stop", entry, fault_id, error=str(exc))
+        else:
+            self._record(f"stop-{entry.kind}", summary, entry, fault_id)
+        with self._lock:
+            self._active.pop(fault_id, None)
+            self._refresh_view()
+
+    def _record_progress(self, active: ActiveFault, f: str, value: str, **extra: Any) -> None:
+        with self._lock:
+            found = self._active.get(active.id)
+        if found is not None:
+            self._record(f, value, found[0], active.id, **extra)
+
+    def _refresh_view(self) -> None:
+        self._view[:] = [a.summary for _, a in self._active.values()] + list(self._starting.values())
+
+    def _record(self, f: str, value: str, entry: FaultEntry, fault_id: str, **extra: Any) -> None:
+        if "error" in extra:
+            self.errors.append(f"{fault_id}: {extra['error']}")
+        try:
+            self.history.nemesis(f, value, fault=entry.text, id=fault_id, **extra)
+        except FaultbedError:
+            log.warning("history closed; nemesis event %s %s not recorded", f, fault_id)
+
+    # -- healing --------------------------------------------------------------------------------
+    def heal_all(self, ready_timeout: float | None = 30.0) -> str | None:
+        """Stop the schedule and undo every fault; then wait for a leader (unless ready_timeout is None).
+
+        Returns the leader, or None when not waited for or the cluster did not become
+        ready (recorded in the history as `ready: false`).
+        """
+        self.stop()
+        with self._lock:
+            still_active = list(self._active)
+        for fault_id in still_active:
+            self._stop(fault_id)
+        with self.ctx.lock:
+            actions = self._heal_everything()
+        self._healed = True
+        leader: str | None = None
+        details: dict[str, Any] = dict(actions)
+        if ready_timeout is not None:
+            try:
+                leader = self.cluster.wait_ready(ready_timeout)
+                details.update(ready=True, leader=leader)
+            except SetupError as exc:
+                log.warning("cluster not ready after healing: %s", exc)
+                details.update(ready=False, error=str(exc))
+        summary = "healed: network" + "".join(
+            f", {verb} {','.join(nodes)}" for verb, nodes in actions.items() if nodes)
+        try:
+            self.history.nemesis("heal", summary, **details)
+        except FaultbedError:
+            log.warning("history closed; heal not recorded")
+        return leader
+
+    def _heal_everything(self) -> dict[str, list[str]]:
+        """Mesh healed, paused nodes resumed, dead nodes restarted; what was done, by verb.
+
+        A node that cannot be resumed or restarted is logged and listed under
+        `failed`; the others are still healed. A mesh that cannot be healed raises.
+        """
+        self.cluster.mesh.heal()
+        backend = self.cluster.backend
+        done: dict[str, list[str]] = {"resumed": [], "restarted": [], "failed": []}
+        for node in self.cluster.nodes:
+            try:
+                state = backend.state(node)
+                if state == PAUSED:
+                    backend.resume(node)
+                    done["resumed"].append(node)
+                elif state == DEAD:
+                    backend.restart(node)
+                    done["restarted"].append(node)
+            except Exception as exc:
+                log.error("healing %s failed: %s", node, exc)
+                done["failed"].append(node)
+                self.errors.append(f"heal {node}: {exc}")
+        with self._lock:
+            self._active.clear()
+            self._refresh_view()
+        return done
+
