@@ -1,0 +1,62 @@
+"""raftkv: a Raft key-value store on pysyncobj, one OS process per node.
+
+Layout of the package (each module's docstring says more):
+
+    node.py       the node process: parses the NodePlan, starts replica + client port
+    replica.py    pysyncobj set up (timers, journal, vote restore) and ticked by our thread
+    transport.py  peers dialled through the mesh under their identities; durable vote;
+                  term-tagged and no-op-gated acknowledgements (fixes of pysyncobj 0.3.11)
+    state.py      the replicated state machine: map, idempotency table, ledger
+    server.py     the client port: requests -> replicated commands -> honest outcomes
+    protocol.py   the newline-delimited JSON wire format
+    client.py     the Client the runner uses
+    direct.py     a cluster of node processes without the mesh, for tests and benchmarks
+
+Operations (string keys; a missing key reads as null): read, write, cas [from, to],
+append (string append, missing = ""), apply {"idempotency_key", "payload"} -> ledger
+position, read-ledger -> list of idempotency keys. All of them, reads included, go
+through the Raft log and answer after commit and apply; followers let pysyncobj forward
+the command to the leader (no client-side redirect).
+
+Durability: the journal (pysyncobj's mmap FileJournal), snapshots and the vote live in
+the node's data_dir. Writes reach the page cache, not the platter: a node survives
+SIGKILL, not a power cut (the faults this testbed injects).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Mapping
+
+from cluster.backend import NodePlan
+from cluster.systems.raftkv.client import RaftKVClient
+
+BUGS: Mapping[str, str] = {
+    "stale-reads": "every node answers reads from its local replica, without the log or a leader check",
+    "ack-before-commit": "write, cas and append answer ok as soon as submitted, before Raft commits them",
+    "no-dedupe": "apply ignores idempotency keys: every apply appends to the ledger",
+    "local-dedupe": "the idempotency table lives only in the memory of the node that received the apply, "
+                    "not in the replicated state: after a restart or on another node, duplicates happen",
+}
+
+
+class RaftKVSystem:
+    """The System the runner and backends see."""
+
+    name = "raftkv"
+    ports = ("raft", "client")
+    peer_ports = ("raft",)
+    client_port = "client"
+    bugs = BUGS
+    workloads = ("register", "idempotency")
+
+    def command(self, plan: NodePlan) -> list[str]:
+        config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
+        return [plan.python, "-m", "cluster.systems.raftkv.node", "--config", config]
+
+    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> RaftKVClient:
+        return RaftKVClient(address, node, timeout)
+
+
+SYSTEM = RaftKVSystem()

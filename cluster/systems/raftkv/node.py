@@ -1,0 +1,132 @@
+"""One raftkv node: `python -m cluster.systems.raftkv.node --config '<NodePlan as JSON>'`.
+
+Starts the Raft replica (journal, dump and vote in `data_dir`), then the client port;
+logs to stderr (the backend keeps it as nodes/<node>.log) and stops cleanly on SIGTERM
+or SIGINT. Exit codes: 0 stopped, 3 bad config or a port that cannot be bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from cluster.systems.raftkv import BUGS
+from cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
+from cluster.systems.raftkv.server import ClientServer, KVService
+
+log = logging.getLogger("raftkv.node")
+
+KNOWN_BUGS = tuple(BUGS)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The parts of a NodePlan a raftkv node uses."""
+
+    name: str
+    listen_host: str
+    raft_port: int
+    client_port: int
+    identities: dict[str, str]
+    dial: dict[str, str]
+    data_dir: str
+    bugs: frozenset[str] = frozenset()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_plan_json(cls, text: str) -> "NodeConfig":
+        """Parse and validate; raises ValueError with a one-line reason."""
+        try:
+            plan = json.loads(text)
+            name = plan["name"]
+            config = cls(
+                name=name,
+                listen_host=plan["listen_host"],
+                raft_port=int(plan["ports"]["raft"]),
+                client_port=int(plan["ports"]["client"]),
+                identities=dict(plan["identities"]),
+                dial={peer: ports["raft"] for peer, ports in plan["dial"].items() if peer != name},
+                data_dir=plan["data_dir"],
+                bugs=frozenset(plan.get("bugs") or ()),
+                options=dict(plan.get("options") or {}),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"bad node config: {type(exc).__name__}: {exc}") from exc
+        unknown = config.bugs - set(KNOWN_BUGS)
+        if unknown:
+            raise ValueError(f"unknown bug(s): {', '.join(sorted(unknown))} (known: {', '.join(KNOWN_BUGS)})")
+        if {"no-dedupe", "local-dedupe"} <= config.bugs:
+            raise ValueError("bugs no-dedupe and local-dedupe exclude each other")
+        missing = (set(config.identities) - {name}) - set(config.dial)
+        if name not in config.identities or missing:
+            raise ValueError(f"identities and dial must cover every node (missing dial for {sorted(missing)})")
+        return config
+
+    def replica_config(self) -> ReplicaConfig:
+        return ReplicaConfig(
+            name=self.name,
+            identities=self.identities,
+            dial=self.dial,
+            listen_host=self.listen_host,
+            raft_port=self.raft_port,
+            data_dir=self.data_dir,
+            dedupe="no-dedupe" not in self.bugs,
+            timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
+            compaction_entries=int(self.options.get("compaction_entries", 5000)),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cluster.systems.raftkv.node", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="the NodePlan as JSON")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    try:
+        config = NodeConfig.from_plan_json(args.config)
+        replica_config = config.replica_config()
+    except ValueError as exc:
+        print(f"raftkv node: {exc}", file=sys.stderr)
+        return 3
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        replica = Replica(replica_config)
+    except Exception as exc:  # pysyncobj raises SyncObjException('BindError') for a taken port
+        log.error("cannot start raft on %s:%d: %s", config.listen_host, config.raft_port, exc)
+        return 3
+    try:
+        server = ClientServer(config.listen_host, config.client_port, KVService(replica, config.bugs))
+    except OSError as exc:
+        log.error("cannot listen on client port %s:%d: %s", config.listen_host, config.client_port, exc)
+        replica.close()
+        return 3
+    replica.start()
+    server.start()
+    log.info("started: raft %s (identity %s), client %s:%d, peers %s, data %s, bugs %s",
+             f"{config.listen_host}:{config.raft_port}", config.identities[config.name], config.listen_host,
+             config.client_port, config.dial, config.data_dir, sorted(config.bugs) or "none")
+    while not stop.wait(1.0):
+        pass
+    server.close()
+    replica.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

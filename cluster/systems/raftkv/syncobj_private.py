@@ -1,0 +1,60 @@
+"""The private pysyncobj 0.3.11 state raftkv reads or writes, in one place.
+
+pysyncobj keeps its Raft state in name-mangled attributes (`self.__raftCurrentTerm`
+inside class SyncObj is `_SyncObj__raftCurrentTerm`). raftkv needs a few of them to
+persist the vote, restore it after a restart, and gate acknowledgements; if a newer
+pysyncobj renames them, these accessors fail loudly at startup (see `check`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pysyncobj import SyncObj
+
+FOLLOWER, CANDIDATE, LEADER = 0, 1, 2
+STATE_NAMES = {FOLLOWER: "follower", CANDIDATE: "candidate", LEADER: "leader"}
+
+_TERM = "_SyncObj__raftCurrentTerm"
+_VOTED_FOR = "_SyncObj__votedForNodeId"
+_NOOP_INDEX = "_SyncObj__noopIDx"
+_STATE = "_SyncObj__raftState"
+_LOG = "_SyncObj__raftLog"
+
+
+def check(sync: SyncObj) -> None:
+    """Raise AttributeError now if this pysyncobj lacks an attribute raftkv relies on."""
+    for name in (_TERM, _VOTED_FOR, _NOOP_INDEX, _STATE, _LOG):
+        getattr(sync, name)
+
+
+def current_term(sync: SyncObj) -> int:
+    return int(getattr(sync, _TERM))
+
+
+def voted_for(sync: SyncObj) -> Any:
+    return getattr(sync, _VOTED_FOR)
+
+
+def raft_state(sync: SyncObj) -> int:
+    return int(getattr(sync, _STATE))
+
+
+def noop_index(sync: SyncObj) -> int | None:
+    """Index of the no-op this node appended when it last became leader (None before)."""
+    value = getattr(sync, _NOOP_INDEX)
+    return None if value is None else int(value)
+
+
+def last_log_term(sync: SyncObj) -> int:
+    return int(getattr(sync, _LOG)[-1][2])
+
+
+def last_log_index(sync: SyncObj) -> int:
+    return int(getattr(sync, _LOG)[-1][1])
+
+
+def restore_vote(sync: SyncObj, term: int, voted_for_id: Any) -> None:
+    """Set currentTerm/votedFor before the first tick (pysyncobj itself starts at term 0)."""
+    setattr(sync, _TERM, term)
+    setattr(sync, _VOTED_FOR, voted_for_id)

@@ -1,0 +1,140 @@
+"""raftkv's Raft transport: pysyncobj's TCP transport, routed through the mesh and made safer.
+
+Identity vs dial address. A `MeshNode` keeps the peer's identity ("host:port") as its
+pysyncobj id and address, but connects to its dial address (a Toxiproxy proxy). This
+is enough for identity to survive the proxy: the connecting side's first message is
+its own identity (`TCPTransport._sendSelfAddress`), and the accepting side maps the
+connection to a node by that message (`_nodeAddrToNode`), never by the peer's socket
+address. pysyncobj dials in one direction per pair only (`_shouldConnect`: the node
+with the greater identity dials), so each pair shares one TCP connection that crosses
+the proxy `greater->smaller`; the mesh faults every stream, so that is enough.
+
+Four fixes of pysyncobj 0.3.11 live here, because every message passes through:
+
+- Durable vote. pysyncobj persists its log but not currentTerm/votedFor (PySyncObj
+  issue #84), so a restarted node could vote twice in one term, or accept entries
+  from a deposed leader. `send` writes (term, votedFor) to the data directory before
+  any message leaves while either changed: a vote or a term is never seen by a peer
+  before it is on disk. `VoteStore.load` restores it at startup.
+- Term-tagged acknowledgements. pysyncobj's `next_node_idx` (the AppendEntries reply)
+  carries no term, so a leader could count a reply meant for an earlier term of its
+  own. Replies are tagged with the sender's term; a leader ignores other terms.
+- Figure-8 gate. pysyncobj commits by counting replicas without checking that the
+  entry is from the current term (Raft paper, section 5.4.2). A success reply that
+  does not cover the no-op the leader appended on election is downgraded to "no
+  match" (it still counts as a sign of life), so every counted replica holds an entry
+  of the current term, and committing up to it is safe.
+- Whole-log acknowledgement. A follower that appended entries acknowledges
+  `next_node_idx = last new index` (not last + 1), so the leader could only commit an
+  entry after the next heartbeat: one `appendEntriesPeriod` per write. A success reply
+  leaves right after the follower made its log equal to the leader's through its last
+  entry, so the reply now says last + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from pysyncobj import SyncObj
+from pysyncobj.dns_resolver import globalDnsResolver
+from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
+
+from cluster.systems.raftkv import syncobj_private as private
+
+log = logging.getLogger(__name__)
+
+ACK = "next_node_idx"
+TERM_TAG = "raftkv_term"
+
+
+class MeshNode(TCPNode):
+    """A peer known by its identity, reached at its dial address."""
+
+    def __init__(self, identity: str, dial: str | None = None) -> None:
+        super().__init__(identity)
+        host, port = (dial or identity).rsplit(":", 1)
+        self._dial_host = host
+        self._dial_port = int(port)
+
+    @property
+    def ip(self) -> str | None:
+        return globalDnsResolver().resolve(self._dial_host)
+
+    @property
+    def port(self) -> int:
+        return self._dial_port
+
+
+class VoteStore:
+    """currentTerm and votedFor in `<data_dir>/raft.vote.json`, replaced atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.saved: tuple[int, Any] = (0, None)
+
+    def load(self) -> tuple[int, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            self.saved = (int(data["term"]), data["voted_for"])
+        except FileNotFoundError:
+            self.saved = (0, None)
+        return self.saved
+
+    def save(self, term: int, voted_for: Any) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"term": term, "voted_for": voted_for}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self.saved = (term, voted_for)
+        log.debug("persisted term %d, voted for %s", term, voted_for)
+
+
+class RaftTransport(TCPTransport):
+    """TCPTransport that persists the vote before sending and gates acknowledgements."""
+
+    def __init__(self, syncObj: SyncObj, selfNode: Any, otherNodes: Any, vote_store: VoteStore) -> None:
+        self._vote_store = vote_store
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def send(self, node: Any, message: Any) -> bool:
+        sync = self._syncObj
+        term = private.current_term(sync)
+        vote = (term, private.voted_for(sync))
+        if vote != self._vote_store.saved:
+            self._vote_store.save(*vote)
+        if isinstance(message, dict) and message.get("type") == ACK:
+            message = dict(message)
+            message[TERM_TAG] = term
+            if message.get("success") and not message.get("reset"):
+                message["next_node_idx"] = private.last_log_index(sync) + 1
+        return bool(super().send(node, message))
+
+    def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == ACK:
+            message = gate_ack(message, private.current_term(self._syncObj),
+                               private.noop_index(self._syncObj))
+            if message is None:
+                return
+        super()._onMessageReceived(node, message)
+
+
+def gate_ack(message: dict[str, Any], term: int, noop_index: int | None) -> dict[str, Any] | None:
+    """The acknowledgement a leader in `term` may act on, or None to ignore it.
+
+    Replies from another term are dropped; a success reply whose match index
+    (`next_node_idx - 1`) is below the leader's election no-op is downgraded to success
+    False, so replica counting only ever counts logs that hold a current-term entry.
+    """
+    if message.get(TERM_TAG) != term:
+        return None
+    if message.get("success") and noop_index is not None and message["next_node_idx"] - 1 < noop_index:
+        message = dict(message)
+        message["success"] = False
+    return message

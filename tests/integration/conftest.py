@@ -1,0 +1,68 @@
+"""Helpers for tests that run `faultbed` as a user would: a real subprocess, real clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.registry import RUN_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def faultbed_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "faultbed", *args]
+
+
+def run_faultbed(*args: str, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(faultbed_command(*args), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or ROOT)
+
+
+def processes_of_run(run_id: str | None = None) -> list[int]:
+    """Pids whose environment carries FAULTBED_RUN (of `run_id`, or of any run)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(f"{RUN_ENV}=".encode()):
+                if run_id is None or item.decode().endswith(run_id):
+                    found.append(int(entry))
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def history_ops(run_dir: Path) -> int:
+    path = run_dir / "history.jsonl"
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if '"ok"' in line)
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"

@@ -1,0 +1,135 @@
+"""`faultbed run` end to end on the local backend: real raftkv processes, real Toxiproxy, porcupine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (ROOT, faultbed_command, history_ops, processes_of_run, results,
+                                        run_faultbed, wait_for)
+
+pytestmark = pytest.mark.integration
+
+SHORT = ["--nodes", "3", "--time-limit", "8", "--rate", "50", "--concurrency", "4", "--nemesis-interval", "2",
+         "--quiet"]
+
+
+def latest(store: Path) -> Path:
+    return (store / "latest").resolve()
+
+
+def test_correct_raftkv_under_partitions_is_valid_and_stores_every_artifact(store):
+    proc = run_faultbed("run", *SHORT, "--seed", "7", "--store", str(store))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = latest(store)
+    for name in ("spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json",
+                 "nodes/n1.log", "nodes/n3.log"):
+        assert (run_dir / name).exists(), name
+    assert "verdict: valid" in proc.stdout
+    assert f"replay: faultbed replay {run_dir}" in proc.stdout.replace(str(store.resolve()), str(store)) or \
+        "replay: faultbed replay" in proc.stdout
+    verdict = results(run_dir)
+    assert verdict["valid"] is True and verdict["counts"]["ok"] > 50
+    events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert any(e["process"] == "nemesis" for e in events), "partitions were recorded"
+    assert processes_of_run() == [] or not any(str(run_dir) in str(p) for p in processes_of_run())
+
+
+def test_stale_reads_bug_is_detected_under_partitions(store):
+    proc = run_faultbed("run", "--nodes", "5", "--time-limit", "12", "--nemesis-interval", "3", "--rate", "100",
+                        "--bug", "stale-reads", "--seed", "3", "--quiet", "--store", str(store))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verdict: INVALID" in proc.stdout
+    assert (latest(store) / "linearizability.html").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nodes", "0"], "--nodes"),
+    (["--bug", "no-such-bug"], "unknown bug"),
+    (["--system", "nosuch"], "unknown system"),
+    (["--nemesis", "earthquake"], "earthquake"),
+    (["--time-limit", "abc"], "invalid float"),
+    (["--workload", "queue"], "does not run workload"),
+])
+def test_bad_input_gives_one_line_and_exit_3(store, args, message):
+    proc = run_faultbed("run", *args, "--store", str(store), timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) <= 2 and message in proc.stderr, proc.stderr  # usage line + error for argparse
+    assert "Traceback" not in proc.stderr
+    assert not processes_of_run()
+
+
+def _start_run(store: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(faultbed_command("run", "--nodes", "3", "--time-limit", "60", "--rate", "50",
+                                             "--quiet", "--store", str(store), *extra),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run_id_of(proc: subprocess.Popen[str]) -> str:
+    def owned() -> list[str]:
+        ids = set()
+        for pid in processes_of_run():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            for item in environ.split(b"\0"):
+                if item.startswith(b"FAULTBED_RUN="):
+                    ids.add(item.decode().split("=", 1)[1])
+        return sorted(ids)
+    return wait_for(owned, 30, "node processes of the run")[0]
+
+
+def test_ctrl_c_stops_everything_and_keeps_a_checkable_history(store):
+    proc = _start_run(store)
+    try:
+        run_id = _run_id_of(proc)
+        wait_for(lambda: store.exists() and history_ops(latest(store)) > 20, 30, "some completed operations")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "history kept" in err
+    assert processes_of_run(run_id) == []
+    check = run_faultbed("check", str(latest(store)), timeout=60)
+    assert check.returncode in (0, 1), check.stdout + check.stderr
+
+
+def test_sigkilled_harness_leaves_nothing_after_gc(store):
+    proc = _start_run(store)
+    try:
+        run_id = _run_id_of(proc)
+        wait_for(lambda: store.exists() and history_ops(latest(store)) > 10, 30, "some completed operations")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = processes_of_run(run_id)
+    assert left, "nodes and toxiproxy outlive a SIGKILLed harness until gc"
+    gc = run_faultbed("gc", timeout=60)
+    assert gc.returncode == 0, gc.stderr
+    wait_for(lambda: processes_of_run(run_id) == [], 10, "gc to stop every process of the run")
+
+
+def test_replay_reproduces_schedule_and_operation_plan(store):
+    first = run_faultbed("run", *SHORT, "--time-limit", "5", "--seed", "11", "--store", str(store))
+    assert first.returncode == 0, first.stdout + first.stderr
+    original = latest(store)
+    replay = run_faultbed("replay", str(original), "--quiet")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "schedule identical, operation plan identical" in replay.stdout
+    assert "verdict reproduced" in replay.stdout
+    replayed = latest(store)
+    assert replayed != original
+    assert (replayed / "schedule.json").read_text() == (original / "schedule.json").read_text()
+    assert os.path.getsize(replayed / "plan.jsonl") > 0
