@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from checkers.result import Result, Valid, merge_valid
 from checkers.stats import check_stats
@@ -29,8 +29,8 @@ from faultbed import store
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
-from faultbed.worker import Worker
-from faultbed.workloads import PlannedOp, Workload, load_workload, worker_random
+from faultbed.worker import Worker, run_worker
+from faultbed.workloads import Workload, load_workload
 from nemesis.schedule import Schedule, ScheduleExecutor, generate_schedule, validate_nemesis
 
 log = logging.getLogger(__name__)
@@ -156,19 +156,24 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
         except KeyboardInterrupt:
             raise RunInterrupted(run_dir) from None
     progress.phase = "check"
-    return check_run(spec, workload, run_dir)
+    return check_run(spec, workload, run_dir, run_id)
 
 
-def check_run(spec: TestSpec, workload: Workload, run_dir: str) -> RunOutcome:
-    """Check a stored history and write results.json."""
+def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:
+    """Check a stored history and write results.json (and report.html, best effort)."""
     events = read_history(os.path.join(run_dir, store.HISTORY))
     results = list(workload.check(events, spec, run_dir)) + [check_stats(events, spec)]
     valid = merge_valid(r.valid for r in results)
     counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
               for t in ("ok", "fail", "info")}
     store.write_json(run_dir, store.RESULTS, {
-        "valid": valid, "counts": counts, "results": [r.to_json() for r in results],
+        "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
         "replay": f"faultbed replay {run_dir}"})
+    try:  # the verdict is stored already; a report problem must never cost it
+        from faultbed.report import write_report
+        write_report(run_dir)
+    except Exception:
+        log.exception("could not write %s in %s", store.REPORT_HTML, run_dir)
     return RunOutcome(spec, run_dir, valid, results, counts)
 
 
@@ -225,7 +230,7 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
                       spec.op_timeout) for i in range(spec.concurrency)]
     progress.workers = workers
     nemesis.start()
-    threads = [threading.Thread(target=_client_loop, name=f"worker-{w.index}",
+    threads = [threading.Thread(target=run_worker, name=f"worker-{w.index}",
                                 args=(spec, workload, w, stop, deadline), daemon=True) for w in workers]
     for thread in threads:
         thread.start()
@@ -239,26 +244,6 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
             thread.join(max(0.0, join_deadline - time.monotonic()))
         for worker in workers:
             worker.close()
-
-
-def _client_loop(spec: TestSpec, workload: Workload, worker: Worker, stop: threading.Event,
-                 deadline: float) -> None:
-    ops: Iterator[PlannedOp] = workload.operations(spec, worker.index)
-    timing = worker_random(spec, worker.index, "timing")
-    interval = spec.concurrency / spec.rate if spec.rate > 0 else 0.0
-    next_at = time.monotonic() + timing.uniform(0, interval)
-    try:
-        while not stop.is_set():
-            if interval:
-                now = time.monotonic()
-                if next_at > now and stop.wait(next_at - now):
-                    break
-                next_at = max(next_at, time.monotonic() - interval) + timing.uniform(0.5, 1.5) * interval
-            if time.monotonic() >= deadline:
-                break
-            workload.perform(worker, next(ops))
-    except Exception:
-        log.exception("worker %d died", worker.index)
 
 
 class _sigterm_as_interrupt:
