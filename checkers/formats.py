@@ -1,0 +1,407 @@
+"""Histories in, operations out: faultbed JSONL, Jepsen EDN, porcupine's test logs.
+
+Every importer yields operation rows for checkers/linearizable.py, one tuple per
+operation (tuples, not dataclasses, because histories have tens of thousands):
+
+    (process, call, return, f, key, input, output[, metadata])
+
+`return` is None when the outcome is unknown (Jepsen's info): the operation
+stays open to the end of the history. Operations that certainly did not happen
+(`fail`) are left out, except where a format gives `fail` another meaning.
+Times are faultbed's monotonic nanoseconds, or the entry order for other formats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from checkers.edn import read_edn
+from faultbed.errors import FaultbedError, HistoryError
+from faultbed.history import NEMESIS, pair_operations, read_history
+
+FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
+OpRow = tuple[Any, ...]
+
+# Which model checks a faultbed run, by the spec's workload.
+WORKLOAD_MODELS = {"register": "kv", "cas-register": "cas-register", "mutex": "mutex",
+                   "multi-register": "multi-register", "fifo-queue": "fifo-queue"}
+
+
+@dataclass(frozen=True)
+class ImportedHistory:
+    """Operations ready for the checker, and what the format says about checking them."""
+
+    path: str
+    format: str
+    ops: list[OpRow]
+    lines: list[int]  # the source line (or event position) of each row, for error messages
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None  # the model this history implies; None: the caller decides
+    initial: Any = None
+    workload: str | None = None  # a faultbed run's workload, from spec.json
+
+    def where(self, row: int) -> str:
+        """`path:line` of an operation row, for error messages."""
+        if 0 <= row < len(self.lines):
+            return f"{self.path}:{self.lines[row]}"
+        return self.path
+
+
+def load_history(path: str, format: str | None = None) -> ImportedHistory:
+    """Read a history file in any known format (detected from its content unless given)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HistoryError(f"{path}: cannot read history: {getattr(exc, 'strerror', None) or exc}") from exc
+    format = format or detect_format(text, path)
+    if format == "faultbed":
+        return import_faultbed(path)
+    if format == "edn":
+        return import_edn(text, path)
+    if format == "porcupine-etcd":
+        return import_porcupine_etcd(text, path)
+    if format == "porcupine-kv":
+        return import_porcupine_kv(text, path)
+    raise FaultbedError(f"unknown history format {format!r} (known: {', '.join(FORMATS)})")
+
+
+def detect_format(text: str, path: str) -> str:
+    """Tell the format from the first form; an empty file goes by its name (no operations either way)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";"):
+            continue
+        if stripped.startswith("INFO") or "jepsen.util" in stripped:
+            return "porcupine-etcd"
+        if stripped[0] in "[(" or (stripped.startswith("{:") and not _KV_FIRST_LINE.search(stripped)):
+            return "edn"  # a vector or list of maps, or Jepsen's history.edn: one map per line
+        if stripped.startswith("{:"):
+            return "porcupine-kv"
+        if stripped.startswith("{"):
+            return "faultbed"
+        raise HistoryError(f"{path}:1: not a history faultbed knows (faultbed JSONL, Jepsen EDN, "
+                           f"porcupine etcd or kv log)")
+    return "porcupine-etcd" if path.endswith(".log") else "faultbed"
+
+
+# -- faultbed ------------------------------------------------------------------------
+
+def import_faultbed(path: str) -> ImportedHistory:
+    """A faultbed history.jsonl; the model comes from spec.json beside it when present."""
+    ops, lines, annotations = rows_from_events(read_history(path), path)
+    workload = workload_of(path)
+    return ImportedHistory(path, "faultbed", ops, lines, annotations, model=WORKLOAD_MODELS.get(workload or ""),
+                           workload=workload)
+
+
+def rows_from_events(events: list[dict[str, Any]], path: str = "history"
+                     ) -> tuple[list[OpRow], list[int], list[dict[str, Any]]]:
+    """Operation rows, their event positions (1-based) and nemesis annotations."""
+    position = {id(event): number for number, event in enumerate(events, start=1)}
+    rows: list[OpRow] = []
+    lines: list[int] = []
+    for op in pair_operations(events, path):
+        completion = op.completion
+        for event in (op.invoke, completion):
+            if event is not None and not isinstance(event.get("time"), int):
+                raise HistoryError(f"{path}:{position[id(event)]}: event has no integer time (nanoseconds)")
+        if completion is None or completion["type"] == "info":
+            rows.append((op.process, op.invoke["time"], None, op.f, op.key, op.invoke.get("value"), None,
+                         _origin(op.invoke, completion)))
+        elif completion["type"] == "ok":
+            output = True if op.f == "cas" else completion.get("value")
+            rows.append((op.process, op.invoke["time"], completion["time"], op.f, op.key,
+                         op.invoke.get("value"), output, _origin(op.invoke, completion)))
+        else:
+            continue  # fail: certainly did not take effect
+        lines.append(position[id(op.invoke)])
+    nemesis = [e for e in events if e.get("process") == NEMESIS and isinstance(e.get("time"), int)]
+    return rows, lines, nemesis_annotations(nemesis)
+
+
+def _origin(invoke: dict[str, Any], completion: dict[str, Any] | None) -> str:
+    parts = [f"event {invoke.get('index')}"]
+    node = (completion or {}).get("node") or invoke.get("node")
+    if node:
+        parts.append(f"node {node}")
+    if completion and completion.get("error"):
+        parts.append(f"error {completion['error']}")
+    return ", ".join(parts)
+
+
+def workload_of(history_path: str) -> str | None:
+    """The workload of a run, read from spec.json next to its history (None without one)."""
+    spec_path = os.path.join(os.path.dirname(os.path.abspath(history_path)), "spec.json")
+    if not os.path.exists(spec_path):
+        return None
+    try:
+        with open(spec_path, encoding="utf-8") as fh:
+            return str(json.load(fh).get("workload", "register"))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise FaultbedError(f"{spec_path}: not a faultbed spec: {exc}") from exc
+
+
+# -- Jepsen-style entries (EDN, porcupine's logs) ---------------------------------------
+
+@dataclass(frozen=True)
+class Semantics:
+    """How a format's outcomes read. Jepsen: fail did not happen. porcupine's etcd
+    logs: a failed cas ran and found another value. knossos: a nil read is unknown."""
+
+    failed_cas_ran: bool = False
+    nil_read_unknown: bool = False
+
+
+Entry = tuple[int, Any, str, str, Any, Any]  # line, process, type, f, key, value
+
+
+def rows_from_entries(entries: Iterable[Entry], path: str, semantics: Semantics
+                      ) -> tuple[list[OpRow], list[int], list[dict[str, Any]]]:
+    """Pair invocations with completions; the entry order is the time."""
+    rows: list[OpRow] = []
+    lines: list[int] = []
+    nemesis: list[dict[str, Any]] = []
+    open_ops: dict[Any, tuple[int, int, str, Any, Any]] = {}
+    for time, (line, process, type_, f, key, value) in enumerate(entries):
+        if process == NEMESIS:
+            nemesis.append({"time": time, "f": f, "value": value, "type": type_})
+            continue
+        if type_ == "invoke":
+            if process in open_ops:
+                raise HistoryError(f"{path}:{line}: process {process} invokes while its previous "
+                                   f"operation is open")
+            open_ops[process] = (line, time, f, key, value)
+            continue
+        invocation = open_ops.pop(process, None)
+        if invocation is None:
+            raise HistoryError(f"{path}:{line}: {type_} for process {process} with no open invocation")
+        row = _row(process, invocation, time, type_, value, semantics, path, line)
+        if row is not None:
+            rows.append(row)
+            lines.append(invocation[0])
+    for process, (line, call, f, key, value) in open_ops.items():
+        if f not in ("read", "get"):
+            rows.append((process, call, None, f, key, value, None))
+            lines.append(line)
+    return rows, lines, nemesis_annotations(nemesis)
+
+
+def _row(process: Any, invocation: tuple[int, int, str, Any, Any], time: int, type_: str, value: Any,
+         semantics: Semantics, path: str, line: int) -> OpRow | None:
+    _, call, f, key, input_ = invocation
+    if type_ == "ok":
+        if f == "cas":
+            return (process, call, time, f, key, input_, True)
+        if semantics.nil_read_unknown and value is None and f == "read":
+            return None  # knossos: a nil read is always legal, so it constrains nothing
+        return (process, call, time, f, key, input_, value)
+    if type_ == "info":
+        return None if f in ("read", "get") else (process, call, None, f, key, input_, None)
+    if type_ == "fail":
+        if semantics.failed_cas_ran and f == "cas":
+            return (process, call, time, f, key, input_, False)
+        return None
+    raise HistoryError(f"{path}:{line}: type must be invoke, ok, fail or info, not {type_!r}")
+
+
+def import_edn(text: str, path: str) -> ImportedHistory:
+    """A Jepsen EDN history: one vector or list of maps (or maps one after another)."""
+    document = read_edn(text, path)
+    if len(document.forms) == 1 and isinstance(document.forms[0], list):
+        maps, offsets = document.forms[0], document.inner_offsets
+    else:
+        maps, offsets = document.forms, document.offsets
+    entries = list(_edn_entries(maps, _lines_of(text, offsets), path))
+    rows, lines, annotations = rows_from_entries(entries, path, Semantics(nil_read_unknown=True))
+    return ImportedHistory(path, "edn", rows, lines, annotations, model=_edn_model(rows))
+
+
+def _edn_entries(maps: list[Any], lines: list[int], path: str) -> Iterator[Entry]:
+    for entry, line in zip(maps, lines):
+        if not isinstance(entry, dict):
+            raise HistoryError(f"{path}:{line}: a history entry must be a map, not {entry!r}")
+        for required in ("type", "process", "f"):
+            if required not in entry:
+                raise HistoryError(f"{path}:{line}: entry has no :{required}")
+        yield (line, entry["process"], entry["type"], entry["f"], entry.get("key"), entry.get("value"))
+
+
+def _lines_of(text: str, offsets: list[int]) -> list[int]:
+    lines, line, previous = [], 1, 0
+    for offset in offsets:
+        line += text.count("\n", previous, offset)
+        previous = offset
+        lines.append(line)
+    return lines
+
+
+def _edn_model(rows: list[OpRow]) -> str:
+    fs = {row[3] for row in rows}
+    if "txn" in fs:
+        return "multi-register"
+    if fs & {"acquire", "release"}:
+        return "mutex"
+    if fs & {"enqueue", "dequeue"}:
+        return "fifo-queue"
+    return "cas-register"
+
+
+_ETCD_LINE = re.compile(r"INFO\s+jepsen\.util\s+-\s+(\d+)\s+:(\w+)\s+:([\w-]+)\s+(.*?)\s*")
+_ETCD_CAS = re.compile(r"\[\s*(-?\d+)\s+(-?\d+)\s*\]")
+
+
+def import_porcupine_etcd(text: str, path: str) -> ImportedHistory:
+    """porcupine's Jepsen etcd logs: `INFO  jepsen.util - 3<TAB>:ok<TAB>:read<TAB>1`."""
+    entries: list[Entry] = []
+    match_line = _ETCD_LINE.fullmatch
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = match_line(line)
+        if match is None:
+            if not line.strip():
+                continue
+            raise HistoryError(f"{path}:{number}: not a Jepsen etcd log line: {line.strip()[:80]!r}")
+        process, type_, f, raw = match.groups()
+        entries.append((number, int(process), type_, f, None, _etcd_value(raw, path, number)))
+    rows, lines, annotations = rows_from_entries(entries, path, Semantics(failed_cas_ran=True))
+    return ImportedHistory(path, "porcupine-etcd", rows, lines, annotations, model="cas-register")
+
+
+def _etcd_value(raw: str, path: str, number: int) -> Any:
+    if raw == "nil" or raw.startswith(":"):
+        return None  # nil, or :timed-out on a completion whose outcome says it all
+    if raw.isdigit() or (raw[:1] == "-" and raw[1:].isdigit()):
+        return int(raw)
+    cas = _ETCD_CAS.fullmatch(raw)
+    if cas is None:
+        raise HistoryError(f"{path}:{number}: cannot read the value {raw!r}")
+    return [int(cas.group(1)), int(cas.group(2))]
+
+
+_KV_LINE = re.compile(r'\{:process (\d+), :type :(\w+), :f :(\w+), :key "([^"\\]*)", :value (nil|"[^"\\]*")\}')
+_KV_FS = {"get": "read", "put": "write", "append": "append"}
+_KV_FIRST_LINE = re.compile(r":f :(get|put|append)\b.*:key ")
+
+
+def import_porcupine_kv(text: str, path: str) -> ImportedHistory:
+    """porcupine's kv logs: one EDN map per line; a missing key reads as ""."""
+    entries: list[Entry] = []
+    match_line = _KV_LINE.fullmatch
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = match_line(line)
+        if match is not None:
+            process, type_, f, key, value = match.groups()
+            entries.append((number, int(process), type_, _KV_FS.get(f, f), key,
+                            None if value == "nil" else value[1:-1]))
+        elif line.strip():
+            entries.append(_kv_entry_slowly(line, path, number))
+    rows, lines, annotations = rows_from_entries(entries, path, Semantics())
+    return ImportedHistory(path, "porcupine-kv", rows, lines, annotations, model="kv", initial="")
+
+
+def _kv_entry_slowly(line: str, path: str, number: int) -> Entry:
+    """A line the fast pattern does not match (escapes, other spacing): read it as EDN."""
+    forms = read_edn(line, f"{path}:{number}").forms
+    if len(forms) != 1 or not isinstance(forms[0], dict):
+        raise HistoryError(f"{path}:{number}: expected one map per line")
+    entry = forms[0]
+    for required in ("type", "process", "f"):
+        if required not in entry:
+            raise HistoryError(f"{path}:{number}: entry has no :{required}")
+    f = _KV_FS.get(entry["f"], entry["f"])
+    return (number, entry["process"], entry["type"], f, entry.get("key"), entry.get("value"))
+
+
+# -- nemesis annotations ---------------------------------------------------------------
+
+_FAULT_COLORS = {"partition": "#efaefc", "kill": "#ffcf91", "pause": "#ffe591", "restart": "#ffcf91"}
+_DEFAULT_COLOR = "#c7e9ff"
+
+
+@dataclass(frozen=True)
+class NemesisEvent:
+    """What a nemesis event does: start or stop a fault, or happen at a point in time."""
+
+    action: str  # start, stop or point
+    fault: str   # which start a stop ends: an id, a fault name, "" (Jepsen's bare start/stop), "*" (all)
+    kind: str    # the annotation row: partition, kill, ... ("" when unknown)
+
+
+def classify_nemesis_event(event: dict[str, Any]) -> NemesisEvent:
+    """Read f = start, stop, start-X, X-start, heal, ... and the optional fault and id fields."""
+    f = str(event.get("f") or "")
+    named = str(event.get("fault") or "")
+    identity = str(event.get("id") or named)
+    for action in ("start", "stop"):
+        if f == action:
+            rest = ""
+        elif f.startswith(action + "-"):
+            rest = f[len(action) + 1:]
+        elif f.endswith("-" + action):
+            rest = f[: -len(action) - 1]
+        else:
+            continue
+        return NemesisEvent(action, identity or rest, _kind(named or rest))
+    if f in ("heal", "heal-all", "stop-all"):
+        return NemesisEvent("stop", identity or "*", _kind(named))
+    if event.get("action") in ("start", "stop"):
+        return NemesisEvent(str(event["action"]), identity or f, _kind(named or f))
+    return NemesisEvent("point", identity or f, _kind(named or f))
+
+
+def nemesis_annotations(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nemesis events as annotations: a start ... stop pair is one interval (still open at
+    the end: until the end), anything else a point in time."""
+    annotations: list[dict[str, Any]] = []
+    active: dict[str, dict[str, Any]] = {}
+    last_stopped: dict[str, dict[str, Any]] = {}
+    for event in events:
+        what = classify_nemesis_event(event)
+        time = event["time"]
+        details = _describe(event.get("value"))
+        if what.action == "start" and what.fault in active:
+            active[what.fault]["details"] = details or active[what.fault]["details"]  # Jepsen's completion
+        elif what.action == "start":
+            active[what.fault] = _annotation(what.kind, time, None, details)
+            annotations.append(active[what.fault])
+        elif what.action == "stop":
+            stopping = [what.fault] if what.fault in active else list(active) if what.fault in ("", "*") else []
+            for name in stopping:
+                active[name]["end"] = time
+                last_stopped[name] = active.pop(name)
+            if not stopping and what.fault in last_stopped:
+                last_stopped[what.fault]["end"] = time  # Jepsen logs a stop twice: invoked, then done
+        else:
+            annotations.append(_annotation(what.kind, time, time, details))
+    for annotation in annotations:
+        annotation["description"] = _headline(annotation["tag"], annotation["details"])
+    return annotations
+
+
+def _annotation(kind: str, start: int, end: int | None, details: str) -> dict[str, Any]:
+    """One row per kind of fault, so that overlapping faults of different kinds stay readable."""
+    return {"tag": f"nemesis {kind}".strip(), "start": start, "end": end, "description": "",
+            "details": details, "color": _FAULT_COLORS.get(kind, _DEFAULT_COLOR)}
+
+
+def _headline(tag: str, details: str) -> str:
+    """What the box says: the kind of fault, then what the nemesis said about it."""
+    kind = tag.removeprefix("nemesis").strip()
+    if not details or details.startswith(kind):
+        return (details or kind or "fault")[:60]
+    return f"{kind} {details}".strip()[:60]
+
+
+def _kind(name: str) -> str:
+    """partition#1, partition-majorities, kill:n1 -> partition, partition, kill."""
+    return re.split(r"[-:_#\s]", name, maxsplit=1)[0]
+
+
+def _describe(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)

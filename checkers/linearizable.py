@@ -1,0 +1,135 @@
+"""Linearizability through porcupine (Go), loaded as a C library with ctypes.
+
+One call per history: Python hands over the operations as JSON with a model name
+and options; Go partitions (by key for register models), searches the partitions
+concurrently, stops at the first illegal one, and writes porcupine's HTML page
+when asked. Models: register, cas-register, kv, mutex, multi-register, fifo-queue.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Sequence
+
+from checkers.formats import ImportedHistory, OpRow, rows_from_events
+from checkers.result import UNKNOWN, Result, Valid
+from faultbed.errors import FaultbedError, HistoryError, SetupError
+
+log = logging.getLogger(__name__)
+
+MODELS = ("register", "cas-register", "kv", "mutex", "multi-register", "fifo-queue")
+LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
+_VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
+
+
+def library_path() -> str:
+    """$FAULTBED_PORCUPINE_LIB, else <repo>/.tools/lib/libporcupine.so."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get(LIBRARY_ENV) or os.path.join(repo, ".tools", "lib", "libporcupine.so")
+
+
+@functools.cache
+def _library(path: str) -> ctypes.CDLL:
+    if not os.path.exists(path):
+        raise SetupError(f"porcupine bindings not found at {path}: run `make setup`")
+    try:
+        library = ctypes.CDLL(path)
+        # c_void_p, not c_char_p: the pointer must survive conversion so Go's copy can be freed.
+        library.FaultbedCheck.argtypes = [ctypes.c_char_p]
+        library.FaultbedCheck.restype = ctypes.c_void_p
+        library.FaultbedFree.argtypes = [ctypes.c_void_p]
+        library.FaultbedFree.restype = None
+    except (OSError, AttributeError) as exc:
+        raise SetupError(f"cannot load the porcupine bindings {path} ({exc}): run `make setup`") from exc
+    return library
+
+
+def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
+    """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
+    library = _library(library_path())
+    # sort_keys and no spaces make the JSON canonical: Go compares values as text.
+    payload = json.dumps(request, sort_keys=True, separators=(",", ":"), default=_jsonable).encode()
+    pointer = library.FaultbedCheck(payload)
+    try:
+        answer = ctypes.string_at(pointer)
+    finally:
+        library.FaultbedFree(pointer)
+    return json.loads(answer)  # type: ignore[no-any-return]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+def check_history(events: list[dict[str, Any]], model: str = "kv", initial: Any = None,
+                  timeout: float | None = None, visualize: str | None = None,
+                  always_visualize: bool = False) -> Result:
+    """Check faultbed history events (nemesis events become annotations in the picture)."""
+    rows, lines, annotations = rows_from_events(events)
+    history = ImportedHistory("history", "faultbed", rows, lines, annotations)
+    return check_imported(history, model, initial, timeout, visualize, always_visualize)
+
+
+def check_imported(history: ImportedHistory, model: str | None = None, initial: Any = None,
+                   timeout: float | None = None, visualize: str | None = None,
+                   always_visualize: bool = False) -> Result:
+    """Check an imported history; the model defaults to what its format implies, else kv."""
+    if model is None and history.workload is not None and history.model is None:
+        raise FaultbedError(f"{history.path}: workload {history.workload!r} has no linearizability model; "
+                            f"pass --model")
+    return check_operations(history.ops, model or history.model or "kv",
+                            initial if initial is not None else history.initial,
+                            timeout, visualize, always_visualize, history.annotations, history.where)
+
+
+def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, timeout: float | None = None,
+                     visualize: str | None = None, always_visualize: bool = False,
+                     annotations: Sequence[dict[str, Any]] = (),
+                     where: Callable[[int], str] = lambda row: f"operation {row}" if row >= 0 else "history",
+                     ) -> Result:
+    """Check operation rows (see checkers/formats.py) against a model."""
+    if model not in MODELS:
+        raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+    started = time.perf_counter()
+    if visualize:
+        visualize = os.path.abspath(visualize)
+        try:
+            os.makedirs(os.path.dirname(visualize), exist_ok=True)
+        except OSError:
+            pass  # Go's attempt to write the page reports it; the verdict stands
+    answer = call_porcupine({
+        "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0,
+        "visualize": visualize or "", "always_visualize": always_visualize,
+        "ops": ops, "annotations": list(annotations),
+    })
+    if answer.get("error"):
+        row = answer.get("error_op", -1)
+        raise (HistoryError if row >= 0 else FaultbedError)(f"{where(row)}: {answer['error']}")
+    return _result(answer, model, started)
+
+
+def _result(answer: dict[str, Any], model: str, started: float) -> Result:
+    details: dict[str, Any] = {
+        "model": model,
+        "ops": answer["ops"],
+        "partitions": answer["partitions"],
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        "porcupine_ms": answer["porcupine_ms"],
+        "go_ms": answer["go_ms"],
+        "visualization": answer.get("visualization"),
+    }
+    if answer.get("illegal_keys"):
+        details["illegal_keys"] = answer["illegal_keys"]
+    if answer.get("cancelled_partitions"):
+        details["cancelled_partitions"] = answer["cancelled_partitions"]
+    if answer.get("visualization_error"):
+        log.warning("%s", answer["visualization_error"])
+        details["visualization_error"] = answer["visualization_error"]
+    return Result(checker="linearizable", valid=_VERDICTS[answer["result"]], details=details)

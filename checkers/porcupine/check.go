@@ -1,0 +1,250 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+type partition struct {
+	key string // the key as JSON text; "" for an unpartitioned model
+	ops []porcupine.Operation
+}
+
+type verdict uint8
+
+const (
+	verdictOk verdict = iota
+	verdictIllegal
+	verdictCancelled // stopped because another partition was illegal, or the timeout
+)
+
+type history struct {
+	partitions []partition
+	ops        int
+	infinity   int64 // where unknown operations return: after every event
+}
+
+// check runs one request: read the operations, search every partition, and draw
+// the visualization when asked.
+func check(req *request) (resp response) {
+	started := time.Now()
+	resp.ErrorOp = -1
+	defer func() { resp.GoMs = milliseconds(time.Since(started)) }()
+	m, err := newModel(req.Model, string(req.Initial))
+	if err != nil {
+		return failure(resp, err)
+	}
+	h, err := readHistory(m, req)
+	if err != nil {
+		return failure(resp, err)
+	}
+	resp.Ops, resp.Partitions = h.ops, len(h.partitions)
+	timeout := time.Duration(req.TimeoutMs * float64(time.Millisecond))
+
+	searchStarted := time.Now()
+	verdicts := searchPartitions(m, h.partitions, timeout)
+	resp.PorcupineMs = milliseconds(time.Since(searchStarted))
+	resp.Result = string(porcupine.Ok)
+	for i, v := range verdicts {
+		switch {
+		case v == verdictIllegal:
+			resp.Result = string(porcupine.Illegal)
+			if m.partitioned && h.partitions[i].key != "null" {
+				resp.IllegalKeys = append(resp.IllegalKeys, []byte(h.partitions[i].key))
+			}
+		case v == verdictCancelled:
+			resp.CancelledPartitions++
+			if resp.Result == string(porcupine.Ok) {
+				resp.Result = string(porcupine.Unknown)
+			}
+		}
+	}
+	if req.Visualize != "" && (req.AlwaysVisualize || resp.Result == string(porcupine.Illegal)) {
+		drawStarted := time.Now()
+		// the verdict stands even when the picture cannot be drawn
+		if err := visualize(m, h, verdicts, req, timeout); err != nil {
+			resp.VisualizationError = fmt.Sprintf("cannot write the visualization %s: %v", req.Visualize, err)
+		} else {
+			resp.Visualization = req.Visualize
+		}
+		resp.VisualizeMs = milliseconds(time.Since(drawStarted))
+	}
+	return resp
+}
+
+func failure(resp response, err error) response {
+	resp.Result = ""
+	resp.Error = err.Error()
+	var opErr *opError
+	if errors.As(err, &opErr) {
+		resp.ErrorOp = opErr.index
+	}
+	return resp
+}
+
+func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// readHistory turns rows into porcupine operations, partitioned by key when the
+// model is. Processes become dense client ids in order of appearance, because
+// the visualization draws one row per id from 0 to the largest.
+func readHistory(m *model, req *request) (history, error) {
+	var raw []rawOp
+	var latest int64
+	err := req.Ops.each(func(index int, cols [][]byte) error {
+		op, err := decodeOp(index, cols)
+		raw = append(raw, op)
+		latest = max(latest, op.call, op.ret)
+		return err
+	})
+	if err != nil {
+		return history{}, err
+	}
+	for _, a := range req.Annotations {
+		latest = max(latest, a.Start)
+		if a.End != nil {
+			latest = max(latest, *a.End)
+		}
+	}
+	h := history{infinity: latest + 1}
+	clients := map[string]int{}
+	byKey := map[string]int{}
+	for i, op := range raw {
+		input, output, skip, err := m.prepare(op)
+		if err != nil {
+			return history{}, &opError{index: i, msg: err.Error()}
+		}
+		if skip {
+			continue
+		}
+		client, seen := clients[op.process]
+		if !seen {
+			client = len(clients)
+			clients[op.process] = client
+		}
+		ret := h.infinity
+		if op.known {
+			ret = op.ret
+		}
+		pop := porcupine.Operation{ClientId: client, Input: input, Call: op.call, Output: output,
+			Return: ret, Metadata: describeOrigin(op)}
+		key := ""
+		if m.partitioned {
+			key = op.key
+		}
+		index, seen := byKey[key]
+		if !seen {
+			index = len(h.partitions)
+			byKey[key] = index
+			h.partitions = append(h.partitions, partition{key: key})
+		}
+		h.partitions[index].ops = append(h.partitions[index].ops, pop)
+		h.ops++
+	}
+	sort.SliceStable(h.partitions, func(i, j int) bool { return h.partitions[i].key < h.partitions[j].key })
+	return h, nil
+}
+
+func describeOrigin(op rawOp) string {
+	origin := "process " + op.process
+	if op.meta != "" {
+		origin += ", " + op.meta
+	}
+	return origin
+}
+
+// searchPartitions checks every partition concurrently and stops them all at the
+// first illegal one or at the timeout. porcupine cannot be cancelled from
+// outside, so the step function refuses every step once told to stop: the
+// search then unwinds quickly, and its answer is discarded as cancelled.
+func searchPartitions(m *model, partitions []partition, timeout time.Duration) []verdict {
+	var stop atomic.Bool
+	type outcome struct {
+		index   int
+		ok      bool
+		aborted bool
+	}
+	outcomes := make(chan outcome, len(partitions))
+	for i := range partitions {
+		go func(i int) {
+			aborted := false
+			stoppable := m.porcupine
+			step := m.porcupine.Step
+			stoppable.Step = func(state, input, output interface{}) (bool, interface{}) {
+				if stop.Load() {
+					aborted = true
+					return false, state
+				}
+				return step(state, input, output)
+			}
+			ok := porcupine.CheckOperations(stoppable, partitions[i].ops)
+			outcomes <- outcome{index: i, ok: ok, aborted: aborted}
+		}(i)
+	}
+	if timeout > 0 {
+		timer := time.AfterFunc(timeout, func() { stop.Store(true) })
+		defer timer.Stop()
+	}
+	verdicts := make([]verdict, len(partitions))
+	for range partitions {
+		o := <-outcomes
+		switch {
+		case o.aborted:
+			verdicts[o.index] = verdictCancelled
+		case !o.ok:
+			verdicts[o.index] = verdictIllegal
+			stop.Store(true)
+		}
+	}
+	return verdicts
+}
+
+// visualize searches again, recording partial linearizations, over the
+// partitions whose verdict is known (a cancelled one may never finish), and
+// writes porcupine's HTML page with the annotations beside the history.
+func visualize(m *model, h history, verdicts []verdict, req *request, timeout time.Duration) error {
+	var chosen [][]porcupine.Operation
+	rows := map[int]int{} // the picture has a row per client from 0 to the largest: skip the absent
+	for i, p := range h.partitions {
+		if verdicts[i] == verdictCancelled {
+			continue
+		}
+		ops := make([]porcupine.Operation, len(p.ops))
+		for j, op := range p.ops {
+			row, seen := rows[op.ClientId]
+			if !seen {
+				row = len(rows)
+				rows[op.ClientId] = row
+			}
+			ops[j] = op
+			ops[j].ClientId = row
+		}
+		chosen = append(chosen, ops)
+	}
+	drawn := m.porcupine
+	drawn.Partition = func([]porcupine.Operation) [][]porcupine.Operation { return chosen }
+	_, info := porcupine.CheckOperationsVerbose(drawn, nil, timeout)
+	info.AddAnnotations(annotations(req.Annotations, h.infinity))
+	return porcupine.VisualizePath(drawn, info, req.Visualize)
+}
+
+func annotations(specs []annotationSpec, infinity int64) []porcupine.Annotation {
+	out := make([]porcupine.Annotation, 0, len(specs))
+	for _, a := range specs {
+		end := infinity
+		if a.End != nil {
+			end = *a.End
+		}
+		tag := a.Tag
+		if tag == "" {
+			tag = "nemesis"
+		}
+		out = append(out, porcupine.Annotation{Tag: tag, Start: a.Start, End: end,
+			Description: a.Description, Details: a.Details, BackgroundColor: a.Color})
+	}
+	return out
+}

@@ -1,0 +1,245 @@
+package main
+
+// Registers: `register` (read/write), `cas-register` (+ cas) and `kv` (+ append).
+// All three partition by key, so a history over several keys is one register per
+// key; a history without keys is one register. Values are canonical JSON text.
+//
+// The search compares, hashes and boxes states millions of times, and an int in
+// an interface needs no allocation while a string does; so unless the history
+// appends, values are interned to ints before the search and states are ints.
+// Appends make new values during the search, so with appends states are texts.
+
+import (
+	"fmt"
+
+	"github.com/anishathalye/porcupine"
+)
+
+type registerOp uint8
+
+const (
+	opRead registerOp = iota
+	opWrite
+	opCas
+	opAppend
+)
+
+type registerInput struct {
+	op       registerOp
+	key      string
+	value    registerValue // write or append argument
+	from, to registerValue // cas
+}
+
+type registerOutput struct {
+	value   registerValue // what a read saw
+	swapped bool          // whether a cas found its expected value
+}
+
+type registerValue struct {
+	id   int
+	text string
+}
+
+type registers struct {
+	ids     map[string]int
+	texts   []string
+	appends bool // states are texts, not ids
+}
+
+func (r *registers) value(text string) registerValue {
+	id, ok := r.ids[text]
+	if !ok {
+		id = len(r.texts)
+		r.ids[text] = id
+		r.texts = append(r.texts, text)
+	}
+	return registerValue{id: id, text: text}
+}
+
+func (r *registers) state(v registerValue) interface{} {
+	if r.appends {
+		return v.text
+	}
+	return v.id
+}
+
+func (r *registers) stateText(state interface{}) string {
+	if r.appends {
+		return state.(string)
+	}
+	return r.texts[state.(int)]
+}
+
+var registerOpsByModel = map[string]map[string]registerOp{
+	"register":     {"read": opRead, "get": opRead, "write": opWrite, "put": opWrite},
+	"cas-register": {"read": opRead, "get": opRead, "write": opWrite, "put": opWrite, "cas": opCas},
+	"kv": {"read": opRead, "get": opRead, "write": opWrite, "put": opWrite, "cas": opCas,
+		"append": opAppend},
+}
+
+var registerOpNames = map[string]string{
+	"register":     "read, write",
+	"cas-register": "read, write, cas",
+	"kv":           "read, write, cas, append",
+}
+
+func newRegisterModel(name string, initial string) (*model, error) {
+	ops := registerOpsByModel[name]
+	r := &registers{ids: map[string]int{}}
+	start := r.value(initial)
+	m := &model{name: name, partitioned: true}
+	m.porcupine = porcupine.Model{
+		Init: func() interface{} { return r.state(start) },
+		Step: r.step,
+		Hash: func(state interface{}) uint64 {
+			if r.appends {
+				return hashString(state.(string))
+			}
+			return uint64(state.(int))
+		},
+		DescribeOperation:         r.describeOp,
+		DescribeState:             func(state interface{}) string { return describeValue(r.stateText(state)) },
+		DescribeOperationMetadata: describeMetadata,
+	}
+	m.prepare = func(op rawOp) (interface{}, interface{}, bool, error) {
+		kind, ok := ops[op.f]
+		if !ok {
+			return nil, nil, false, unknownF(op, name, registerOpNames[name])
+		}
+		r.appends = r.appends || kind == opAppend
+		return r.prepare(kind, op)
+	}
+	return m, nil
+}
+
+func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}, bool, error) {
+	input := &registerInput{op: kind, key: op.key}
+	switch kind {
+	case opRead:
+		if !op.known {
+			return nil, nil, true, nil // an info read constrains nothing
+		}
+		return input, &registerOutput{value: r.value(op.output)}, false, nil
+	case opCas:
+		pair, ok := jsonElements(op.input)
+		if !ok || len(pair) != 2 {
+			return nil, nil, false, fmt.Errorf("cas value must be [expected, new], not %s", op.input)
+		}
+		input.from, input.to = r.value(pair[0]), r.value(pair[1])
+		if !op.known {
+			return input, nil, false, nil
+		}
+		// true (or anything but false) is a cas that swapped; false is porcupine's
+		// etcd reading of a failed cas: it ran and found another value.
+		return input, &registerOutput{swapped: op.output != "false"}, false, nil
+	default:
+		input.value = r.value(op.input)
+		if !op.known {
+			return input, nil, false, nil
+		}
+		return input, &registerOutput{}, false, nil
+	}
+}
+
+func (r *registers) step(state, input, output interface{}) (bool, interface{}) {
+	in := input.(*registerInput)
+	out, known := output.(*registerOutput)
+	if r.appends {
+		return stepText(state.(string), in, out, known)
+	}
+	current := state.(int)
+	switch in.op {
+	case opRead:
+		return !known || out.value.id == current, current
+	case opWrite:
+		return true, in.value.id
+	default: // cas
+		if current == in.from.id {
+			return !known || out.swapped, in.to.id
+		}
+		return !known || !out.swapped, current
+	}
+}
+
+func stepText(current string, in *registerInput, out *registerOutput, known bool) (bool, interface{}) {
+	switch in.op {
+	case opRead:
+		return !known || out.value.text == current, current
+	case opWrite:
+		return true, in.value.text
+	case opCas:
+		if current == in.from.text {
+			return !known || out.swapped, in.to.text
+		}
+		return !known || !out.swapped, current
+	default:
+		next, ok := appendJSON(current, in.value.text)
+		return ok, next
+	}
+}
+
+// appendJSON appends to a JSON value without decoding it: strings concatenate
+// (porcupine's kv logs), anything else makes or extends a list (Jepsen's
+// list-append). Canonical JSON escapes per character, so joining texts is exact.
+func appendJSON(current, value string) (string, bool) {
+	isString := func(s string) bool { return len(s) >= 2 && s[0] == '"' }
+	switch {
+	case current == "null" && isString(value):
+		return value, true
+	case current == "null":
+		return "[" + value + "]", true
+	case isString(current) && isString(value):
+		return current[:len(current)-1] + value[1:], true
+	case current == "[]":
+		return "[" + value + "]", true
+	case len(current) >= 2 && current[0] == '[':
+		return current[:len(current)-1] + "," + value + "]", true
+	default:
+		return current, false // appending to a number or an object: no such step
+	}
+}
+
+func (r *registers) describeOp(input, output interface{}) string {
+	in := input.(*registerInput)
+	out, known := output.(*registerOutput)
+	key := describeKey(in.key)
+	withKey := func(args string) string {
+		if key == "" {
+			return args
+		}
+		return key + ", " + args
+	}
+	switch in.op {
+	case opRead:
+		if !known {
+			return fmt.Sprintf("read(%s) -> ?", key)
+		}
+		return fmt.Sprintf("read(%s) -> %s", key, describeValue(out.value.text))
+	case opCas:
+		result := "?"
+		if known && out.swapped {
+			result = "ok"
+		} else if known {
+			result = "fail"
+		}
+		args := describeValue(in.from.text) + ", " + describeValue(in.to.text)
+		return fmt.Sprintf("cas(%s) -> %s", withKey(args), result)
+	default:
+		name := "write"
+		if in.op == opAppend {
+			name = "append"
+		}
+		if !known {
+			return fmt.Sprintf("%s(%s) -> ?", name, withKey(describeValue(in.value.text)))
+		}
+		return fmt.Sprintf("%s(%s)", name, withKey(describeValue(in.value.text)))
+	}
+}
+
+func describeMetadata(metadata interface{}) string {
+	if text, ok := metadata.(string); ok {
+		return text
+	}
+	return ""
+}

@@ -1,0 +1,183 @@
+"""`faultbed check PATH...`: is a recorded history linearizable? One line per history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from checkers.formats import FORMATS, ImportedHistory, load_history
+from checkers.linearizable import MODELS, check_imported
+from checkers.result import EXIT_ERROR, Result, exit_code, merge_valid, verdict_word
+from faultbed.errors import FaultbedError
+
+HELP = "check recorded histories (faultbed, Jepsen EDN, porcupine logs) for linearizability"
+EPILOG = """\
+A PATH may be a history file, a faultbed results directory (its history.jsonl) or
+any directory (every history in it, recursively). The format is detected from the
+content; the model defaults to what the history implies: a faultbed run's workload
+(register -> kv), kv for porcupine kv logs, cas-register for etcd logs and Jepsen EDN
+(multi-register when it has :txn ops, mutex for :acquire/:release).
+
+Exit code: 0 all valid, 1 some history not linearizable, 2 some inconclusive
+(timeout), 3 some history could not be checked (bad input). Worst wins, in the order
+error > invalid > unknown > valid.
+"""
+HISTORY_FILE = "history.jsonl"
+HISTORY_SUFFIXES = (".jsonl", ".edn", ".log", ".txt")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="history files or directories")
+    parser.add_argument("--model", help=f"sequential model: {', '.join(MODELS)}")
+    parser.add_argument("--format", help=f"force the input format: {', '.join(FORMATS)}")
+    parser.add_argument("--initial", metavar="JSON", help="initial value as JSON, e.g. 0 or '{\"x\": 0}'")
+    parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown)")
+    parser.add_argument("--visualize", metavar="DIR", help="write porcupine's HTML page for invalid histories")
+    parser.add_argument("--always-visualize", action="store_true", help="with --visualize: for every history")
+    parser.add_argument("--json", action="store_true", help="one JSON object per history instead of text")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One history's outcome: a result, or the error that kept it from being checked."""
+
+    path: str
+    elapsed_ms: float
+    history: ImportedHistory | None = None
+    result: Result | None = None
+    error: str | None = None
+    skipped: str | None = None  # why a history has nothing to check for linearizability
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "elapsed_ms": round(self.elapsed_ms, 3)}
+        if self.skipped is not None:
+            return {**data, "valid": None, "skipped": self.skipped}
+        if self.result is None:
+            return {**data, "valid": None, "error": self.error}
+        details = self.result.details
+        return {**data, "format": self.history.format if self.history else None, "model": details["model"],
+                "valid": self.result.valid, "ops": details["ops"], "porcupine_ms": details["porcupine_ms"],
+                "illegal_keys": details.get("illegal_keys", []), "visualization": details["visualization"]}
+
+
+def execute(args: argparse.Namespace) -> int:
+    _validate(args)
+    initial = _initial(args.initial)
+    started = time.perf_counter()
+    outcomes: list[Checked] = []
+    for path, label in find_histories(args.paths):
+        outcome = check_path(path, label, args, initial)
+        outcomes.append(outcome)
+        _print(outcome, args.json)
+    if not outcomes:
+        raise FaultbedError(f"no histories found in {', '.join(args.paths)}")
+    if not args.json and (len(outcomes) > 1 or any(os.path.isdir(p) for p in args.paths)):
+        print(_summary(outcomes, time.perf_counter() - started))
+    return _exit_code(outcomes)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.model is not None and args.model not in MODELS:
+        raise FaultbedError(f"unknown model {args.model!r} (known: {', '.join(MODELS)})")
+    if args.format is not None and args.format not in FORMATS:
+        raise FaultbedError(f"unknown format {args.format!r} (known: {', '.join(FORMATS)})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise FaultbedError("--timeout must be a positive number of seconds")
+
+
+def _initial(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise FaultbedError(f"--initial must be a JSON value (e.g. 0, '\"\"' or '{{\"x\": 0}}'): {exc}") from exc
+
+
+def find_histories(paths: list[str]) -> Iterator[tuple[str, str]]:
+    """(history path, label for file names): files as given, directories searched."""
+    for root in paths:
+        if not os.path.isdir(root):
+            yield root, os.path.splitext(os.path.basename(root))[0]
+            continue
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories.sort()
+            if HISTORY_FILE in files:  # a results directory: its history, not its node logs
+                subdirectories.clear()
+                yield _labelled(os.path.join(directory, HISTORY_FILE), root)
+                continue
+            for name in sorted(files):
+                if name.endswith(HISTORY_SUFFIXES) and not name.upper().startswith("README"):
+                    yield _labelled(os.path.join(directory, name), root)
+
+
+def _labelled(path: str, root: str) -> tuple[str, str]:
+    relative = os.path.relpath(path, root)
+    if os.path.basename(relative) == HISTORY_FILE:
+        relative = os.path.dirname(relative) or os.path.basename(os.path.abspath(root))
+    label = os.path.splitext(relative)[0].replace(os.sep, "_")
+    return path, label
+
+
+def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) -> Checked:
+    """Import and check one history; a user error becomes the outcome, not an exception."""
+    started = time.perf_counter()
+    try:
+        history = load_history(path, args.format)
+        if args.model is None and history.workload is not None and history.model is None:
+            return Checked(path, (time.perf_counter() - started) * 1000, history,
+                           skipped=f"workload {history.workload!r} has no linearizability model "
+                                   f"(pass --model to check it anyway)")
+        visualization = os.path.join(args.visualize, f"{label}.html") if args.visualize else None
+        result = check_imported(history, args.model, initial, args.timeout, visualization,
+                                args.always_visualize)
+    except FaultbedError as exc:
+        return Checked(path, (time.perf_counter() - started) * 1000, error=str(exc))
+    return Checked(path, (time.perf_counter() - started) * 1000, history, result)
+
+
+def _print(outcome: Checked, as_json: bool) -> None:
+    if outcome.error is not None:
+        print(f"faultbed: {outcome.error}", file=sys.stderr, flush=True)
+    if as_json:
+        print(json.dumps(outcome.to_json()), flush=True)
+    elif outcome.skipped is not None:
+        print(f"{'skipped':8} {outcome.path}: {outcome.skipped}", flush=True)
+    elif outcome.result is not None:
+        print(_line(outcome), flush=True)
+
+
+def _line(outcome: Checked) -> str:
+    assert outcome.result is not None
+    details = outcome.result.details
+    line = (f"{verdict_word(outcome.result.valid):8} {outcome.path}  {details['model']}, {details['ops']} ops, "
+            f"{outcome.elapsed_ms:.1f} ms")
+    if details.get("illegal_keys"):
+        line += f", illegal keys: {', '.join(json.dumps(k) for k in details['illegal_keys'])}"
+    if outcome.result.valid == "unknown":
+        line += ", timed out"
+    if details.get("visualization"):
+        line += f", see {details['visualization']}"
+    return line
+
+
+def _summary(outcomes: list[Checked], seconds: float) -> str:
+    valid = [o.result.valid for o in outcomes if o.result is not None]
+    counts = {"valid": sum(v is True for v in valid), "invalid": sum(v is False for v in valid),
+              "unknown": sum(v == "unknown" for v in valid), "errors": sum(o.error is not None for o in outcomes),
+              "skipped": sum(o.skipped is not None for o in outcomes)}
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    return (f"{len(outcomes)} histories: {counts['valid']} valid, {counts['invalid']} invalid, "
+            f"{counts['unknown']} unknown, {counts['errors']} errors{skipped} ({seconds:.2f} s)")
+
+
+def _exit_code(outcomes: list[Checked]) -> int:
+    if any(o.error is not None for o in outcomes):
+        return EXIT_ERROR
+    return exit_code(merge_valid(o.result.valid for o in outcomes if o.result is not None))

@@ -1,0 +1,149 @@
+"""`faultbed check`: verdict lines, JSON, directories, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faultbed.cli import main
+from faultbed.history import HistoryWriter
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["check", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def results_dir(path: Path, read_value: int) -> Path:
+    """A faultbed results directory: spec.json, history.jsonl and node logs."""
+    path.mkdir(parents=True)
+    (path / "spec.json").write_text(json.dumps({"workload": "register"}))
+    (path / "nodes").mkdir()
+    (path / "nodes" / "n1.log").write_text("not a history\n")
+    with HistoryWriter(str(path / "history.jsonl")) as history:
+        history.complete(history.invoke(0, "write", "k1", 1), "ok", 1)
+        history.nemesis("start-partition", {"n1": ["n2"]})
+        history.complete(history.invoke(1, "read", "k1"), "ok", read_value)
+    return path
+
+
+def test_valid_history_exits_0_with_one_line(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    code, out, _ = run(capsys, str(corpus / "porcupine/jepsen/etcd_002.log"))
+    assert code == 0
+    assert out.startswith("valid ") and "cas-register" in out
+    assert len(out.splitlines()) == 1
+
+
+def test_invalid_history_exits_1(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    code, out, _ = run(capsys, str(corpus / "porcupine/kv/c10-bad.txt"))
+    assert code == 1
+    assert out.startswith("INVALID") and "illegal keys" in out
+
+
+def test_timeout_exits_2_unknown(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    code, out, _ = run(capsys, str(corpus / "porcupine/kv/c50-ok.txt"), "--timeout", "0.001")
+    assert code == 2
+    assert out.startswith("unknown") and "timed out" in out
+
+
+def test_bad_line_exits_3_naming_file_and_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "broken.log"
+    path.write_text("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0 garbage\n")
+    code, out, err = run(capsys, str(path))
+    assert code == 3
+    assert err.strip() == f"faultbed: {path}:2: not a Jepsen etcd log line: 'INFO  jepsen.util - 0 garbage'"
+    assert out == ""
+
+
+def test_op_the_model_does_not_know_exits_3_naming_the_line(capsys: pytest.CaptureFixture[str],
+                                                            corpus: Path) -> None:
+    code, _, err = run(capsys, str(corpus / "porcupine/jepsen/etcd_000.log"), "--model", "register")
+    assert code == 3
+    assert err.startswith(f"faultbed: {corpus / 'porcupine/jepsen/etcd_000.log'}:")
+    assert 'model register does not know operation "cas"' in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--format", "xml"], "unknown format 'xml'"),
+    (["--initial", "{x"], "--initial must be a JSON value"),
+])
+def test_bad_options_exit_3_with_one_line(capsys: pytest.CaptureFixture[str], corpus: Path,
+                                          argv: list[str], message: str) -> None:
+    code, _, err = run(capsys, str(corpus / "porcupine/jepsen/etcd_002.log"), *argv)
+    assert code == 3
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_missing_path_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, str(tmp_path / "nothing.jsonl"))
+    assert code == 3
+    assert "nothing.jsonl: cannot read history" in err
+
+
+def test_json_has_one_object_per_history(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    code, out, _ = run(capsys, "--json", str(corpus / "porcupine/kv/c01-ok.txt"),
+                       str(corpus / "knossos/mutex/bad/etcd.edn"))
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert {"path", "model", "valid", "ops", "elapsed_ms", "porcupine_ms", "format"} <= set(first)
+    assert (first["model"], first["valid"], first["format"]) == ("kv", True, "porcupine-kv")
+    assert (second["model"], second["valid"], second["format"]) == ("mutex", False, "edn")
+    assert first["ops"] > 0 and first["elapsed_ms"] > 0
+
+
+def test_directory_checks_every_history_once_and_exits_with_the_worst(
+        capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    results_dir(store / "raftkv-register" / "20260101T000000Z", read_value=1)
+    results_dir(store / "raftkv-register" / "20260102T000000Z", read_value=2)
+    shutil.copy(corpus / "porcupine/jepsen/etcd_002.log", store / "etcd_002.log")
+    (store / "README.md").write_text("# not a history\n")
+    code, out, _ = run(capsys, str(store), "--visualize", str(tmp_path / "pictures"))
+    lines = out.splitlines()
+    assert code == 1
+    assert len(lines) == 4
+    assert lines[-1].startswith("3 histories: 2 valid, 1 invalid, 0 unknown, 0 errors")
+    assert all("nodes" not in line for line in lines)
+    invalid = [line for line in lines if line.startswith("INVALID")]
+    assert len(invalid) == 1 and "20260102T000000Z" in invalid[0] and "kv" in invalid[0]
+    pictures = sorted(p.name for p in (tmp_path / "pictures").iterdir())
+    assert pictures == ["raftkv-register_20260102T000000Z.html"]
+
+
+def test_results_directory_checks_its_history(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir = results_dir(tmp_path / "run", read_value=1)
+    code, out, _ = run(capsys, "--json", str(run_dir))
+    assert code == 0
+    (line,) = out.splitlines()
+    assert json.loads(line)["path"] == str(run_dir / "history.jsonl")
+
+
+def test_an_error_outweighs_an_invalid_history(capsys: pytest.CaptureFixture[str], corpus: Path,
+                                               tmp_path: Path) -> None:
+    broken = tmp_path / "broken.edn"
+    broken.write_text("[{:process 0, :type :invoke}]")
+    code, out, err = run(capsys, str(corpus / "porcupine/kv/c01-bad.txt"), str(broken))
+    assert code == 3
+    assert "broken.edn:1: entry has no :f" in err
+    assert "1 invalid" in out and "1 errors" in out
+
+
+def test_forced_format_and_initial_value(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    path = str(corpus / "knossos/multi-register/good/multi-register.edn")
+    assert run(capsys, path, "--format", "edn", "--initial", '{"x": 0, "y": 0}')[0] == 0
+    code, _, err = run(capsys, path, "--format", "porcupine-etcd")
+    assert code == 3 and "not a Jepsen etcd log line" in err
+
+
+def test_bad_initial_value_for_the_model_names_the_file(capsys: pytest.CaptureFixture[str], corpus: Path) -> None:
+    path = corpus / "knossos/multi-register/good/multi-register.edn"
+    code, _, err = run(capsys, str(path), "--initial", "[1]")
+    assert code == 3
+    assert err.strip() == (f"faultbed: {path}: multi-register initial value must be a JSON object of keys, "
+                           f"not [1]")
