@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from checkers.formats import ImportedHistory, OpRow, rows_from_events
 from checkers.result import UNKNOWN, Result, Valid
+from checkers.shrink import first_anomaly
 from faultbed.errors import FaultbedError, HistoryError, SetupError
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,54 @@ def _jsonable(value: Any) -> Any:
 def check_history(events: list[dict[str, Any]], model: str = "kv", initial: Any = None,
                   timeout: float | None = None, visualize: str | None = None,
                   always_visualize: bool = False) -> Result:
-    """Check faultbed history events (nemesis events become annotations in the picture)."""
+    """Check faultbed history events (nemesis events become annotations in the picture).
+
+    When invalid, the first anomalous operation is found and `visualize` shows the
+    smallest illegal prefix of the first illegal key (the whole history goes to
+    `<name>-full.html`).
+    """
     rows, lines, annotations = rows_from_events(events)
     history = ImportedHistory("history", "faultbed", rows, lines, annotations)
-    return check_imported(history, model, initial, timeout, visualize, always_visualize)
+    full = _full_path(visualize) if visualize else None
+    result = check_imported(history, model, initial, timeout, full, always_visualize)
+    if result.valid is not False:
+        if visualize and full and os.path.exists(full):
+            try:
+                os.replace(full, visualize)
+                result.details["visualization"] = visualize
+            except OSError as exc:
+                result.details["visualization"] = None
+                result.details["visualization_error"] = f"cannot write the visualization {visualize}: {exc}"
+        return result
+    origin = next((e["time"] for e in events if e.get("type") == "invoke" and e.get("process") != "nemesis"), 0)
+    return _with_first_anomaly(result, rows, model, initial, annotations, visualize, origin)
+
+
+def _full_path(visualize: str) -> str:
+    base, ext = os.path.splitext(visualize)
+    return f"{base}-full{ext or '.html'}"
+
+
+def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initial: Any,
+                        annotations: Sequence[dict[str, Any]], visualize: str | None, origin: int) -> Result:
+    """Add `first_anomaly` (and its time into the run) and draw its minimal prefix."""
+    keys = result.details.get("illegal_keys") or [None]
+
+    def is_illegal(prefix: list[OpRow]) -> bool:
+        return check_operations(prefix, model, initial).valid is False
+
+    found = first_anomaly(rows, model, keys[0], is_illegal)
+    if found is None:
+        return result
+    details = dict(result.details, first_anomaly=found.to_json(origin))
+    details["first_anomaly_ms"] = details["first_anomaly"]["time_ms"]
+    if visualize:
+        minimal = check_operations(found.prefix, model, initial, visualize=visualize, annotations=annotations)
+        details["visualization_full"] = details.get("visualization")
+        details["visualization"] = minimal.details.get("visualization")
+        if minimal.details.get("visualization_error"):
+            details["visualization_error"] = minimal.details["visualization_error"]
+    return Result(result.checker, result.valid, details)
 
 
 def check_imported(history: ImportedHistory, model: str | None = None, initial: Any = None,

@@ -1,0 +1,64 @@
+"""The first anomalous operation of an illegal history, and the smallest prefix that shows it.
+
+A history cut at time T keeps the operations invoked before T; those that
+completed after T become pending (an unknown outcome, which the model accepts
+either way). Cutting later only adds constraints, so "illegal when cut at T" is
+monotone in T and a binary search over completion times finds the earliest
+completion that makes the history illegal: the first anomalous operation. Its
+prefix is what a person should look at first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from checkers.formats import OpRow
+
+CALL, RETURN, F, KEY, INPUT, OUTPUT, ORIGIN = 1, 2, 3, 4, 5, 6, 7
+PARTITIONED_MODELS = ("register", "cas-register", "kv")
+
+
+@dataclass(frozen=True)
+class FirstAnomaly:
+    row: OpRow             # the operation whose completion made the history illegal
+    prefix: list[OpRow]    # the history cut just after it (the smallest illegal prefix)
+
+    def to_json(self, time_origin_ns: int) -> dict[str, Any]:
+        return {
+            "time_ms": round((self.row[RETURN] - time_origin_ns) / 1e6, 3),
+            "f": self.row[F], "key": self.row[KEY], "value": self.row[INPUT], "output": self.row[OUTPUT],
+            "origin": self.row[ORIGIN], "prefix_ops": len(self.prefix),
+        }
+
+
+def cut(rows: Sequence[OpRow], at: int) -> list[OpRow]:
+    """The history as it stood at time `at`: later completions become pending."""
+    kept = []
+    for row in rows:
+        if row[CALL] > at:
+            continue
+        if row[RETURN] is not None and row[RETURN] > at:
+            row = (*row[:RETURN], None, row[F], row[KEY], row[INPUT], None, *row[ORIGIN:])
+        kept.append(row)
+    return kept
+
+
+def first_anomaly(rows: Sequence[OpRow], model: str, key: Any,
+                  is_illegal: Callable[[list[OpRow]], bool]) -> FirstAnomaly | None:
+    """Binary search for the earliest completion after which `rows` (of `key`) are illegal."""
+    if model in PARTITIONED_MODELS:
+        rows = [r for r in rows if r[KEY] == key]
+    completions = sorted({r[RETURN] for r in rows if r[RETURN] is not None})
+    if not completions or not is_illegal(cut(rows, completions[-1])):
+        return None
+    low, high = 0, len(completions) - 1  # invariant: illegal when cut at completions[high]
+    while low < high:
+        middle = (low + high) // 2
+        if is_illegal(cut(rows, completions[middle])):
+            high = middle
+        else:
+            low = middle + 1
+    at = completions[high]
+    anomalous = next(r for r in rows if r[RETURN] == at)
+    return FirstAnomaly(anomalous, cut(rows, at))
