@@ -138,12 +138,12 @@ def stale_runs(include_live: bool = False) -> list[StaleRun]:
         run_id = str(data.get("run_id"))
         if run_id in live:
             continue
-        pids = {p["pid"] for p in data.get("processes", {}).values() if is_alive(p["pid"], p.get("start"))}
-        pids.update(by_env.get(run_id, []))
-        runs[run_id] = StaleRun(run_id, path, tuple(sorted(pids)))
-    for run_id, pids in by_env.items():
+        recorded = {p["pid"] for p in data.get("processes", {}).values() if is_alive(p["pid"], p.get("start"))}
+        recorded.update(by_env.get(run_id, []))
+        runs[run_id] = StaleRun(run_id, path, tuple(sorted(recorded)))
+    for run_id, found in by_env.items():
         if run_id not in runs and run_id not in live:
-            runs[run_id] = StaleRun(run_id, None, tuple(sorted(pids)))
+            runs[run_id] = StaleRun(run_id, None, tuple(sorted(found)))
     own = os.getpid()
     return [StaleRun(r.run_id, r.record_path, tuple(p for p in r.pids if p != own)) for r in runs.values()]
 

@@ -1,0 +1,72 @@
+"""Inside the Docker backend, nodes reach each other only through Toxiproxy, by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.docker import DockerBackend
+from tests.docker.conftest import dial_from
+
+pytestmark = pytest.mark.docker
+
+PEER_PORT = 7000
+
+
+def proxy_name(backend: DockerBackend, src: str, dst: str) -> str:
+    (link,) = backend.mesh.links_between(src, dst)
+    return link.name
+
+
+def test_a_peer_name_reaches_the_peer_through_its_proxy_address(whoami3):
+    assert dial_from(whoami3, "n1", "n2", PEER_PORT) == "n2"
+    assert dial_from(whoami3, "n1", "n3", PEER_PORT) == "n3"
+    hosts = whoami3.container("n1").exec_run(["getent", "hosts", "n2"]).output.decode().split()
+    (link,) = whoami3.mesh.links_between("n1", "n2")
+    assert hosts[0] == whoami3.peer_address("n1", "n2") == link.listen.split(":")[0], hosts
+
+
+def test_a_peers_real_address_is_unreachable_from_a_node(whoami3):
+    real = whoami3.node_address("n2")
+    answer = dial_from(whoami3, "n1", real, PEER_PORT)
+    assert answer != "n2", f"n1 reached n2 directly at {real}"
+    assert answer in ("TimeoutError", "ConnectionRefusedError", "OSError"), answer
+
+
+def test_toxiproxy_addresses_on_other_networks_are_unreachable_from_a_node(whoami3):
+    # n2's proxy towards n3 lives on n2's network: n1 must not borrow it
+    elsewhere = whoami3.peer_address("n2", "n3")
+    assert dial_from(whoami3, "n1", elsewhere, PEER_PORT) != "n3"
+
+
+def test_disabling_the_proxy_makes_the_peer_disappear_and_enabling_brings_it_back(whoami3):
+    proxy = proxy_name(whoami3, "n1", "n2")
+    whoami3.mesh.client.disable_proxy(proxy)
+    try:
+        assert dial_from(whoami3, "n1", "n2", PEER_PORT) != "n2"
+        assert dial_from(whoami3, "n1", "n3", PEER_PORT) == "n3", "only the n1->n2 link is cut"
+        assert dial_from(whoami3, "n3", "n2", PEER_PORT) == "n2", "only the n1->n2 link is cut"
+    finally:
+        whoami3.mesh.client.enable_proxy(proxy)
+    assert dial_from(whoami3, "n1", "n2", PEER_PORT) == "n2"
+
+
+def test_only_client_ports_and_the_toxiproxy_api_are_published_and_only_on_loopback(whoami3):
+    client_port = whoami3.ports[whoami3.system.client_port]
+    for node in whoami3.node_names():
+        container = whoami3.container(node)
+        container.reload()
+        published = container.attrs["NetworkSettings"]["Ports"]
+        bindings = {port: hosts for port, hosts in published.items() if hosts}
+        assert list(bindings) == [f"{client_port}/tcp"], bindings
+        assert [b["HostIp"] for b in bindings[f"{client_port}/tcp"]] == ["127.0.0.1"]
+        assert whoami3.client_address(node) == ("127.0.0.1", int(bindings[f"{client_port}/tcp"][0]["HostPort"]))
+    api = whoami3.mesh.client.api
+    assert api.startswith("http://127.0.0.1:"), api
+
+
+def test_each_node_has_a_network_of_its_own(whoami3):
+    for node in whoami3.node_names():
+        container = whoami3.container(node)
+        container.reload()
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        assert list(networks) == [f"faultbed-{whoami3.run_id}-{node}"], networks
