@@ -289,40 +289,18 @@ class LinkFaultKind:
         return f"{self.name} removed"
 
 
-class KillKind:
-    """SIGKILL the targets at start; restart those still dead at stop."""
+@dataclass(frozen=True)
+class ProcessFaultKind:
+    """A process fault through the backend: `act` the targets in state `acts_on` at start, and
+    `undo` those still in state `undone_from` at stop (kill/restart, pause/resume)."""
 
-    name = "kill"
-
-    def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
-             options: dict[str, Any]) -> dict[str, Any]:
-        return plan_targets(arg, nodes, rng, self.name)
-
-    def start(self, ctx: FaultContext, fault_id: str, params: dict[str, Any]) -> ActiveFault:
-        nodes, extra = resolve_targets(ctx, params)
-        backend = ctx.cluster.backend
-        with ctx.lock:
-            killed = [n for n in nodes if backend.state(n) != DEAD]
-            for node in killed:
-                backend.kill(node)
-        details = {"nodes": killed, "target": params["target"], **extra}
-        if len(killed) < len(nodes):
-            details["already_dead"] = [n for n in nodes if n not in killed]
-        return ActiveFault(fault_id, self.name, f"kill {','.join(killed) or 'nobody'}", details, undo=killed)
-
-    def stop(self, ctx: FaultContext, active: ActiveFault) -> str:
-        backend = ctx.cluster.backend
-        with ctx.lock:
-            restarted = [n for n in active.undo if backend.state(n) == DEAD]
-            for node in restarted:
-                backend.restart(node)
-        return "restarted " + (",".join(restarted) or "nobody")
-
-
-class PauseKind:
-    """SIGSTOP the running targets at start; SIGCONT those still paused at stop."""
-
-    name = "pause"
+    name: str
+    acts_on: tuple[str, ...]
+    act: str
+    undone_from: str
+    undo: str
+    undone: str
+    skipped: str
 
     def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
              options: dict[str, Any]) -> dict[str, Any]:
@@ -332,21 +310,27 @@ class PauseKind:
         nodes, extra = resolve_targets(ctx, params)
         backend = ctx.cluster.backend
         with ctx.lock:
-            paused = [n for n in nodes if backend.state(n) == RUNNING]
-            for node in paused:
-                backend.pause(node)
-        details = {"nodes": paused, "target": params["target"], **extra}
-        if len(paused) < len(nodes):
-            details["not_running"] = [n for n in nodes if n not in paused]
-        return ActiveFault(fault_id, self.name, f"pause {','.join(paused) or 'nobody'}", details, undo=paused)
+            hit = [n for n in nodes if backend.state(n) in self.acts_on]
+            for node in hit:
+                getattr(backend, self.act)(node)
+        details = {"nodes": hit, "target": params["target"], **extra}
+        if len(hit) < len(nodes):
+            details[self.skipped] = [n for n in nodes if n not in hit]
+        return ActiveFault(fault_id, self.name, f"{self.name} {','.join(hit) or 'nobody'}", details, undo=hit)
 
     def stop(self, ctx: FaultContext, active: ActiveFault) -> str:
         backend = ctx.cluster.backend
         with ctx.lock:
-            resumed = [n for n in active.undo if backend.state(n) == PAUSED]
-            for node in resumed:
-                backend.resume(node)
-        return "resumed " + (",".join(resumed) or "nobody")
+            done = [n for n in active.undo if backend.state(n) == self.undone_from]
+            for node in done:
+                getattr(backend, self.undo)(node)
+        return f"{self.undone} " + (",".join(done) or "nobody")
+
+
+KILL = ProcessFaultKind("kill", acts_on=(RUNNING, PAUSED), act="kill", undone_from=DEAD, undo="restart",
+                        undone="restarted", skipped="already_dead")
+PAUSE = ProcessFaultKind("pause", acts_on=(RUNNING,), act="pause", undone_from=PAUSED, undo="resume",
+                         undone="resumed", skipped="not_running")
 
 
 class RollingRestartKind:
@@ -411,8 +395,8 @@ def _attributes(attributes: dict[str, Any]) -> str:
 KINDS: dict[str, FaultKind] = {
     "partition": PartitionKind(),
     **{name: LinkFaultKind(name) for name in LINK_TOXICS},
-    "kill": KillKind(),
-    "pause": PauseKind(),
+    "kill": KILL,
+    "pause": PAUSE,
     "rolling-restart": RollingRestartKind(),
 }
 
