@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FAULTBED := $(VENV)/bin/faultbed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast bench images gc clean
+.PHONY: setup run test test-fast lint bench chaos images gc clean
 
 setup:
 	@scripts/setup
@@ -15,11 +15,17 @@ run: setup
 test: setup images
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
+lint: setup
+	$(PY) -m mypy faultbed cluster nemesis checkers
+
 test-fast: setup
 	$(PY) -m pytest -q -n 2 -m "not docker and not slow" $(PYTEST_ARGS)
 
 bench: setup images
 	$(PY) -m bench
+
+chaos: setup
+	$(PY) -m pytest -n 2 examples/chaos_suite
 
 images: setup
 	@scripts/images

@@ -42,4 +42,6 @@ def exit_code(valid: Valid) -> int:
 
 
 def verdict_word(valid: Valid) -> str:
-    return {True: "valid", False: "INVALID"}.get(valid, "unknown")  # type: ignore[call-overload]
+    if valid is True:
+        return "valid"
+    return "INVALID" if valid is False else "unknown"

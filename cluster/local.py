@@ -79,13 +79,14 @@ class LocalBackend:
             host=HOST, port=api_port, log_path=os.path.join(self.run_dir, "nodes", "toxiproxy.log"),
             env={RUN_ENV: self.run_id})
         self._toxiproxy.__enter__()
+        assert self._toxiproxy.pid is not None
         self._record.add_process("toxiproxy", self._toxiproxy.pid)
         self.mesh = Mesh(self._toxiproxy.client, links)
         self.mesh.create()
         identity_port = self.system.peer_ports[0] if self.system.peer_ports else self.system.client_port
         identities = {n: f"{HOST}:{node_ports[n][identity_port]}" for n in self.nodes}
         for node in self.nodes:
-            dial = {link.dst: {} for link in links if link.src == node}
+            dial: dict[str, dict[str, str]] = {link.dst: {} for link in links if link.src == node}
             for link in links:
                 if link.src == node:
                     dial[link.dst][link.port] = link.listen

@@ -64,7 +64,7 @@ def read_json(run_dir: str, name: str) -> Any:
 
 def list_runs(store: str) -> list[str]:
     """Every results directory under `store`, newest first."""
-    runs = []
+    runs: list[str] = []
     if not os.path.isdir(store):
         return runs
     for group in os.listdir(store):
@@ -75,4 +75,10 @@ def list_runs(store: str) -> list[str]:
             path = os.path.join(group_dir, name)
             if os.path.isfile(os.path.join(path, SPEC)):
                 runs.append(path)
-    return sorted(runs, key=lambda p: os.path.basename(p), reverse=True)
+    return sorted(runs, key=newness, reverse=True)
+
+
+def newness(run_dir: str) -> tuple[str, int]:
+    """Sort key: the UTC stamp, then the suffix that keeps runs of the same second apart (-1, -2, ... -10)."""
+    stamp, _, suffix = os.path.basename(run_dir).partition("-")
+    return stamp, int(suffix) if suffix.isdigit() else 0

@@ -8,13 +8,19 @@ late answer can never be taken for the next request.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from cluster.running import RunningCluster
 from cluster.systems import FAIL, INFO, Client, Outcome
 from faultbed.history import HistoryWriter
-from faultbed.workloads import PlannedOp
+from faultbed.workloads import PlannedOp, worker_random
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
+    from faultbed.workloads import Workload
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +95,24 @@ class Worker:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def run_worker(spec: "TestSpec", workload: "Workload", worker: Worker, stop: threading.Event,
+               deadline: float) -> None:
+    """Perform the worker's planned operations at its share of the rate until `deadline` or `stop`."""
+    ops: Iterator[PlannedOp] = workload.operations(spec, worker.index)
+    timing = worker_random(spec, worker.index, "timing")
+    interval = spec.concurrency / spec.rate if spec.rate > 0 else 0.0
+    next_at = time.monotonic() + timing.uniform(0, interval)
+    try:
+        while not stop.is_set():
+            if interval:
+                now = time.monotonic()
+                if next_at > now and stop.wait(next_at - now):
+                    break
+                next_at = max(next_at, time.monotonic() - interval) + timing.uniform(0.5, 1.5) * interval
+            if time.monotonic() >= deadline:
+                break
+            workload.perform(worker, next(ops))
+    except Exception:
+        log.exception("worker %d died", worker.index)

@@ -7,7 +7,7 @@ import filecmp
 import os
 import sys
 
-from checkers.result import verdict_word
+from checkers.result import Valid, verdict_word
 from faultbed import store
 from faultbed.commands.run import run_and_report
 from faultbed.errors import FaultbedError
@@ -52,6 +52,6 @@ def execute(args: argparse.Namespace) -> int:
     return code
 
 
-def _stored_verdict(run_dir: str) -> object:
+def _stored_verdict(run_dir: str) -> Valid | None:
     path = os.path.join(run_dir, store.RESULTS)
     return store.read_json(run_dir, store.RESULTS)["valid"] if os.path.exists(path) else None

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from checkers.result import exit_code, verdict_word
+from faultbed.errors import FaultbedError
 from faultbed.progress import ProgressDisplay
 from faultbed.runner import Progress, RunInterrupted, RunOutcome, run
 from faultbed.spec import TestSpec
@@ -94,6 +95,11 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
         print(f"faultbed: interrupted; everything stopped, history kept: faultbed check {exc.run_dir}",
               file=sys.stderr)
         return 130, None
+    except FaultbedError as exc:
+        if junit:  # CI still gets a report that says why nothing ran
+            from faultbed.junit import write_junit_error
+            write_junit_error(spec, str(exc), junit)
+        raise
     print_summary(outcome)
     if junit:
         from faultbed.junit import write_junit

@@ -6,22 +6,19 @@ receives and echoes it, and can broadcast, so each direction is seen on its own.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterator
 
 import pytest
 
 from cluster.ports import PortReservation
-from cluster.toxiproxy import ToxiproxyServer, default_binary
+from cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import FaultbedError
 from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
 
 HOST = "127.0.0.1"
 QUIET = 0.3  # how long "nothing arrives" is watched for
 
-pytestmark = pytest.mark.skipif(not os.access(default_binary(), os.X_OK),
-                                reason="toxiproxy-server missing: run scripts/setup")
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,11 @@ from typing import Iterator
 import pytest
 
 from cluster.ports import PortReservation
-from cluster.toxiproxy import ProxyConfig, ToxiproxyClient, ToxiproxyError, ToxiproxyServer, default_binary
+from cluster.toxiproxy import ProxyConfig, ToxiproxyClient, ToxiproxyError, ToxiproxyServer
 from faultbed.errors import SetupError
 
 HOST = "127.0.0.1"
 
-pytestmark = pytest.mark.skipif(not os.access(default_binary(), os.X_OK),
-                                reason="toxiproxy-server missing: run scripts/setup")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cluster.backend import DEAD, PAUSED, RUNNING
 from cluster.mesh import Mesh
 from cluster.ports import PortReservation
-from cluster.toxiproxy import ToxiproxyServer, default_binary
+from cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
@@ -42,8 +42,6 @@ from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
 HOST = "127.0.0.1"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 
-needs_toxiproxy = pytest.mark.skipif(not os.access(default_binary(), os.X_OK),
-                                     reason="toxiproxy-server missing: run scripts/setup")
 
 
 # -- schedules as data ----------------------------------------------------------------------
@@ -208,8 +206,6 @@ class EchoCluster:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    if not os.access(default_binary(), os.X_OK):
-        pytest.skip("toxiproxy-server missing: run scripts/setup")
     log_path = str(tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log")
     with PortReservation(HOST) as reservation:
         with ToxiproxyServer(HOST, reservation.take()[0], log_path) as running:
@@ -237,7 +233,6 @@ def nemesis_events(history: HistoryWriter) -> list[dict[str, Any]]:
     return [e for e in read_history(history.path) if e["process"] == "nemesis"]
 
 
-@needs_toxiproxy
 def test_executor_runs_a_replayed_partition_exactly_and_records_it(net: EchoMesh, history: HistoryWriter) -> None:
     grudge = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}
     topology = {"name": "custom", "grudge": grudge, "description": "custom: n1 isolated"}
@@ -266,7 +261,6 @@ def test_executor_runs_a_replayed_partition_exactly_and_records_it(net: EchoMesh
     assert net.mesh.is_healed()
 
 
-@needs_toxiproxy
 def test_executor_applies_link_faults_from_a_generated_schedule(net: EchoMesh, history: HistoryWriter) -> None:
     spec = TestSpec(nemesis=("latency:n3", "partition-one-way"), nemesis_interval=0.3, time_limit=1.2, seed=3)
     schedule = generate_schedule(spec, list(net.nodes))
@@ -289,7 +283,6 @@ def test_executor_applies_link_faults_from_a_generated_schedule(net: EchoMesh, h
     assert net.mesh.is_healed()
 
 
-@needs_toxiproxy
 def test_process_faults_act_on_planned_targets_and_are_undone_at_stop(net: EchoMesh,
                                                                        history: HistoryWriter) -> None:
     nodes = list(net.nodes)
@@ -318,7 +311,6 @@ def test_process_faults_act_on_planned_targets_and_are_undone_at_stop(net: EchoM
     assert "heal" in {e["f"] for e in nemesis_events(history)}, "leaving the context heals"
 
 
-@needs_toxiproxy
 def test_a_rolling_restart_reports_nodes_that_do_not_rejoin_in_time(net: EchoMesh,
                                                                     history: HistoryWriter) -> None:
     schedule = hand_schedule([FaultEvent(0.0, "start", "rolling-restart", "r#1", {"order": ["n1", "n2"]}),
@@ -334,7 +326,6 @@ def test_a_rolling_restart_reports_nodes_that_do_not_rejoin_in_time(net: EchoMes
     assert backend.calls == [("restart", "n1"), ("restart", "n2")]
 
 
-@needs_toxiproxy
 def test_primary_without_a_leader_falls_back_to_the_planned_node(net: EchoMesh, history: HistoryWriter) -> None:
     schedule = hand_schedule([FaultEvent(0.0, "start", "kill-primary", "k#1",
                                          {"target": "primary", "fallback": "n3"})], list(net.nodes))
@@ -350,7 +341,6 @@ def test_primary_without_a_leader_falls_back_to_the_planned_node(net: EchoMesh, 
     assert heal["restarted"] == [] and heal["ready"] is False
 
 
-@needs_toxiproxy
 def test_stop_is_prompt_and_heal_all_undoes_every_active_fault(net: EchoMesh, history: HistoryWriter) -> None:
     spec = TestSpec(nemesis=("partition-ring", "pause:all", "bandwidth"), nemesis_interval=0.2,
                     time_limit=600, seed=1)
@@ -375,7 +365,6 @@ def test_stop_is_prompt_and_heal_all_undoes_every_active_fault(net: EchoMesh, hi
     assert events[-1]["f"] == "heal"
 
 
-@needs_toxiproxy
 def test_leaving_on_an_exception_heals_without_waiting_for_readiness(net: EchoMesh,
                                                                      history: HistoryWriter) -> None:
     schedule = hand_schedule([
@@ -394,7 +383,6 @@ def test_leaving_on_an_exception_heals_without_waiting_for_readiness(net: EchoMe
     assert cluster.ready_waits == 0
 
 
-@needs_toxiproxy
 def test_a_failing_action_is_recorded_and_the_schedule_goes_on(net: EchoMesh, history: HistoryWriter) -> None:
     schedule = hand_schedule([
         FaultEvent(0.0, "start", "kill", "k#1", {"target": "one", "nodes": ["n1"]}),

@@ -1,0 +1,484 @@
+"""report.html: one results directory as a page a person can read in a minute.
+
+The page shows the verdict of every checker, latency and throughput over time
+with the faults shaded, the spec, the fault timeline, links to the porcupine
+visualization and the raw files, and the last lines of every node's log. Plots
+are matplotlib PNGs (Agg, no pyplot state) embedded as base64, so the page is a
+single file that can be mailed or uploaded as a CI artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from faultbed import store
+from faultbed.errors import FaultbedError, HistoryError
+from faultbed.history import NEMESIS, pair_operations, read_history
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 20
+FULL_VISUALIZATION = "linearizability-full.html"  # next to the minimal one, when the checker drew both
+MAX_DETAIL_CHARS = 20000
+OP_COLORS = {"ok": "#2e9e44", "fail": "#d62728", "info": "#f0a30a"}
+OP_MARKERS = {"ok": ".", "fail": "x", "info": "^"}
+FAULT_COLORS = ("#9467bd", "#1f77b4", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+VERDICT_CLASS = {True: "valid", False: "invalid"}
+START_WORDS = ("start",)
+STOP_WORDS = ("stop", "heal")
+
+
+@dataclass(frozen=True)
+class FaultInterval:
+    """One fault, from its start event to its stop event (None: still active at the end)."""
+
+    name: str
+    start: float
+    stop: float | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class OpPoint:
+    """One completed client operation: when it was invoked, how long it took, how it ended."""
+
+    time: float
+    latency_ms: float
+    type: str
+    f: str
+
+
+# -- reading the history --------------------------------------------------------------
+
+def _seconds(event: dict[str, Any]) -> float:
+    return float(event.get("time", 0)) / 1e9
+
+
+def _fault_phase(event: dict[str, Any]) -> tuple[str | None, str]:
+    """('start' | 'stop' | None, fault name) of a nemesis event: f is start-<kind>, stop-<kind> or heal."""
+    f = str(event.get("f", ""))
+    for word in START_WORDS + STOP_WORDS:
+        if f == word or f.startswith(word + "-"):
+            phase = "start" if word in START_WORDS else "stop"
+            return phase, str(event.get("fault") or f[len(word) + 1:])
+    return None, str(event.get("fault") or f)
+
+
+def _describe_fault(event: dict[str, Any]) -> str:
+    value = event.get("value")
+    if isinstance(value, str):
+        return value
+    return "" if value is None else json.dumps(value, default=str, sort_keys=True)[:200]
+
+
+def fault_intervals(events: Iterable[dict[str, Any]]) -> list[FaultInterval]:
+    """Pair the nemesis's start and stop events into intervals (seconds since the test started).
+
+    A stop closes the open fault with the same `id` (else the latest of the same name);
+    a bare stop ("heal") closes every open fault. A start that failed (it has an
+    `error`) never opened anything; a fault never stopped lasts to the end (stop None).
+    """
+    open_faults: list[tuple[str, str, float, str]] = []  # (id, name, start, description)
+    closed: list[FaultInterval] = []
+    for event in events:
+        if event.get("process") != NEMESIS or event.get("type") == "invoke":
+            continue
+        phase, name = _fault_phase(event)
+        fault_id = str(event.get("id") or name)
+        if phase == "start" and not event.get("error"):
+            open_faults.append((fault_id, name, _seconds(event), _describe_fault(event)))
+        elif phase == "stop":
+            bare = str(event.get("f")) in STOP_WORDS and "id" not in event
+            closing = [i for i, o in enumerate(open_faults) if bare or o[0] == fault_id]
+            if not closing:
+                closing = [i for i, o in enumerate(open_faults) if o[1] == name][-1:]
+            for index in sorted(closing, reverse=True):
+                _, fault, start, description = open_faults.pop(index)
+                closed.append(FaultInterval(fault, start, _seconds(event), description))
+    closed += [FaultInterval(name, start, None, d) for _, name, start, d in open_faults]
+    return sorted(closed, key=lambda interval: interval.start)
+
+
+def first_anomalies(results: Any, events: list[dict[str, Any]]) -> list[tuple[float, str]]:
+    """(seconds since the test started, description) of each checker's first anomalous operation.
+
+    Checkers give its time in ms since the first client invocation (`first_anomaly.time_ms`).
+    """
+    if not isinstance(results, dict):
+        return []
+    origin = next((_seconds(e) for e in events if e.get("type") == "invoke" and e.get("process") != NEMESIS), 0.0)
+    found = []
+    for result in results.get("results") or []:
+        anomaly = (result.get("details") or {}).get("first_anomaly")
+        if isinstance(anomaly, dict) and isinstance(anomaly.get("time_ms"), (int, float)):
+            what = " ".join(json.dumps(anomaly.get(k), default=str) if k != "f" else str(anomaly.get(k))
+                            for k in ("f", "key", "value") if anomaly.get(k) is not None)
+            if anomaly.get("output") is not None:
+                what += f" -> {json.dumps(anomaly['output'], default=str)}"
+            found.append((origin + anomaly["time_ms"] / 1000, f"{result.get('checker')}: {what}"))
+    return found
+
+
+def op_points(events: list[dict[str, Any]]) -> list[OpPoint]:
+    """Every client operation that completed, as (invoke time, latency, outcome)."""
+    points = []
+    for op in pair_operations(events):
+        if op.completion is None:
+            continue
+        start = _seconds(op.invoke)
+        latency_ms = max(0.0, (_seconds(op.completion) - start) * 1000)
+        points.append(OpPoint(start, latency_ms, op.type, op.f))
+    return points
+
+
+def throughput(points: list[OpPoint], bucket: float = 1.0) -> dict[str, tuple[list[float], list[float]]]:
+    """Per outcome type: bucket start times and completed operations per second."""
+    if not points:
+        return {}
+    last = max(p.time + p.latency_ms / 1000 for p in points)
+    buckets = int(last // bucket) + 1
+    counts = {t: [0] * buckets for t in OP_COLORS}
+    for p in points:
+        index = int((p.time + p.latency_ms / 1000) // bucket)
+        counts.setdefault(p.type, [0] * buckets)[index] += 1
+    times = [i * bucket for i in range(buckets)]
+    # the last bucket is only partly covered: dividing by its full width would show a false drop
+    widths = [bucket] * (buckets - 1) + [max(last - times[-1], bucket / 4)]
+    return {t: (times, [c / w for c, w in zip(series, widths)]) for t, series in counts.items() if any(series)}
+
+
+# -- plots ------------------------------------------------------------------------
+
+def _figure() -> Any:
+    from matplotlib.figure import Figure  # no pyplot: no global backend, safe in threads
+
+    figure = Figure(figsize=(10, 3.3), dpi=100, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _shade_faults(axes: Any, intervals: list[FaultInterval], end: float) -> None:
+    """Shade each fault's interval; one color and one legend entry per fault name."""
+    colors: dict[str, str] = {}
+    for interval in intervals:
+        first = interval.name not in colors
+        color = colors.setdefault(interval.name, FAULT_COLORS[len(colors) % len(FAULT_COLORS)])
+        stop = interval.stop if interval.stop is not None else end
+        axes.axvspan(interval.start, max(stop, interval.start + 0.05), color=color, alpha=0.15, lw=0,
+                     label=f"fault: {interval.name}" if first else None)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What the plots show: operations, faults, first anomalies, and when the faults were healed."""
+
+    points: list[OpPoint]
+    intervals: list[FaultInterval]
+    anomalies: Sequence[tuple[float, str]] = ()
+    healed_at: float | None = None  # after it: final reads / drain, not the main phase
+
+    @property
+    def end(self) -> float:
+        """Where the time axis ends: the last completion or fault event (at least 1 s)."""
+        return max([p.time + p.latency_ms / 1000 for p in self.points]
+                   + [i.stop or i.start for i in self.intervals] + [self.healed_at or 0.0, 1.0])
+
+
+def healed_at(events: list[dict[str, Any]]) -> float | None:
+    """When the nemesis healed everything at the end of the main phase (its last `heal` event)."""
+    heals = [_seconds(e) for e in events if e.get("process") == NEMESIS and e.get("f") == "heal"]
+    return heals[-1] if heals else None
+
+
+def _decorate(axes: Any, timeline: Timeline) -> None:
+    """Faults shaded, the final phase greyed, first anomalies as dashed lines, an empty run said so."""
+    _shade_faults(axes, timeline.intervals, timeline.end)
+    if timeline.healed_at is not None:
+        axes.axvspan(timeline.healed_at, timeline.end, color="#999999", alpha=0.12, lw=0,
+                     label="healed: final reads")
+    for number, (at, _) in enumerate(timeline.anomalies):
+        axes.axvline(at, color="#b71c1c", linestyle="--", linewidth=1.2,
+                     label="first anomaly" if number == 0 else None)
+    if not timeline.points:
+        axes.text(0.5, 0.5, "no operation completed", transform=axes.transAxes, ha="center", color="#a05a00")
+
+
+def _finish(axes: Any, timeline: Timeline, title: str, ylabel: str) -> None:
+    axes.set_xlim(0, timeline.end)
+    axes.set_xlabel("time since start (s)")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+
+
+def plot_latency(timeline: Timeline) -> str:
+    """Latency of every operation over time (log scale), colored by outcome; base64 PNG."""
+    figure, axes = _figure()
+    _decorate(axes, timeline)
+    for type_, color in OP_COLORS.items():
+        chosen = [p for p in timeline.points if p.type == type_]
+        if chosen:
+            axes.scatter([p.time for p in chosen], [max(p.latency_ms, 0.01) for p in chosen],
+                         s=14 if type_ == "ok" else 22, marker=OP_MARKERS[type_], color=color,
+                         label=f"{type_} ({len(chosen)})", alpha=0.75, linewidths=1 if type_ == "fail" else 0)
+    if timeline.points:
+        axes.set_yscale("log")
+    _finish(axes, timeline, "Latency of each operation", "latency (ms)")
+    return _png(figure)
+
+
+def plot_throughput(timeline: Timeline) -> str:
+    """Completed operations per second by outcome during the main phase, faults shaded; base64 PNG."""
+    figure, axes = _figure()
+    _decorate(axes, timeline)
+    main_end = timeline.healed_at if timeline.healed_at is not None else timeline.end
+    main_phase = [p for p in timeline.points if p.time < main_end]  # final reads come in a burst
+    for type_, (times, rates) in throughput(main_phase).items():
+        # one more point, so that the last bucket is drawn as a step too
+        axes.step(times + [main_end], rates + rates[-1:], where="post", color=OP_COLORS.get(type_, "black"),
+                  label=type_)
+    axes.set_ylim(bottom=0)
+    _finish(axes, timeline, "Throughput (completions per second)", "operations / s")
+    return _png(figure)
+
+
+# -- words ---------------------------------------------------------------------------
+
+TELLING_DETAILS = ("illegal_keys", "first_anomaly_ms", "lost", "duplicated", "unexpected", "duplicates",
+                   "mismatched", "error")
+
+
+def brief_details(details: dict[str, Any]) -> str:
+    """The few details that tell what went wrong, e.g. ' (illegal_keys: ["k3"])'; '' when none."""
+    parts = []
+    for key in TELLING_DETAILS:
+        value = details.get(key)
+        if value:
+            shown = value[:5] if isinstance(value, list) else value
+            parts.append(f"{key}: {json.dumps(shown, default=str)[:200]}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+# -- the page ---------------------------------------------------------------------
+
+def write_report(run_dir: str) -> str:
+    """Write <run_dir>/report.html from what the run stored; returns its path."""
+    page = render_report(run_dir)
+    path = os.path.join(run_dir, store.REPORT_HTML)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    os.replace(tmp, path)
+    log.info("report: %s", path)
+    return path
+
+
+def render_report(run_dir: str) -> str:
+    """The report page of one results directory, as HTML text."""
+    if not os.path.isfile(os.path.join(run_dir, store.SPEC)):
+        raise FaultbedError(f"{run_dir}: not a results directory (no {store.SPEC})")
+    spec = store.read_json(run_dir, store.SPEC)
+    results = _optional_json(run_dir, store.RESULTS)
+    events, history_error = _read_events(run_dir)
+    try:
+        points = op_points(events)
+    except HistoryError as exc:
+        points, history_error = [], history_error or str(exc)
+    intervals = fault_intervals(events)
+    anomalies = first_anomalies(results, events)
+    stamp = os.path.basename(os.path.realpath(run_dir))  # store/latest names the run it points at
+    title = f"{spec.get('system', '?')} {spec.get('workload', '?')} — {stamp}"
+    body = "\n".join([
+        _header_section(title, results, points, run_dir, anomalies),
+        _checkers_section(results),
+        _plots_section(Timeline(points, intervals, anomalies, healed_at(events)), history_error),
+        _faults_section(intervals),
+        _spec_section(spec),
+        _files_section(run_dir),
+        _logs_section(run_dir),
+    ])
+    return PAGE.format(title=_e(f"faultbed: {title}"), style=STYLE, body=body)
+
+
+def verdict_class(valid: Any) -> str:
+    """'valid', 'invalid' or 'unknown' (also for a run without a verdict)."""
+    return VERDICT_CLASS.get(valid, "unknown") if isinstance(valid, bool) else "unknown"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _optional_json(run_dir: str, name: str) -> Any:
+    if not os.path.exists(os.path.join(run_dir, name)):
+        return None
+    try:
+        return store.read_json(run_dir, name)
+    except FaultbedError as exc:
+        log.warning("report: %s", exc)
+        return None
+
+
+def _read_events(run_dir: str) -> tuple[list[dict[str, Any]], str | None]:
+    path = os.path.join(run_dir, store.HISTORY)
+    if not os.path.exists(path):
+        return [], "no history.jsonl in this results directory"
+    try:
+        return read_history(path), None
+    except HistoryError as exc:
+        return [], str(exc)
+
+
+def _verdict_badge(valid: Any) -> str:
+    word = {"valid": "valid", "invalid": "INVALID"}.get(verdict_class(valid), "unknown")
+    return f'<span class="badge {verdict_class(valid)}">{word}</span>'
+
+
+def _header_section(title: str, results: Any, points: list[OpPoint], run_dir: str,
+                    anomalies: list[tuple[float, str]]) -> str:
+    valid = results.get("valid") if isinstance(results, dict) else None
+    counts = {t: sum(1 for p in points if p.type == t) for t in OP_COLORS}
+    verdict = (_verdict_badge(valid) if results is not None
+               else '<span class="badge unknown">no verdict (results.json missing)</span>')
+    replay = results.get("replay") if isinstance(results, dict) else None
+    replay = replay or f"faultbed replay {os.path.realpath(run_dir)}"
+    why = ""
+    if os.path.exists(os.path.join(run_dir, store.LINEARIZABILITY_HTML)):
+        why = (f' &mdash; see why: <a href="{store.LINEARIZABILITY_HTML}">porcupine visualization</a>')
+    return (f'<header><h1>{_e(title)}</h1>'
+            f'<p id="verdict" data-valid="{verdict_class(valid)}">verdict: {verdict}{why}</p>'
+            f'<p>ops: <b class="ok">{counts["ok"]} ok</b>, <b class="fail">{counts["fail"]} fail</b>, '
+            f'<b class="info">{counts["info"]} info</b></p>'
+            + "".join(f'<p class="anomaly">first anomaly at {at:.2f} s: <code>{_e(what)}</code> '
+                      f'(the dashed line in the plots)</p>' for at, what in anomalies)
+            + f'<p>replay: <code>{_e(replay)}</code></p></header>')
+
+
+def _short_details(details: dict[str, Any]) -> str:
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, (dict, list)) and len(json.dumps(value, default=str)) > 80:
+            shown = f"{len(value)} item(s)"
+        else:
+            shown = json.dumps(value, default=str)
+        parts.append(f"<b>{_e(key)}</b>: {_e(shown)}")
+    return "; ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
+
+
+def _checkers_section(results: Any) -> str:
+    if not isinstance(results, dict) or not results.get("results"):
+        return '<section id="checkers"><h2>Checkers</h2><p>No checker results.</p></section>'
+    rows, full = [], []
+    for result in results["results"]:
+        name, details = result.get("checker", "?"), result.get("details") or {}
+        rows.append(f'<tr class="checker {verdict_class(result.get("valid"))}"><td>{_e(name)}</td>'
+                    f'<td>{_verdict_badge(result.get("valid"))}</td><td>{_short_details(details)}</td></tr>')
+        text = json.dumps(details, indent=2, default=str, sort_keys=True)
+        if len(text) > MAX_DETAIL_CHARS:
+            text = text[:MAX_DETAIL_CHARS] + "\n… (truncated; see results.json)"
+        full.append(f"<details><summary>{_e(name)}: all details</summary><pre>{_e(text)}</pre></details>")
+    return ('<section id="checkers"><h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th>'
+            f'<th>details</th></tr>{"".join(rows)}</table>{"".join(full)}</section>')
+
+
+def _plots_section(timeline: Timeline, history_error: str | None) -> str:
+    note = f'<p class="warning">{_e(history_error)}</p>' if history_error else ""
+    try:
+        latency, rate = plot_latency(timeline), plot_throughput(timeline)
+    except Exception as exc:  # a plotting problem must not cost the rest of the page
+        log.exception("report: plotting failed")
+        return f'<section id="plots"><h2>Over time</h2>{note}<p class="warning">plots failed: {_e(exc)}</p></section>'
+    images = "".join(
+        f'<figure><img class="plot" id="{name}-plot" alt="{name} over time" src="data:image/png;base64,{data}">'
+        f'</figure>' for name, data in (("latency", latency), ("throughput", rate)))
+    return f'<section id="plots"><h2>Over time</h2>{note}{images}</section>'
+
+
+def _faults_section(intervals: list[FaultInterval]) -> str:
+    if not intervals:
+        return '<section id="faults"><h2>Faults</h2><p>No faults were injected.</p></section>'
+    rows = "".join(
+        f"<tr><td>{_e(i.name)}</td><td>{i.start:.2f}</td>"
+        f"<td>{'still active at the end' if i.stop is None else f'{i.stop:.2f}'}</td>"
+        f"<td>{_e(i.description)}</td></tr>" for i in intervals)
+    return ('<section id="faults"><h2>Faults</h2><table><tr><th>fault</th><th>start (s)</th>'
+            f'<th>stop (s)</th><th>what</th></tr>{rows}</table></section>')
+
+
+def _spec_section(spec: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{_e(k)}</td><td><code>{_e(json.dumps(v, default=str))}</code></td></tr>"
+                   for k, v in sorted(spec.items()))
+    return f'<section id="spec"><h2>Spec</h2><table>{rows}</table></section>'
+
+
+def _files_section(run_dir: str) -> str:
+    links = []
+    if os.path.exists(os.path.join(run_dir, store.LINEARIZABILITY_HTML)):
+        full = os.path.exists(os.path.join(run_dir, FULL_VISUALIZATION))
+        what = "the smallest prefix of the history that is not linearizable" if full else "the whole history"
+        links.append(f'<li><a id="porcupine-link" href="{store.LINEARIZABILITY_HTML}">porcupine visualization'
+                     f'</a> ({what}, drawn)</li>')
+        if full:
+            links.append(f'<li><a href="{FULL_VISUALIZATION}">porcupine visualization of the whole history</a></li>')
+    for name in (store.RESULTS, store.HISTORY, store.SPEC, store.SCHEDULE, store.PLAN):
+        if os.path.exists(os.path.join(run_dir, name)):
+            links.append(f'<li><a href="{name}">{name}</a></li>')
+    return f'<section id="files"><h2>Files</h2><ul>{"".join(links)}</ul></section>'
+
+
+def _log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(cannot read: {exc.strerror})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def _logs_section(run_dir: str) -> str:
+    nodes_dir = os.path.join(run_dir, "nodes")
+    names = sorted(n for n in os.listdir(nodes_dir) if n.endswith(".log")) if os.path.isdir(nodes_dir) else []
+    if not names:
+        return '<section id="logs"><h2>Node logs</h2><p>No node logs.</p></section>'
+    parts = [f'<h3><a href="nodes/{_e(name)}">{_e(name)}</a></h3>'
+             f'<pre class="log">{_e(_log_tail(os.path.join(nodes_dir, name)))}</pre>' for name in names]
+    return (f'<section id="logs"><h2>Node logs</h2><p>The last {LOG_TAIL_LINES} lines of each; '
+            f'the link opens the whole log.</p>{"".join(parts)}</section>')
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1060px; color: #222; }
+h1 { font-size: 1.4em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left;
+  vertical-align: top; }
+.badge { padding: .1em .6em; border-radius: .8em; color: white; font-weight: bold; }
+.badge.valid { background: #2e9e44; } .badge.invalid { background: #d62728; }
+.badge.unknown { background: #e0a800; color: #222; }
+b.ok { color: #2e9e44; } b.fail { color: #d62728; } b.info { color: #c07f00; }
+pre { background: #f6f6f6; padding: .5em; overflow-x: auto; font-size: .85em; }
+pre.log { max-height: 22em; } img.plot { max-width: 100%; border: 1px solid #eee; }
+.warning { color: #a05a00; } figure { margin: .6em 0; } code { font-size: .95em; }
+"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>{style}</style></head>
+<body>
+{body}
+</body></html>
+"""

@@ -1,0 +1,160 @@
+"""report.html: verdicts, plots, faults, links and log tails, from what a run stored."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from faultbed.errors import FaultbedError
+from faultbed.history import read_history
+from faultbed.report import FaultInterval, OpPoint, fault_intervals, op_points, render_report, throughput, write_report
+from tests.e2e.synthetic_runs import make_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def nemesis(f: str, t: float, **extra):
+    return {"type": "info", "process": "nemesis", "f": f, "time": int(t * 1e9), "value": f"{f} at {t}", **extra}
+
+
+def test_faults_pair_by_id_even_when_they_overlap():
+    events = [nemesis("start-partition", 1, fault="partition", id="partition#1"),
+              nemesis("start-kill", 2, fault="kill", id="kill#1"),
+              nemesis("stop-partition", 3, fault="partition", id="partition#1"),
+              nemesis("stop-kill", 5, fault="kill", id="kill#1")]
+    assert fault_intervals(events) == [FaultInterval("partition", 1.0, 3.0, "start-partition at 1"),
+                                       FaultInterval("kill", 2.0, 5.0, "start-kill at 2")]
+
+
+def test_heal_closes_every_open_fault_and_unhealed_faults_last_to_the_end():
+    events = [nemesis("start-pause", 1, fault="pause", id="pause#1"),
+              nemesis("start-latency", 2, fault="latency", id="latency#1"),
+              nemesis("heal", 4),
+              nemesis("start-kill", 6, fault="kill", id="kill#1")]
+    intervals = fault_intervals(events)
+    assert [(i.name, i.start, i.stop) for i in intervals] == [("pause", 1, 4), ("latency", 2, 4), ("kill", 6, None)]
+
+
+def test_a_fault_that_failed_to_start_is_not_shaded():
+    events = [nemesis("start-kill", 1, fault="kill", id="kill#1", error="no such node"),
+              nemesis("start-partition", 2, fault="partition", id="partition#1"),
+              nemesis("stop-partition", 3, fault="partition", id="partition#1")]
+    assert [i.name for i in fault_intervals(events)] == ["partition"]
+
+
+def test_op_points_measure_latency_and_skip_operations_that_never_completed():
+    events = [{"type": "invoke", "process": 0, "f": "write", "value": 1, "time": 1_000_000_000},
+              {"type": "ok", "process": 0, "f": "write", "value": 1, "time": 1_250_000_000},
+              {"type": "invoke", "process": 1, "f": "read", "value": None, "time": 2_000_000_000}]
+    points = op_points(events)
+    assert len(points) == 1
+    assert points[0].time == pytest.approx(1.0) and points[0].latency_ms == pytest.approx(250.0)
+
+
+def test_throughput_is_completions_per_second_and_the_partial_last_second_is_not_a_drop():
+    points = [OpPoint(0.4, 100.0, "ok", "read"), OpPoint(0.5, 100.0, "ok", "read"),
+              OpPoint(1.1, 100.0, "ok", "write"), OpPoint(1.4, 100.0, "fail", "cas")]
+    series = throughput(points)
+    assert series["ok"] == ([0.0, 1.0], [2.0, 2.0])    # the second bucket covers 0.5 s only
+    assert series["fail"] == ([0.0, 1.0], [0.0, 2.0])
+    assert "info" not in series
+
+
+@pytest.fixture
+def invalid_run(tmp_path):
+    return make_run(str(tmp_path), "20250102T030405Z", valid=False, linearizability_html=True)
+
+
+def test_report_shows_verdicts_plots_faults_spec_and_links(invalid_run):
+    page = render_report(invalid_run)
+    assert 'id="verdict" data-valid="invalid"' in page
+    assert re.search(r'<tr class="checker invalid"><td>linearizable</td>', page)
+    assert re.search(r'<tr class="checker valid"><td>stats</td>', page)
+    assert "illegal_keys" in page
+    images = re.findall(r'id="(\w+)-plot" alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    assert [name for name, _ in images] == ["latency", "throughput"]
+    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for _, data in images)
+    assert "<td>partition</td><td>3.00</td><td>6.00</td>" in page
+    assert 'href="linearizability.html"' in page
+    assert f"faultbed replay {invalid_run}" in page
+    assert '<td>seed</td><td><code>7</code></td>' in page
+
+
+def test_first_anomaly_is_named_in_the_header_at_its_time_in_the_run(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=False, linearizability_html=True)
+    results_path = os.path.join(run_dir, "results.json")
+    with open(results_path, encoding="utf-8") as fh:
+        results = json.load(fh)
+    results["results"][0]["details"]["first_anomaly"] = {"time_ms": 4000.0, "f": "read", "key": "k1",
+                                                         "value": None, "output": 3, "prefix_ops": 17}
+    with open(results_path, "w", encoding="utf-8") as fh:
+        json.dump(results, fh)
+    first_invoke = min(e["time"] for e in read_history(os.path.join(run_dir, "history.jsonl"))
+                       if e["type"] == "invoke") / 1e9
+    page = render_report(run_dir)
+    assert (f'first anomaly at {first_invoke + 4.0:.2f} s: <code>linearizable: read &quot;k1&quot; -&gt; 3</code>'
+            in page)
+
+
+def test_report_links_node_logs_and_shows_only_their_last_lines(invalid_run):
+    page = render_report(invalid_run)
+    for node in ("n1", "n2", "n3"):
+        assert f'href="nodes/{node}.log"' in page
+    assert "n2 line 59: raft term 5" in page
+    assert "n2 line 39:" not in page  # only the last 20 of 60 lines
+
+
+def test_report_without_porcupine_page_has_no_link_to_it(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    page = render_report(run_dir)
+    assert "linearizability.html" not in page
+    assert 'data-valid="valid"' in page
+
+
+def test_report_of_a_run_without_verdict_or_logs_still_renders(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=None, node_logs=False)
+    page = render_report(run_dir)
+    assert "no verdict (results.json missing)" in page
+    assert 'data-valid="unknown"' in page
+    assert "No node logs." in page
+
+
+def test_report_of_a_malformed_history_says_so_and_keeps_the_verdict(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    with open(os.path.join(run_dir, "history.jsonl"), "a", encoding="utf-8") as fh:
+        fh.write('{"type": "ok", "process": 99, "f": "read", "time": 5}\n')  # completion without invoke
+    page = render_report(run_dir)
+    assert "with no open invocation" in page
+    assert 'data-valid="valid"' in page
+
+
+def test_report_escapes_what_the_history_and_logs_say(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    with open(os.path.join(run_dir, "nodes", "n1.log"), "a", encoding="utf-8") as fh:
+        fh.write("<script>alert(1)</script>\n")
+    page = render_report(run_dir)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)" in page
+
+
+def test_write_report_needs_a_results_directory(tmp_path):
+    with pytest.raises(FaultbedError, match="not a results directory"):
+        write_report(str(tmp_path))
+
+
+def test_report_command_writes_report_html_and_exits_3_for_a_non_run(tmp_path):
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    done = subprocess.run([sys.executable, "-m", "faultbed", "report", run_dir], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert os.path.isfile(os.path.join(run_dir, "report.html"))
+    bad = subprocess.run([sys.executable, "-m", "faultbed", "report", str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 3
+    assert "not a results directory" in bad.stderr and "Traceback" not in bad.stderr
