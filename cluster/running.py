@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from cluster.backend import RUNNING, Backend
+from cluster.backend import DEAD, RUNNING, Backend
 from cluster.systems import Client, System
 from faultbed.errors import SetupError
 
@@ -61,11 +61,17 @@ class RunningCluster:
         return max(votes, key=lambda n: votes[n]) if votes else None
 
     def wait_ready(self, timeout: float, nodes: list[str] | None = None) -> str:
-        """Wait until every running node (or `nodes`) answers and all name the same leader; returns it."""
-        wanted = [n for n in (nodes or self.nodes) if self.backend.state(n) == RUNNING]
+        """Wait until every running node answers and all name the same leader; returns it.
+
+        With `nodes`, each of them is required: one that has exited fails at once.
+        """
+        wanted = list(nodes) if nodes is not None else [n for n in self.nodes if self.backend.state(n) == RUNNING]
         deadline = time.monotonic() + timeout
         last: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:
+            dead = [n for n in wanted if nodes is not None and self.backend.state(n) == DEAD]
+            if dead:
+                raise SetupError(f"{', '.join(dead)} exited before the cluster was ready")
             last = self.statuses(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
             leaders = {last[n].get("leader") for n in wanted if n in last}
             if all(n in last for n in wanted) and len(leaders) == 1 and None not in leaders:

@@ -203,7 +203,7 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
 
 def _wait_ready(cluster: RunningCluster, backend: Any, timeout: float) -> None:
     try:
-        cluster.wait_ready(timeout)
+        cluster.wait_ready(timeout, nodes=cluster.nodes)
     except SetupError as exc:
         dead = [n for n in cluster.nodes if backend.state(n) == "dead"]
         if dead:

@@ -1,0 +1,55 @@
+"""Setup failures a user can cause end in one clear line, exit 3, nothing left running, and what was recorded kept."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cluster import registry
+from cluster.systems import SYSTEMS
+from faultbed.cli import main
+from tests.integration.conftest import processes_of_run
+
+pytestmark = pytest.mark.integration
+
+
+def _run(capsys, store, *args: str) -> tuple[int, list[str]]:
+    code = main(["run", "--quiet", "--nodes", "3", "--time-limit", "5", "--store", str(store), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, [line for line in err if not line.startswith("faultbed: raftkv") and
+                  not line.startswith("faultbed: never-starts")]
+
+
+def _runs_left_by_this_process() -> list[str]:
+    own = os.getpid()
+    return [r.run_id for r in registry.stale_runs(include_live=True) if r.pids and any(
+        _parent(pid) == own for pid in r.pids)]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def test_a_node_that_never_starts_is_one_line_exit_3_and_nothing_left(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(SYSTEMS, "never-starts", "tests.integration.never_starts")
+    code, lines = _run(capsys, tmp_path / "store", "--system", "never-starts", "--nemesis", "none")
+    assert code == 3
+    assert len(lines) == 1, lines
+    assert "exited during startup" in lines[0] and "fatal: cannot open config" in lines[0], lines
+    assert _runs_left_by_this_process() == []
+    run_dir = (tmp_path / "store" / "latest").resolve()
+    assert (run_dir / "spec.json").exists() and (run_dir / "schedule.json").exists()
+    assert "fatal: cannot open config" in (run_dir / "nodes" / "n1.log").read_text()
+
+
+def test_a_missing_toxiproxy_binary_is_one_line_exit_3(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAULTBED_TOXIPROXY_SERVER", str(tmp_path / "no-such-toxiproxy"))
+    code, lines = _run(capsys, tmp_path / "store")
+    assert code == 3
+    assert len(lines) == 1 and "toxiproxy-server not found" in lines[0] and "make setup" in lines[0], lines
+    assert processes_of_run() == [] or _runs_left_by_this_process() == []
