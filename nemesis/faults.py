@@ -222,7 +222,8 @@ def resolve_targets(ctx: FaultContext, params: dict[str, Any]) -> tuple[list[str
 # -- kinds -------------------------------------------------------------------------------------
 
 class FaultKind(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
              options: dict[str, Any]) -> dict[str, Any]: ...
