@@ -37,6 +37,13 @@ class HistoryWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start_clock(self) -> None:
+        """Make `time` count from now (the main phase), so times mean "into the run" everywhere."""
+        with self._lock:
+            if self._index:
+                raise HistoryError(f"{self.path}: the clock starts before the first event")
+            self._origin = time.monotonic_ns()
+
     def elapsed_ns(self) -> int:
         return time.monotonic_ns() - self._origin
 

@@ -229,6 +229,7 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
     workers = [Worker(i, i, spec.concurrency, cluster, history, cluster.nodes[i % len(cluster.nodes)],
                       spec.op_timeout) for i in range(spec.concurrency)]
     progress.workers = workers
+    history.start_clock()
     nemesis.start()
     threads = [threading.Thread(target=run_worker, name=f"worker-{w.index}",
                                 args=(spec, workload, w, stop, deadline), daemon=True) for w in workers]

@@ -77,3 +77,13 @@ def test_pairing_retires_process_after_info_and_keeps_open_ops_as_info():
         pair_operations([{"index": 0, "type": "ok", "process": 3, "f": "read"}])
     with pytest.raises(HistoryError, match="previous operation is open"):
         pair_operations(events[:2] + [{"index": 9, "type": "invoke", "process": 1, "f": "read"}])
+
+
+def test_clock_starts_with_the_main_phase_and_only_before_any_event(tmp_path):
+    writer = HistoryWriter(str(tmp_path / "h.jsonl"))
+    writer.start_clock()
+    event = writer.invoke(0, "read", "k")
+    assert 0 <= event["time"] < 1_000_000_000
+    with pytest.raises(HistoryError, match="clock starts before the first event"):
+        writer.start_clock()
+    writer.close()
