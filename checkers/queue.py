@@ -1,0 +1,223 @@
+"""Queue invariants in the manner of Jepsen's total-queue, for a leasing broker.
+
+Operations (`key` is the queue): `publish` (invoke `msg_id`, `producer`; retried on
+timeout), `consume` (ok value `{"msg_id", "body", "lease"}` and optionally the broker's
+`deliveries` count, or None when nothing is ready), `ack` (invoke `msg_id`), and after
+the heal a drain whose operations carry `final: true`, ending with a `depth` read (ok
+value `{"ready": 0, "leased": 0}`).
+
+A message counts as delivered when an `ack` of it succeeded; an `info` ack may
+have removed it too. Against that:
+
+- lost: a publish acknowledged ok whose message was never acked (nor possibly acked);
+- duplicated: a message acked ok more than once;
+- unexpected: a message consumed that no producer ever published;
+- reordered: one producer's message acknowledged before another of its messages was
+  published, yet first handed out after that later one was, although nothing can have
+  leased it in between (FIFO per producer);
+- recovered: a publish never acknowledged whose message was delivered (not an error).
+
+Lost messages are only certain once the queue was drained; otherwise the verdict is
+"unknown" (unless another anomaly already makes it invalid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from checkers.result import UNKNOWN, Result, Valid
+from faultbed.history import Operation, pair_operations
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
+
+CHECKER = "queue"
+PUBLISH, CONSUME, ACK, DEPTH = "publish", "consume", "ack", "depth"
+MAX_EXAMPLES = 50
+
+
+@dataclass
+class MessageFate:
+    """What the history says happened to one message id in one queue."""
+
+    queue: str
+    msg_id: str
+    producer: Any = None
+    publishes: list[Operation] = field(default_factory=list)
+    deliveries: list[Operation] = field(default_factory=list)  # ok consumes that returned it
+    acks: list[Operation] = field(default_factory=list)
+
+    def acknowledged_publish(self) -> Operation | None:
+        return next((op for op in self.publishes if op.type == "ok"), None)
+
+    def acked(self) -> list[Operation]:
+        return [op for op in self.acks if op.type == "ok"]
+
+    def possibly_acked(self) -> bool:
+        return any(op.type == "info" for op in self.acks)
+
+
+def op_index(op: Operation) -> Any:
+    """The history index of an operation's invocation."""
+    return op.invoke.get("index")
+
+
+def completion_index(op: Operation) -> Any:
+    return op.completion.get("index") if op.completion is not None else None
+
+
+def message_id(op: Operation) -> str | None:
+    """The message id an operation is about: the invoke's field, its value's, or a delivery's."""
+    for source in (op.invoke, op.invoke.get("value"), op.completion and op.completion.get("value")):
+        if isinstance(source, dict) and source.get("msg_id") is not None:
+            return str(source["msg_id"])
+    if op.f == ACK and isinstance(op.invoke.get("value"), str):
+        return str(op.invoke["value"])
+    return None
+
+
+def producer_of(op: Operation, msg_id: str) -> Any:
+    """The producer named in the publish, else the msg_id's prefix before its last '-'."""
+    producer = op.invoke.get("producer")
+    return producer if producer is not None else msg_id.rsplit("-", 1)[0]
+
+
+def collect_fates(ops: list[Operation]) -> dict[tuple[str, str], MessageFate]:
+    """Every message id's publishes, deliveries and acks, keyed by (queue, msg_id)."""
+    fates: dict[tuple[str, str], MessageFate] = {}
+    for op in ops:
+        if op.f not in (PUBLISH, CONSUME, ACK):
+            continue
+        msg_id = message_id(op)
+        if msg_id is None or (op.f == CONSUME and op.type != "ok"):
+            continue
+        queue = str(op.key or "")
+        fate = fates.setdefault((queue, msg_id), MessageFate(queue, msg_id))
+        if op.f == PUBLISH:
+            fate.producer = producer_of(op, msg_id)
+            fate.publishes.append(op)
+        elif op.f == CONSUME:
+            fate.deliveries.append(op)
+        else:
+            fate.acks.append(op)
+    return fates
+
+
+def drained_queues(ops: list[Operation]) -> set[str]:
+    """Queues a final `depth` read found empty: nothing ready and nothing leased."""
+    drained = set()
+    for op in ops:
+        value = op.value if op.completion is not None else None
+        if op.f == DEPTH and op.type == "ok" and op.invoke.get("final") and isinstance(value, dict):
+            if value.get("ready", 1) == 0 and value.get("leased", 1) == 0:
+                drained.add(str(op.key or ""))
+    return drained
+
+
+def fate_anomalies(fates: dict[tuple[str, str], MessageFate]) -> dict[str, list[dict[str, Any]]]:
+    """Lost (candidates), duplicated, unexpected and recovered messages."""
+    found: dict[str, list[dict[str, Any]]] = {"lost": [], "duplicated": [], "unexpected": [], "recovered": []}
+    for fate in fates.values():
+        acked = fate.acked()
+        published = fate.acknowledged_publish()
+        about = {"queue": fate.queue, "msg_id": fate.msg_id}
+        if published is not None and not acked and not fate.possibly_acked():
+            found["lost"].append({**about, "published_by": op_index(published),
+                                  "deliveries": [op_index(op) for op in fate.deliveries]})
+        if len(acked) > 1:
+            found["duplicated"].append({**about, "acked_by": [op_index(op) for op in acked],
+                                        "deliveries": [op_index(op) for op in fate.deliveries]})
+        if not fate.publishes and (fate.deliveries or acked):
+            found["unexpected"].append({**about, "deliveries": [op_index(op) for op in fate.deliveries]})
+        if fate.publishes and published is None and fate.deliveries:
+            found["recovered"].append({**about, "publishes": [op_index(op) for op in fate.publishes]})
+    return found
+
+
+def unknown_consumes(ops: list[Operation]) -> dict[str, list[int]]:
+    """Per queue, the invoke indexes of consumes whose outcome is unknown (they may have leased)."""
+    found: dict[str, list[int]] = {}
+    for op in ops:
+        if op.f == CONSUME and op.type == "info":
+            found.setdefault(str(op.key or ""), []).append(op_index(op))
+    return found
+
+
+def reorderings(fates: dict[tuple[str, str], MessageFate], ops: list[Operation]) -> list[dict[str, Any]]:
+    """Per producer and queue: a later message first handed out before an earlier, ready one."""
+    streams: dict[tuple[Any, str], list[MessageFate]] = {}
+    for fate in fates.values():
+        if fate.acknowledged_publish() is not None and fate.deliveries:
+            streams.setdefault((fate.producer, fate.queue), []).append(fate)
+    hidden_leases = unknown_consumes(ops)
+    found = []
+    for (producer, queue), stream in streams.items():
+        stream.sort(key=lambda fate: completion_index(fate.acknowledged_publish()))  # type: ignore[arg-type]
+        latest: MessageFate | None = None  # of the messages so far, the one first asked for the latest
+        for later in stream:
+            if latest is not None and _handed_out_before(later, latest, hidden_leases.get(queue, [])):
+                found.append({"producer": producer, "queue": queue, "earlier": latest.msg_id,
+                              "later": later.msg_id, "later_delivered_by": op_index(later.deliveries[0]),
+                              "earlier_first_delivered_by": op_index(latest.deliveries[0])})
+            if latest is None or op_index(later.deliveries[0]) > op_index(latest.deliveries[0]):
+                latest = later
+    return found
+
+
+def _handed_out_before(later: MessageFate, earlier: MessageFate, hidden_leases: list[int]) -> bool:
+    """True when `earlier` was acknowledged before `later` was first published, `later` was
+    delivered before `earlier` was first asked for, and `earlier` was certainly ready then."""
+    published = earlier.acknowledged_publish()
+    delivered_at = min((completion_index(op) for op in later.deliveries), default=None)
+    if published is None or delivered_at is None:
+        return False
+    if completion_index(published) > op_index(later.publishes[0]):
+        return False
+    if op_index(earlier.deliveries[0]) < delivered_at:
+        return False
+    return _never_leased_before(earlier, delivered_at, hidden_leases)
+
+
+def _never_leased_before(fate: MessageFate, moment: int, hidden_leases: list[int]) -> bool:
+    """Whether nothing can have leased `fate`'s message before its first observed delivery.
+
+    When that delivery reports `deliveries: 1`, the broker says it is the first. Otherwise
+    a consume whose answer was lost, invoked before `moment`, may have leased the message
+    (its effect can come at any time after its invocation).
+    """
+    first = fate.deliveries[0].value
+    if isinstance(first, dict) and "deliveries" in first:
+        return bool(first["deliveries"] == 1)
+    return not any(index < moment for index in hidden_leases)
+
+
+def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
+
+
+def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Result:
+    """Judge a history of publish, consume, ack and final drain operations."""
+    ops = pair_operations(events)
+    fates = collect_fates(ops)
+    anomalies = fate_anomalies(fates)
+    anomalies["reordered"] = reorderings(fates, ops)
+    drained = drained_queues(ops)
+    lost = [item for item in anomalies["lost"] if item["queue"] in drained]
+    unconsumed = [item for item in anomalies["lost"] if item["queue"] not in drained]
+    details: dict[str, Any] = {
+        "published_attempts": sum(len(f.publishes) for f in fates.values()),
+        "acknowledged_publishes": sum(1 for f in fates.values() if f.acknowledged_publish() is not None),
+        "delivered": sum(1 for f in fates.values() if f.acked()),
+        "redelivered": sum(1 for f in fates.values() if len(f.deliveries) > 1),
+        "drained_queues": sorted(drained),
+    }
+    details.update(summarize("lost", lost))
+    for name in ("duplicated", "unexpected", "reordered", "recovered"):
+        details.update(summarize(name, anomalies[name]))
+    details.update(summarize("unconsumed", unconsumed))
+    valid: Valid = not (lost or anomalies["duplicated"] or anomalies["unexpected"] or anomalies["reordered"])
+    if valid and unconsumed:
+        details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"
+        valid = UNKNOWN
+    return Result(CHECKER, valid, details)
