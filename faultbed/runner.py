@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
 FINAL_PROCESS_BASE = 1_000_000
+FINAL_PROCESS_STRIDE = 10_000  # final worker k is process base + k, then + stride after each info
 
 
 class RunInterrupted(Exception):
@@ -195,7 +196,7 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
         final_ids = itertools.count(FINAL_PROCESS_BASE)
 
         def new_worker(node: str) -> Worker:
-            return Worker(-1, next(final_ids), 1, cluster, history, node, spec.op_timeout)
+            return Worker(-1, next(final_ids), FINAL_PROCESS_STRIDE, cluster, history, node, spec.op_timeout)
 
         workload.final(spec, new_worker, cluster.nodes)
         progress.phase = "teardown"

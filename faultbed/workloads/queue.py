@@ -21,9 +21,9 @@ from checkers.queue import check as check_queue
 from checkers.result import Result
 from cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec
+from faultbed.retry import execute_with_retries
 from faultbed.worker import Worker
 from faultbed.workloads import PlannedOp, worker_random
-from faultbed.workloads.idempotency import execute_with_retries
 
 DRAIN_SECONDS = 60.0          # at least; the drain of all queues together
 LEASE_WAIT = 0.25             # seconds between depth reads while messages are still leased
