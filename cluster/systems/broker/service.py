@@ -25,8 +25,7 @@ from typing import Any
 from cluster.systems import FAIL, INFO, OK
 from cluster.systems.raftkv import protocol
 from cluster.systems.raftkv.replica import Replica
-from cluster.systems.raftkv.server import _timeout as request_timeout
-from cluster.systems.raftkv.server import _verdict as verdict
+from cluster.systems.raftkv.server import request_timeout, verdict
 
 log = logging.getLogger(__name__)
 

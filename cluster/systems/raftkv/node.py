@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
 from cluster.systems.raftkv import BUGS
 from cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
@@ -41,7 +41,7 @@ class NodeConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_plan_json(cls, text: str) -> "NodeConfig":
+    def from_plan_json(cls, text: str, known_bugs: tuple[str, ...] = KNOWN_BUGS) -> "NodeConfig":
         """Parse and validate; raises ValueError with a one-line reason."""
         try:
             plan = json.loads(text)
@@ -59,9 +59,9 @@ class NodeConfig:
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"bad node config: {type(exc).__name__}: {exc}") from exc
-        unknown = config.bugs - set(KNOWN_BUGS)
+        unknown = config.bugs - set(known_bugs)
         if unknown:
-            raise ValueError(f"unknown bug(s): {', '.join(sorted(unknown))} (known: {', '.join(KNOWN_BUGS)})")
+            raise ValueError(f"unknown bug(s): {', '.join(sorted(unknown))} (known: {', '.join(known_bugs)})")
         if {"no-dedupe", "local-dedupe"} <= config.bugs:
             raise ValueError("bugs no-dedupe and local-dedupe exclude each other")
         missing = (set(config.identities) - {name}) - set(config.dial)
@@ -83,16 +83,19 @@ class NodeConfig:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cluster.systems.raftkv.node", description=__doc__.splitlines()[0])
+def run_node(system: str, argv: list[str] | None, parse: Callable[[str], NodeConfig],
+             make_replica: Callable[[ReplicaConfig], Replica], make_service: Callable[[Replica, frozenset[str]], Any],
+             ) -> int:
+    """The node process of a pysyncobj-based system: parse, start Raft, serve clients until a signal."""
+    parser = argparse.ArgumentParser(prog=f"cluster.systems.{system}.node", description=f"one {system} node")
     parser.add_argument("--config", required=True, help="the NodePlan as JSON")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:
-        config = NodeConfig.from_plan_json(args.config)
+        config = parse(args.config)
         replica_config = config.replica_config()
     except ValueError as exc:
-        print(f"raftkv node: {exc}", file=sys.stderr)
+        print(f"{system} node: {exc}", file=sys.stderr)
         return 3
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s")
@@ -105,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        replica = Replica(replica_config)
+        replica = make_replica(replica_config)
     except Exception as exc:  # pysyncobj raises SyncObjException('BindError') for a taken port
         log.error("cannot start raft on %s:%d: %s", config.listen_host, config.raft_port, exc)
         return 3
     try:
-        server = ClientServer(config.listen_host, config.client_port, KVService(replica, config.bugs))
+        server = ClientServer(config.listen_host, config.client_port, make_service(replica, config.bugs))
     except OSError as exc:
         log.error("cannot listen on client port %s:%d: %s", config.listen_host, config.client_port, exc)
         replica.close()
@@ -127,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("stopped")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node("raftkv", argv, NodeConfig.from_plan_json, Replica, KVService)
 
 if __name__ == "__main__":
     sys.exit(main())

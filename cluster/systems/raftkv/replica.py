@@ -77,10 +77,11 @@ class ReplicaConfig:
 class Replica:
     """A started pysyncobj node plus the thread that ticks it; `close()` stops both."""
 
-    def __init__(self, config: ReplicaConfig) -> None:
+    def __init__(self, config: ReplicaConfig, state: Any = None) -> None:
+        """`state` is the replicated consumer (pysyncobj @replicated methods); raftkv's KVState by default."""
         self.config = config
         self.name = config.name
-        self.state = KVState(dedupe=config.dedupe)
+        self.state = state if state is not None else KVState(dedupe=config.dedupe)
         self._names = {identity: name for name, identity in config.identities.items()}
         os.makedirs(config.data_dir, exist_ok=True)
         self._votes = VoteStore(os.path.join(config.data_dir, "raft.vote.json"))

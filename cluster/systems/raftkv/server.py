@@ -75,7 +75,7 @@ class KVService:
         elif f not in protocol.DATA_OPS:
             answer = (FAIL, None, f"unknown-op: {f!r}")
         else:
-            deadline = time.monotonic() + _timeout(request.get("timeout"))
+            deadline = time.monotonic() + request_timeout(request.get("timeout"))
             try:
                 answer = self._perform(str(f), request.get("key"), request.get("value"), deadline)
             except BadRequest as exc:
@@ -147,10 +147,10 @@ class KVService:
         except Exception as exc:  # pysyncobj may have queued it before raising
             log.exception("submitting %s failed", method)
             return protocol.uncertain_type(f), None, f"submit: {exc}"
-        return _verdict(f, pending, deadline)
+        return verdict(f, pending, deadline)
 
 
-def _verdict(f: str, pending: Pending, deadline: float) -> Answer:
+def verdict(f: str, pending: Pending, deadline: float) -> Answer:
     if not pending.wait(deadline - time.monotonic()):
         return protocol.uncertain_type(f), None, "timeout"
     if pending.error == FAIL_REASON.SUCCESS:
@@ -161,7 +161,7 @@ def _verdict(f: str, pending: Pending, deadline: float) -> Answer:
     return protocol.uncertain_type(f), None, reason
 
 
-def _timeout(value: Any) -> float:
+def request_timeout(value: Any) -> float:
     try:
         seconds = float(value) if value is not None else DEFAULT_TIMEOUT
     except (TypeError, ValueError):
