@@ -7,11 +7,9 @@ receives and echoes it, and can broadcast, so each direction is seen on its own.
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 
-from cluster.ports import PortReservation
 from cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import FaultbedError
 from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
@@ -19,20 +17,6 @@ from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
 HOST = "127.0.0.1"
 QUIET = 0.3  # how long "nothing arrives" is watched for
 
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    log_path = str(tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log")
-    with PortReservation(HOST) as reservation:
-        with ToxiproxyServer(HOST, reservation.take()[0], log_path) as running:
-            yield running
-
-
-@pytest.fixture
-def net(server: ToxiproxyServer) -> Iterator[EchoMesh]:
-    with echo_mesh(server, ("n1", "n2", "n3")) as mesh:
-        yield mesh
 
 
 def assert_round_trip(net: EchoMesh, src: str, dst: str, payload: bytes) -> None:

@@ -23,14 +23,6 @@ def ports() -> Iterator[PortReservation]:
         yield reservation
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    log_path = str(tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log")
-    with PortReservation(HOST) as reservation:
-        with ToxiproxyServer(HOST, reservation.take()[0], log_path) as running:
-            yield running
-
-
 @pytest.fixture
 def client(server: ToxiproxyServer) -> Iterator[ToxiproxyClient]:
     yield server.client

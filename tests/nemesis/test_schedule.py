@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 
 from cluster.backend import DEAD, PAUSED, RUNNING
 from cluster.mesh import Mesh
-from cluster.ports import PortReservation
-from cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
@@ -37,7 +35,7 @@ from nemesis.schedule import (
     split_nemesis,
     validate_nemesis,
 )
-from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
+from tests.nemesis.echo_cluster import EchoMesh, wait_until
 
 HOST = "127.0.0.1"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
@@ -202,20 +200,6 @@ class EchoCluster:
         if self.fixed_leader is None or self.backend.state(self.fixed_leader) != RUNNING:
             raise SetupError("no leader")
         return self.fixed_leader
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    log_path = str(tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log")
-    with PortReservation(HOST) as reservation:
-        with ToxiproxyServer(HOST, reservation.take()[0], log_path) as running:
-            yield running
-
-
-@pytest.fixture
-def net(server: ToxiproxyServer) -> Iterator[EchoMesh]:
-    with echo_mesh(server, ("n1", "n2", "n3")) as mesh:
-        yield mesh
 
 
 @pytest.fixture
