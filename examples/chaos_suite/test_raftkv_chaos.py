@@ -38,17 +38,18 @@ def test_register_is_linearizable_under_ring_partitions_and_latency(run_test):
     run_test()
 
 
-@pytest.mark.faultbed(nemesis=["partition-isolate"], nemesis_interval=1.5)
+@pytest.mark.faultbed(nemesis=["partition-isolate"], nemesis_interval=2.0, time_limit=8.0)
 def test_reads_and_writes_on_every_node_are_linearizable_piece_by_piece(
         faultbed_cluster, faultbed_history, faultbed_nemesis, faultbed_check):
     from faultbed.worker import Worker
     from faultbed.workloads import PlannedOp
 
     nodes = faultbed_cluster.nodes
-    workers = [Worker(i, i, len(nodes), faultbed_cluster, faultbed_history, node, op_timeout=1.0)
+    # a short op timeout: the cut-off node keeps serving reads while it is isolated
+    workers = [Worker(i, i, len(nodes), faultbed_cluster, faultbed_history, node, op_timeout=0.5)
                for i, node in enumerate(nodes)]
     faultbed_nemesis.start()
-    deadline, value = time.monotonic() + 4.0, 0
+    deadline, value = time.monotonic() + 8.0, 0  # two isolations of 2 s
     while time.monotonic() < deadline:
         for worker in workers:
             value += 1  # every value written once: a stale read cannot pass for an unfinished write
