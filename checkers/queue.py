@@ -196,8 +196,12 @@ def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
 
 
-def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Result:
-    """Judge a history of publish, consume, ack and final drain operations."""
+def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None, duplicates_allowed: bool = False) -> Result:
+    """Judge a history of publish, consume, ack and final drain operations.
+
+    `duplicates_allowed` is for at-least-once queues: duplicates are still listed, but
+    only lost, unexpected and reordered messages make the history invalid.
+    """
     ops = pair_operations(events)
     fates = collect_fates(ops)
     anomalies = fate_anomalies(fates)
@@ -216,7 +220,9 @@ def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Resul
     for name in ("duplicated", "unexpected", "reordered", "recovered"):
         details.update(summarize(name, anomalies[name]))
     details.update(summarize("unconsumed", unconsumed))
-    valid: Valid = not (lost or anomalies["duplicated"] or anomalies["unexpected"] or anomalies["reordered"])
+    duplicated = anomalies["duplicated"] and not duplicates_allowed
+    details["duplicates_allowed"] = duplicates_allowed
+    valid: Valid = not (lost or duplicated or anomalies["unexpected"] or anomalies["reordered"])
     if valid and unconsumed:
         details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"
         valid = UNKNOWN

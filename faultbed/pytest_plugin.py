@@ -229,19 +229,19 @@ def faultbed_run_dir(faultbed_spec: "TestSpec") -> Iterator[str]:
 def running_cluster(spec: "TestSpec", run_dir: str) -> Iterator["RunningCluster"]:
     """Start `spec`'s cluster on its backend, wait until it has one leader, stop everything on exit."""
     from cluster.running import RunningCluster
-    from cluster.systems import load_system
+    from cluster.systems import load_system, ready_timeout
     from faultbed.errors import FaultbedError
     from faultbed.runner import READY_TIMEOUT, backend_class
 
     try:
-        system = load_system(spec.system)
+        system = load_system(spec.system, spec.bugs)
         backend_type = backend_class(spec.backend)
     except FaultbedError as exc:
         _fail(f"faultbed: {exc}")
     with backend_type(system, spec, run_dir, uuid.uuid4().hex[:12]) as backend:
         cluster = RunningCluster(system, backend, backend.mesh)
         try:
-            cluster.wait_ready(READY_TIMEOUT)
+            cluster.wait_ready(ready_timeout(system, READY_TIMEOUT), nodes=cluster.nodes)
         except FaultbedError as exc:
             _fail(f"faultbed: {exc} (logs: {os.path.join(run_dir, 'nodes')})")
         yield cluster

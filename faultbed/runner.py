@@ -24,7 +24,7 @@ from typing import Any
 from checkers.result import Result, Valid, merge_valid
 from checkers.stats import check_stats
 from cluster.running import RunningCluster
-from cluster.systems import System, load_system
+from cluster.systems import System, load_system, ready_timeout
 from faultbed import store
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
@@ -100,9 +100,13 @@ def backend_class(name: str) -> Any:
 
 def validate(spec: TestSpec) -> tuple[System, Workload]:
     """Every user-caused problem with a spec, as one FaultbedError, before anything starts."""
-    system = load_system(spec.system)
+    system = load_system(spec.system, spec.bugs)
     workload = load_workload(spec.workload)
     backend_class(spec.backend)
+    backends = getattr(system, "backends", None)
+    if backends and spec.backend not in backends:
+        raise FaultbedError(f"system {spec.system} runs on the {' or '.join(backends)} backend only "
+                            f"(--backend {backends[0]})")
     if spec.workload not in system.workloads:
         raise FaultbedError(f"system {spec.system} does not run workload {spec.workload} "
                             f"(it runs: {', '.join(system.workloads)})")
@@ -183,7 +187,7 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
     with backend_class(spec.backend)(system, spec, run_dir, run_id) as backend:
         cluster = RunningCluster(system, backend, backend.mesh)
         progress.phase = "waiting for the cluster"
-        _wait_ready(cluster, backend, READY_TIMEOUT)
+        _wait_ready(cluster, backend, ready_timeout(system, READY_TIMEOUT))
         progress.phase = "main"
         progress.main_started = time.monotonic()
         with ScheduleExecutor(schedule, cluster, history, spec) as nemesis:
@@ -191,7 +195,7 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
             _main_phase(spec, workload, cluster, history, progress, nemesis)
             progress.phase = "healing"
             nemesis.stop()
-            nemesis.heal_all(ready_timeout=READY_TIMEOUT)
+            nemesis.heal_all(ready_timeout=ready_timeout(system, READY_TIMEOUT))
         progress.phase = "final"
         final_ids = itertools.count(FINAL_PROCESS_BASE)
 

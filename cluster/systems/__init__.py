@@ -31,7 +31,15 @@ class Client(Protocol):
 
 
 class System(Protocol):
-    """A system under test as the runner and backends see it."""
+    """A system under test as the runner and backends see it.
+
+    Optional attributes, read with getattr: `backends` (the backends it can run
+    on; all when absent), `ready_timeout` (seconds to wait for readiness, when
+    slower than the runner's default), `delivery` ("at-least-once" for a queue
+    that may deliver a retried publish twice by design; exactly-once when absent)
+    and `with_bugs(bugs) -> System` (for systems whose bug switches live in the
+    client rather than the node's command line).
+    """
 
     name: str
     ports: tuple[str, ...]        # every port a node listens on, e.g. ("raft", "client")
@@ -52,12 +60,19 @@ SYSTEMS = {
 }
 
 
-def load_system(name: str) -> System:
-    """The system module's `SYSTEM` object, by name."""
+def load_system(name: str, bugs: tuple[str, ...] = ()) -> System:
+    """The system module's `SYSTEM` object, by name (bound to `bugs` when its client carries them)."""
     if name not in SYSTEMS:
         raise FaultbedError(f"unknown system {name!r} (known: {', '.join(sorted(SYSTEMS))})")
     try:
         module = importlib.import_module(SYSTEMS[name])
     except ModuleNotFoundError as exc:
         raise FaultbedError(f"system {name!r} is not available in this build: {exc}") from exc
-    return module.SYSTEM  # type: ignore[no-any-return]
+    system: System = module.SYSTEM
+    bind = getattr(system, "with_bugs", None)
+    return bind(tuple(bugs)) if bind is not None and bugs else system
+
+
+def ready_timeout(system: System, default: float) -> float:
+    """How long to wait for `system` to be ready: its own `ready_timeout`, at least `default`."""
+    return max(default, float(getattr(system, "ready_timeout", default)))

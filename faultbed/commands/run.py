@@ -8,7 +8,7 @@ import sys
 from checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
 from faultbed.progress import ProgressDisplay
-from faultbed.runner import Progress, RunInterrupted, RunOutcome, run
+from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
 from faultbed.spec import TestSpec
 
 HELP = "run a test: a real cluster, concurrent clients, faults, then a checked history"
@@ -82,6 +82,7 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
                    schedule: object = None) -> tuple[int, RunOutcome | None]:
     """Run, print the summary; the exit code and the outcome (None if interrupted)."""
     progress = Progress()
+    validate(spec)  # a spec that cannot run says so in one line, before anything is printed or started
     print(f"faultbed: {spec.system} {spec.workload} on {spec.backend}, {spec.nodes} nodes, "
           f"nemesis {','.join(spec.nemesis) or 'none'}, {spec.time_limit:g}s, seed {spec.seed}"
           + (f", bugs {','.join(spec.bugs)}" if spec.bugs else ""), file=sys.stderr)

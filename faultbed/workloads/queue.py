@@ -74,7 +74,7 @@ def drain_queue(worker: Worker, queue: str, nodes: list[str], deadline: float) -
 
 class QueueWorkload:
     name = "queue"
-    systems: tuple[str, ...] = ("broker",)
+    systems: tuple[str, ...] = ("broker", "rabbitmq")
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:
         rng = worker_random(spec, worker)
@@ -101,7 +101,10 @@ class QueueWorkload:
                     log.warning("queue %s not drained before the deadline", queue_name(index))
 
     def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        return [check_queue(events, spec)]
+        from cluster.systems import load_system
+
+        at_least_once = getattr(load_system(spec.system), "delivery", "exactly-once") == "at-least-once"
+        return [check_queue(events, spec, duplicates_allowed=at_least_once)]
 
 
 WORKLOAD = QueueWorkload()

@@ -291,3 +291,19 @@ def test_operations_that_never_completed_count_as_info() -> None:
     result = check(h.events)
     assert result.valid is True, result.details
     assert result.details["recovered_count"] == 1
+
+
+
+def test_duplicates_are_listed_but_allowed_for_an_at_least_once_queue() -> None:
+    h = History()
+    h.publish(0, "0-0", outcome="info", attempt=1)
+    h.publish(4, "0-0", attempt=2)
+    h.consume(5, "0-0")
+    h.ack(5, "0-0")
+    h.consume(6, "0-0")
+    h.ack(6, "0-0")
+    h.drained()
+    strict, relaxed = check(h.events), check(h.events, duplicates_allowed=True)
+    assert strict.valid is False and strict.details["duplicated_count"] == 1
+    assert relaxed.valid is True and relaxed.details["duplicated_count"] == 1
+    assert relaxed.details["duplicates_allowed"] is True

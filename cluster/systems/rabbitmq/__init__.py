@@ -1,0 +1,62 @@
+"""rabbitmq: Debian's rabbitmq-server (3.10) with quorum queues, one container per node.
+
+    node.py     the launcher: cookie + rabbitmq.conf in the data dir, then exec rabbitmq-server
+    client.py   the Client: AMQP 0-9-1 through pika, publisher confirms, basic.get + manual ack
+
+Cluster formation is classic_config peer discovery (every node lists rabbit@n1..nN);
+partitions are handled with autoheal (see node.py). Erlang distribution (epmd and the fixed
+distribution port) is routed through the mesh; AMQP is the client port. Like etcd,
+RabbitMQ dials its peers by name, so it runs on the docker backend only.
+
+Operator CLI commands run inside a node container need HOME=<data dir> (the cookie)
+and ERL_EPMD_PORT; those that gather answers from every node (list_queues) time out,
+because the CLI's own Erlang node listens on a port outside the mesh, while
+cluster_status and rabbitmq-queues quorum_status work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Mapping
+
+from cluster.backend import NodePlan
+from cluster.systems.etcd import require_named_peers
+
+if TYPE_CHECKING:  # pika is on the harness only, not in the node image that runs node.py
+    from cluster.systems.rabbitmq.client import RabbitMQClient
+
+EPMD, DIST, AMQP = "epmd", "dist", "amqp"
+BUGS: Mapping[str, str] = {}
+
+
+class RabbitMQSystem:
+    """The System the runner and backends see."""
+
+    name = "rabbitmq"
+    ports: tuple[str, ...] = (EPMD, DIST, AMQP)
+    peer_ports: tuple[str, ...] = (EPMD, DIST)
+    client_port = AMQP
+    bugs = BUGS
+    workloads: tuple[str, ...] = ("queue",)
+    backends: tuple[str, ...] = ("docker",)
+    # Three Erlang VMs booting on two shared cores form a cluster in ~15 s here; give them more
+    # than the runner's default 30 s (for the runner to read, like `backends`).
+    ready_timeout = 90.0
+    # RabbitMQ does not deduplicate publishes: a publish retried after a lost confirm may be
+    # enqueued twice. That is its documented guarantee, so the queue check lists duplicates
+    # without calling them a violation (lost, unexpected and reordered messages still are).
+    delivery = "at-least-once"
+
+    def command(self, plan: NodePlan) -> list[str]:
+        require_named_peers(plan)
+        config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
+        return [plan.python, "-m", "cluster.systems.rabbitmq.node", "--config", config]
+
+    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> "RabbitMQClient":
+        from cluster.systems.rabbitmq.client import RabbitMQClient
+
+        return RabbitMQClient(address, node, timeout)
+
+
+SYSTEM = RabbitMQSystem()
