@@ -12,7 +12,7 @@ setup:
 run: setup
 	$(FAULTBED) run
 
-test: setup images
+test: setup images lint
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: setup
