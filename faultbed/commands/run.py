@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from checkers.result import exit_code, verdict_word
@@ -114,11 +115,25 @@ def print_summary(outcome: RunOutcome) -> None:
     for result in outcome.results:
         print(f"  {result.checker}: {verdict_word(result.valid)}{_detail(result.details)}")
     print(f"  ops: {counts['ok']} ok, {counts['fail']} fail, {counts['info']} info")
+    for result in outcome.results:
+        first = result.details.get("first_anomaly")
+        if result.valid is False and isinstance(first, dict):
+            print(f"first anomaly at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
     print(f"results: {outcome.run_dir}")
     viz = next((r.details.get("visualization") for r in outcome.results if r.details.get("visualization")), None)
     if viz:
         print(f"visualization: {viz}")
     print(f"replay: {outcome.replay_command}")
+
+
+def describe_operation(op: dict) -> str:
+    """`read k0 -> 2 (event 1194, node n5)` from a checker's first_anomaly."""
+    text = f"{op.get('f')} {op.get('key')}" if op.get("key") is not None else str(op.get("f"))
+    if op.get("value") is not None:
+        text += f" {json.dumps(op['value'])}"
+    if op.get("output") is not None and op.get("f") == "read":
+        text += f" -> {json.dumps(op['output'])}"
+    return text + (f" ({op['origin']})" if op.get("origin") else "")
 
 
 def _detail(details: dict) -> str:
