@@ -37,6 +37,7 @@ import ipaddress
 import logging
 import os
 import random
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection, Iterable, TypeVar
@@ -135,12 +136,40 @@ def docker_client(timeout: float = API_TIMEOUT) -> DockerClient:
     return client
 
 
+BUILD_SCRIPT = os.path.join(PROJECT_ROOT, "docker", "build")
+BUILD_SCRIPT_TIMEOUT = 900.0
+
+
 def require_image(client: DockerClient, image: str) -> None:
+    """The image must exist; in a source checkout, missing images are built first (docker/build).
+
+    The node image is tagged by a hash of the code, so after an edit only its small
+    code layer is rebuilt (seconds); a missing base takes about a minute.
+    """
+    if _image_present(client, image):
+        return
+    if os.access(BUILD_SCRIPT, os.X_OK) and NODE_IMAGE_ENV not in os.environ:
+        log.warning("Docker image %s missing: building it with %s", image, BUILD_SCRIPT)
+        try:
+            subprocess.run([BUILD_SCRIPT], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=BUILD_SCRIPT_TIMEOUT)
+        except subprocess.CalledProcessError as exc:
+            last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise SetupError(f"building the Docker images failed: {last[0]}") from None
+        except subprocess.TimeoutExpired:
+            raise SetupError(f"building the Docker images took over {BUILD_SCRIPT_TIMEOUT:.0f}s") from None
+        if _image_present(client, image):
+            return
+    raise SetupError(f"Docker image {image} not found (images are built for the current code): "
+                     "run `make images` (docker/build)")
+
+
+def _image_present(client: DockerClient, image: str) -> bool:
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
-        raise SetupError(f"Docker image {image} not found (images are built for the current code): "
-                         "run `make images` (docker/build)") from None
+        return False
+    return True
 
 
 # -- addresses ------------------------------------------------------------------------

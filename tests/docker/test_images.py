@@ -63,7 +63,7 @@ def test_base_tag_follows_the_package_list_and_nothing_else():
     packages = images.base_packages()
     assert {"python3", "python3-pysyncobj", "iproute2"} <= set(packages)
     assert images.base_image(packages, "faultbed") == images.base_image(list(reversed(packages)), "faultbed")
-    assert images.base_image(packages, "faultbed") != images.base_image(packages + ["etcd-server"], "faultbed")
+    assert images.base_image(packages, "faultbed") != images.base_image(packages + ["jq"], "faultbed")
 
 
 def test_node_image_carries_the_python_packages_and_no_caches_or_go_modules():
@@ -85,3 +85,28 @@ def test_built_images_exist_and_the_node_image_runs_the_project_code():
     finally:
         client.close()
     assert output.strip() == b"ok"
+
+
+def test_a_missing_node_image_is_built_for_the_current_code_and_reported_if_still_missing(monkeypatch):
+    import time
+
+    import pytest
+
+    from cluster.docker import docker_client, node_image, require_image
+    from faultbed.errors import SetupError
+
+    client = docker_client()
+    try:
+        require_image(client, node_image())  # the current code's image exists, or is built now
+        client.images.get(node_image())
+        started = time.monotonic()
+        with pytest.raises(SetupError, match=r"faultbed/node:no-such-tag not found .*run `make images`"):
+            require_image(client, "faultbed/node:no-such-tag")  # docker/build runs, cannot make this tag
+        assert time.monotonic() - started < 120, "a cached build is quick"
+        monkeypatch.setenv("FAULTBED_NODE_IMAGE", "faultbed/node:no-such-tag")
+        started = time.monotonic()
+        with pytest.raises(SetupError, match="not found"):
+            require_image(client, "faultbed/node:no-such-tag")  # an image named by hand is never built
+        assert time.monotonic() - started < 5
+    finally:
+        client.close()
