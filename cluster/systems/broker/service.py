@@ -25,7 +25,7 @@ from typing import Any
 from cluster.systems import FAIL, INFO, OK
 from cluster.systems.raftkv import protocol
 from cluster.systems.raftkv.replica import Replica
-from cluster.systems.raftkv.server import request_timeout, verdict
+from cluster.systems.raftkv.server import request_timeout, response_for, verdict
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,7 @@ class BrokerService:
                 answer = self._perform(command, deadline)
             except (BadRequest, TypeError, ValueError) as exc:
                 answer = (FAIL, None, f"bad-request: {exc}")
-        kind, value, error = answer
-        response = {"id": request.get("id"), "type": kind, "value": value, "node": self.replica.name,
-                    "leader": self.replica.leader()}
-        if error is not None:
-            response["error"] = error
-        return response
+        return response_for(request, answer, self.replica)
 
     def _perform(self, command: dict[str, Any], deadline: float) -> Answer:
         f = command["f"]

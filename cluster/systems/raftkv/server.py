@@ -80,12 +80,7 @@ class KVService:
                 answer = self._perform(str(f), request.get("key"), request.get("value"), deadline)
             except BadRequest as exc:
                 answer = (FAIL, None, f"bad-request: {exc}")
-        kind, value, error = answer
-        response = {"id": request.get("id"), "type": kind, "value": value, "node": self.replica.name,
-                    "leader": self.replica.leader()}
-        if error is not None:
-            response["error"] = error
-        return response
+        return response_for(request, answer, self.replica)
 
     def _perform(self, f: str, key: Any, value: Any, deadline: float) -> Answer:
         if f == "read":
@@ -148,6 +143,16 @@ class KVService:
             log.exception("submitting %s failed", method)
             return protocol.uncertain_type(f), None, f"submit: {exc}"
         return verdict(f, pending, deadline)
+
+
+def response_for(request: dict[str, Any], answer: Answer, replica: Replica) -> dict[str, Any]:
+    """The wire answer to `request`: type, value, error, and who answered and whom it takes for leader."""
+    kind, value, error = answer
+    response = {"id": request.get("id"), "type": kind, "value": value, "node": replica.name,
+                "leader": replica.leader()}
+    if error is not None:
+        response["error"] = error
+    return response
 
 
 def verdict(f: str, pending: Pending, deadline: float) -> Answer:
