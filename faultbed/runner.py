@@ -11,6 +11,7 @@ started is stopped and the history recorded so far stays on disk.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from checkers.result import Result, Valid, merge_valid
 from checkers.stats import check_stats
+from cluster.backend import DEAD
 from cluster.running import RunningCluster
 from cluster.systems import System, load_system, ready_timeout
 from faultbed import store
@@ -130,8 +132,6 @@ def plan_length(spec: TestSpec) -> int:
 
 
 def write_plan(spec: TestSpec, workload: Workload, run_dir: str) -> None:
-    import json
-
     count = plan_length(spec)
     with open(os.path.join(run_dir, store.PLAN), "w", encoding="utf-8") as fh:
         for worker in range(spec.concurrency):
@@ -187,15 +187,16 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
     with backend_class(spec.backend)(system, spec, run_dir, run_id) as backend:
         cluster = RunningCluster(system, backend, backend.mesh)
         progress.phase = "waiting for the cluster"
-        _wait_ready(cluster, backend, ready_timeout(system, READY_TIMEOUT))
+        patience = ready_timeout(system, READY_TIMEOUT)
+        _wait_ready(cluster, backend, patience)
         progress.phase = "main"
         progress.main_started = time.monotonic()
-        with ScheduleExecutor(schedule, cluster, history, spec) as nemesis:
+        with ScheduleExecutor(schedule, cluster, history, spec, ready_timeout=patience) as nemesis:
             progress.nemesis = nemesis
             _main_phase(spec, workload, cluster, history, progress, nemesis)
             progress.phase = "healing"
             nemesis.stop()
-            nemesis.heal_all(ready_timeout=ready_timeout(system, READY_TIMEOUT))
+            nemesis.heal_all(ready_timeout=patience)
         progress.phase = "final"
         final_ids = itertools.count(FINAL_PROCESS_BASE)
 
@@ -210,7 +211,7 @@ def _wait_ready(cluster: RunningCluster, backend: Any, timeout: float) -> None:
     try:
         cluster.wait_ready(timeout, nodes=cluster.nodes)
     except SetupError as exc:
-        dead = [n for n in cluster.nodes if backend.state(n) == "dead"]
+        dead = [n for n in cluster.nodes if backend.state(n) == DEAD]
         if dead:
             tail = _log_tail(backend.log_path(dead[0]))
             raise SetupError(f"node(s) {', '.join(dead)} exited during startup; "
