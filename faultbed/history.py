@@ -44,9 +44,6 @@ class HistoryWriter:
                 raise HistoryError(f"{self.path}: the clock starts before the first event")
             self._origin = time.monotonic_ns()
 
-    def elapsed_ns(self) -> int:
-        return time.monotonic_ns() - self._origin
-
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
         """Stamp `index` and `time` onto the event and write it; returns the event."""
         with self._lock:
