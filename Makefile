@@ -16,7 +16,7 @@ test: setup images lint
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m mypy faultbed cluster nemesis checkers
+	@scripts/typecheck
 
 test-fast: setup
 	$(PY) -m pytest -q -n 2 -m "not docker and not slow" $(PYTEST_ARGS)

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkers.formats import load_history
-from checkers.linearizable import check_imported
+from faultbed.checkers.formats import load_history
+from faultbed.checkers.linearizable import check_imported
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("FAULTBED_CORPUS") or REPO.parent / "shared" / "corpus")

@@ -18,9 +18,9 @@ import time
 import uuid
 from pathlib import Path
 
-from cluster.docker import DockerBackend
-from cluster.running import RunningCluster
-from cluster.systems import load_system
+from faultbed.cluster.docker import DockerBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import load_system
 from faultbed.errors import FaultbedError
 from faultbed.spec import TestSpec
 

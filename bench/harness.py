@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from cluster.systems import OK, Outcome
+from faultbed.cluster.systems import OK, Outcome
 from faultbed.history import HistoryWriter, read_history
 from faultbed.worker import run_worker
 from faultbed.spec import TestSpec

@@ -14,9 +14,9 @@ import sys
 import tempfile
 import time
 
-from cluster.systems import OK
-from cluster.systems.raftkv.client import RaftKVClient
-from cluster.systems.raftkv.direct import DirectCluster
+from faultbed.cluster.systems import OK
+from faultbed.cluster.systems.raftkv.client import RaftKVClient
+from faultbed.cluster.systems.raftkv.direct import DirectCluster
 
 GOAL_WRITES_PER_SECOND = 80.0
 SECONDS = 3.0

@@ -7,9 +7,9 @@ import tempfile
 import time
 import uuid
 
-from cluster.local import LocalBackend
-from cluster.running import RunningCluster
-from cluster.systems import load_system
+from faultbed.cluster.local import LocalBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import load_system
 from faultbed.spec import TestSpec
 
 REPEATS = 3

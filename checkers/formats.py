@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from checkers.edn import read_edn
+from faultbed.checkers.edn import read_edn
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import NEMESIS, pair_operations, read_history
 

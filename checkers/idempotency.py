@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.history import Operation, pair_operations
 
 if TYPE_CHECKING:

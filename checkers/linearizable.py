@@ -16,9 +16,9 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
-from checkers.formats import ImportedHistory, OpRow, rows_from_events
-from checkers.result import UNKNOWN, Result, Valid
-from checkers.shrink import first_anomaly
+from faultbed.checkers.formats import ImportedHistory, OpRow, rows_from_events
+from faultbed.checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.shrink import first_anomaly
 from faultbed.errors import FaultbedError, HistoryError, SetupError
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.history import Operation, pair_operations
 
 if TYPE_CHECKING:

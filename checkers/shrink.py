@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from checkers.formats import OpRow
+from faultbed.checkers.formats import OpRow
 
 CALL, RETURN, F, KEY, INPUT, OUTPUT, ORIGIN = 1, 2, 3, 4, 5, 6, 7
 PARTITIONED_MODELS = ("register", "cas-register", "kv")

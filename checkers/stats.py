@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkers.result import UNKNOWN, Result
+from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.history import pair_operations
 
 

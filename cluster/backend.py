@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from cluster.mesh import Mesh
+    from faultbed.cluster.mesh import Mesh
 
 RUNNING, PAUSED, DEAD = "running", "paused", "dead"
 

@@ -47,12 +47,12 @@ import docker.types
 from docker.client import DockerClient  # (not `docker.DockerClient`: mypy may take ./docker for the package)
 from docker.models.containers import Container
 
-from cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
-from cluster.mesh import Mesh
-from cluster.ports import PortReservation
-from cluster.registry import RunRecord, is_alive, process_start_time
-from cluster.systems import System
-from cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
+from faultbed.cluster.mesh import Mesh
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.registry import RunRecord, is_alive, process_start_time
+from faultbed.cluster.systems import System
+from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
 from faultbed.errors import SetupError
 from faultbed.spec import TestSpec
 
@@ -72,7 +72,9 @@ DYNAMIC_RANGE_PREFIX = 29       # Docker's IPAM may hand out .0-.7 only
 FIRST_NODE_PORT = 7000          # system port k listens on 7000+k in every container
 TOXIPROXY_API_PORT = 8474
 NODE_PYTHON = "/usr/bin/python3"
-NODE_PACKAGES = ("faultbed", "cluster", "nemesis", "checkers")
+# Each source folder of the node image and where it lives under the one import name.
+NODE_PACKAGES = {"faultbed": "faultbed", "cluster": "faultbed/cluster", "nemesis": "faultbed/nemesis",
+                 "checkers": "faultbed/checkers"}
 NODE_DOCKERFILE = os.path.join("docker", "node.Dockerfile")
 API_TIMEOUT = 60.0
 STOP_GRACE = 3
@@ -106,6 +108,12 @@ def node_source_files(root: str = PROJECT_ROOT) -> list[str]:
                     continue
                 files.append(os.path.relpath(os.path.join(dirpath, name), root))
     return sorted(files)
+
+
+def installed_path(relative: str) -> str:
+    """Where a source file (relative to the repository) lives in the installed package tree."""
+    top, _, rest = relative.partition(os.sep)
+    return os.path.join(NODE_PACKAGES[top], rest)
 
 
 def source_hash(root: str = PROJECT_ROOT) -> str:

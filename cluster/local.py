@@ -17,19 +17,18 @@ import sys
 import time
 from typing import IO
 
-from cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
-from cluster.mesh import Mesh
-from cluster.ports import PortReservation
-from cluster.registry import RUN_ENV, RunRecord
-from cluster.systems import System
-from cluster.toxiproxy import ToxiproxyServer
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
+from faultbed.cluster.mesh import Mesh
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.registry import RUN_ENV, RunRecord
+from faultbed.cluster.systems import System
+from faultbed.cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import SetupError
 from faultbed.spec import TestSpec
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOP_GRACE = 3.0
 
 
@@ -174,7 +173,6 @@ class LocalBackend:
         if logfile is None:
             logfile = self._logs[node] = open(self.log_path(node), "ab")
         env = dict(os.environ, **{RUN_ENV: self.run_id})
-        env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         try:
             proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=plan.data_dir, start_new_session=True)

@@ -35,8 +35,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from cluster.backend import Link
-from cluster.toxiproxy import STREAMS, ProxyConfig, ToxiproxyClient, ToxiproxyError
+from faultbed.cluster.backend import Link
+from faultbed.cluster.toxiproxy import STREAMS, ProxyConfig, ToxiproxyClient, ToxiproxyError
 from faultbed.errors import FaultbedError
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from cluster.backend import DEAD, RUNNING, Backend
-from cluster.systems import Client, System
+from faultbed.cluster.backend import DEAD, RUNNING, Backend
+from faultbed.cluster.systems import Client, System
 from faultbed.errors import SetupError
 
 if TYPE_CHECKING:
-    from cluster.mesh import Mesh
+    from faultbed.cluster.mesh import Mesh
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import docker.errors
 from docker.client import DockerClient
 
 from apt_sources import mirror_lines
-from cluster.docker import (IMAGE_REPOSITORY, NODE_DOCKERFILE, PROJECT_ROOT, docker_client, node_source_files,
-                            source_hash, toxiproxy_image)
+from faultbed.cluster.docker import (IMAGE_REPOSITORY, NODE_DOCKERFILE, PROJECT_ROOT, docker_client, installed_path,
+                                     node_source_files, source_hash, toxiproxy_image)
 from faultbed.errors import FaultbedError
 
 log = logging.getLogger("docker/build")
@@ -178,7 +178,8 @@ def build_all(repository: str, nocache: bool = False, registry_base: str | None 
     node = f"{repository}/node:{source_hash(PROJECT_ROOT)}"
     found = image_exists(client, node)
     if nocache or found is None or found.labels.get(LABEL_BASE) != base:
-        files = {os.path.join("src", f): os.path.join(PROJECT_ROOT, f) for f in node_source_files(PROJECT_ROOT)}
+        files = {os.path.join("src", installed_path(f)): os.path.join(PROJECT_ROOT, f)
+                 for f in node_source_files(PROJECT_ROOT)}
         build_dockerfile(client, node, os.path.join(PROJECT_ROOT, NODE_DOCKERFILE), files, buildargs,
                          {LABEL_BASE: base}, nocache)
         report["node_built"] = True

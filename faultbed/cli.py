@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Sequence
 
-from checkers.result import EXIT_ERROR
+from faultbed.checkers.result import EXIT_ERROR
 from faultbed.errors import FaultbedError
 
 SUBCOMMANDS = ("run", "check", "replay", "report", "gc", "serve")

@@ -15,7 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from checkers.result import UNKNOWN
+from faultbed.checkers.result import UNKNOWN
 from faultbed.report import brief_details
 
 if TYPE_CHECKING:

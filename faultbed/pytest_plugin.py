@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from cluster.running import RunningCluster
+    from faultbed.cluster.running import RunningCluster
     from faultbed.history import HistoryWriter
     from faultbed.runner import RunOutcome
     from faultbed.spec import TestSpec
-    from nemesis.executor import ScheduleExecutor
+    from faultbed.nemesis.executor import ScheduleExecutor
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def faultbed_spec(request: pytest.FixtureRequest, faultbed_store: str, faultbed_
 
 def verdict_summary(outcome: "RunOutcome", expect: Any = None) -> str:
     """A few lines for a failed test: verdict per checker, ops, results, report, replay."""
-    from checkers.result import verdict_word
+    from faultbed.checkers.result import verdict_word
     from faultbed.report import brief_details
 
     spec = outcome.spec
@@ -166,7 +166,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _record_outcome(node: pytest.Item, outcome: "RunOutcome") -> None:
-    from checkers.result import verdict_word
+    from faultbed.checkers.result import verdict_word
 
     node.user_properties.append((RUN_DIR_PROPERTY, outcome.run_dir))
     node.user_properties.append((VERDICT_PROPERTY, verdict_word(outcome.valid)))
@@ -228,8 +228,8 @@ def faultbed_run_dir(faultbed_spec: "TestSpec") -> Iterator[str]:
 @contextlib.contextmanager
 def running_cluster(spec: "TestSpec", run_dir: str) -> Iterator["RunningCluster"]:
     """Start `spec`'s cluster on its backend, wait until it has one leader, stop everything on exit."""
-    from cluster.running import RunningCluster
-    from cluster.systems import load_system, ready_timeout
+    from faultbed.cluster.running import RunningCluster
+    from faultbed.cluster.systems import load_system, ready_timeout
     from faultbed.errors import FaultbedError
     from faultbed.runner import READY_TIMEOUT, backend_class
 
@@ -272,7 +272,7 @@ def faultbed_nemesis(faultbed_spec: "TestSpec", faultbed_cluster: "RunningCluste
     At teardown every fault is undone and the cluster waited for, before it stops.
     """
     from faultbed import store
-    from nemesis.schedule import ScheduleExecutor, generate_schedule
+    from faultbed.nemesis.schedule import ScheduleExecutor, generate_schedule
 
     schedule = generate_schedule(faultbed_spec, faultbed_cluster.nodes)
     store.write_json(faultbed_run_dir, store.SCHEDULE, schedule.to_json())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from cluster.systems import OK, Outcome
+from faultbed.cluster.systems import OK, Outcome
 from faultbed.worker import Worker
 from faultbed.workloads import PlannedOp
 

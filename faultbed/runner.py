@@ -22,18 +22,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkers.result import Result, Valid, merge_valid
-from checkers.stats import check_stats
-from cluster.backend import DEAD
-from cluster.running import RunningCluster
-from cluster.systems import System, load_system, ready_timeout
+from faultbed.checkers.result import Result, Valid, merge_valid
+from faultbed.checkers.stats import check_stats
+from faultbed.cluster.backend import DEAD
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import System, load_system, ready_timeout
 from faultbed import store
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload, load_workload
-from nemesis.schedule import Schedule, ScheduleExecutor, generate_schedule, validate_nemesis
+from faultbed.nemesis.schedule import Schedule, ScheduleExecutor, generate_schedule, validate_nemesis
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,10 @@ class RunOutcome:
 
 def backend_class(name: str) -> Any:
     if name == "local":
-        from cluster.local import LocalBackend
+        from faultbed.cluster.local import LocalBackend
         return LocalBackend
     if name == "docker":
-        from cluster.docker import DockerBackend
+        from faultbed.cluster.docker import DockerBackend
         return DockerBackend
     raise FaultbedError(f"unknown backend {name!r} (known: local, docker)")
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from cluster.running import RunningCluster
-from cluster.systems import FAIL, INFO, Client, Outcome
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import FAIL, INFO, Client, Outcome
 from faultbed.history import HistoryWriter
 from faultbed.workloads import PlannedOp, worker_random
 

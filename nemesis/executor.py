@@ -16,14 +16,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from cluster.backend import DEAD, PAUSED
+from faultbed.cluster.backend import DEAD, PAUSED
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter
 from faultbed.spec import TestSpec
-from nemesis.faults import KINDS, ActiveFault, FaultContext, FaultEntry, NemesisCluster
+from faultbed.nemesis.faults import KINDS, ActiveFault, FaultContext, FaultEntry, NemesisCluster
 
 if TYPE_CHECKING:
-    from nemesis.schedule import FaultEvent, Schedule
+    from faultbed.nemesis.schedule import FaultEvent, Schedule
 
 log = logging.getLogger(__name__)
 

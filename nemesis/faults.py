@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
-from cluster.backend import DEAD, PAUSED, RUNNING, Backend
-from cluster.mesh import BLACKHOLE, LINK_TOXICS, PARTITION_MODES, LinkFault, Mesh
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Backend
+from faultbed.cluster.mesh import BLACKHOLE, LINK_TOXICS, PARTITION_MODES, LinkFault, Mesh
 from faultbed.errors import FaultbedError, SetupError
-from nemesis.grudge import Topology, make_topology, majority, topology_names
+from faultbed.nemesis.grudge import Topology, make_topology, majority, topology_names
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 from faultbed.errors import FaultbedError
 from faultbed.spec import TestSpec
-from nemesis.executor import ScheduleExecutor
-from nemesis.faults import FAULT_KINDS, KINDS, FaultEntry, parse_fault, split_nemesis, validate_entries
+from faultbed.nemesis.executor import ScheduleExecutor
+from faultbed.nemesis.faults import FAULT_KINDS, KINDS, FaultEntry, parse_fault, split_nemesis, validate_entries
 
 log = logging.getLogger(__name__)
 

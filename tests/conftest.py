@@ -6,8 +6,8 @@ from typing import Iterator
 
 import pytest
 
-from cluster.ports import PortReservation
-from cluster.toxiproxy import ToxiproxyServer
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.toxiproxy import ToxiproxyServer
 from tests.nemesis.echo_cluster import EchoMesh, echo_mesh
 
 

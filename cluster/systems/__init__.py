@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from cluster.backend import NodePlan
+from faultbed.cluster.backend import NodePlan
 from faultbed.errors import FaultbedError
 
 OK, FAIL, INFO = "ok", "fail", "info"
@@ -53,10 +53,10 @@ class System(Protocol):
 
 
 SYSTEMS = {
-    "raftkv": "cluster.systems.raftkv",
-    "broker": "cluster.systems.broker",
-    "etcd": "cluster.systems.etcd",
-    "rabbitmq": "cluster.systems.rabbitmq",
+    "raftkv": "faultbed.cluster.systems.raftkv",
+    "broker": "faultbed.cluster.systems.broker",
+    "etcd": "faultbed.cluster.systems.etcd",
+    "rabbitmq": "faultbed.cluster.systems.rabbitmq",
 }
 
 

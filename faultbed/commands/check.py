@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from checkers.formats import FORMATS, ImportedHistory, load_history
-from checkers.linearizable import MODELS, check_imported
-from checkers.result import EXIT_ERROR, Result, exit_code, merge_valid, verdict_word
+from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history
+from faultbed.checkers.linearizable import MODELS, check_imported
+from faultbed.checkers.result import EXIT_ERROR, Result, exit_code, merge_valid, verdict_word
 from faultbed.errors import FaultbedError
 
 HELP = "check recorded histories (faultbed, Jepsen EDN, porcupine logs) for linearizability"

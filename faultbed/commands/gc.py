@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cluster.registry import kill_processes, stale_runs
+from faultbed.cluster.registry import kill_processes, stale_runs
 
 HELP = "stop and remove everything left by runs whose harness is gone"
 
@@ -31,7 +31,7 @@ def execute(args: argparse.Namespace) -> int:
 def _docker_gc(include_live: bool) -> int:
     """Containers and networks labelled by dead runs (only when Docker is reachable)."""
     try:
-        from cluster.docker import gc_docker
+        from faultbed.cluster.docker import gc_docker
     except ImportError:
         return 0
     return int(gc_docker(include_live=include_live))

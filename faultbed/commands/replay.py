@@ -7,12 +7,12 @@ import filecmp
 import os
 import sys
 
-from checkers.result import Valid, verdict_word
+from faultbed.checkers.result import Valid, verdict_word
 from faultbed import store
 from faultbed.commands.run import run_and_report
 from faultbed.errors import FaultbedError
 from faultbed.spec import TestSpec
-from nemesis.schedule import Schedule
+from faultbed.nemesis.schedule import Schedule
 
 HELP = "run a stored test again with the same seed, fault schedule and operation plan"
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from checkers.result import exit_code, verdict_word
+from faultbed.checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
 from faultbed.progress import ProgressDisplay
 from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
@@ -18,7 +18,7 @@ DEFAULTS = TestSpec()
 
 
 def _nemesis_epilog() -> str:
-    from nemesis.faults import FAULT_KINDS, NEMESIS_SYNTAX
+    from faultbed.nemesis.faults import FAULT_KINDS, NEMESIS_SYNTAX
 
     lines = ["fault kinds for --nemesis (comma-separated, or none):"]
     lines += [f"  {name:<18} {description}" for name, description in FAULT_KINDS.items()]
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> TestSpec:
     import random
 
-    from nemesis.faults import split_nemesis
+    from faultbed.nemesis.faults import split_nemesis
 
     nemesis = split_nemesis(args.nemesis)
     return TestSpec(

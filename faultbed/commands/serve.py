@@ -46,7 +46,7 @@ def execute(args: argparse.Namespace) -> int:
     reservation = None
     port = args.port
     if port == 0:
-        from cluster.ports import PortReservation
+        from faultbed.cluster.ports import PortReservation
 
         reservation = PortReservation(HOST)
         port = reservation.take()[0]  # held while serving, so parallel runs never pick it

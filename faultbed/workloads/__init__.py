@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 from faultbed.errors import FaultbedError
 
 if TYPE_CHECKING:
-    from checkers.result import Result
+    from faultbed.checkers.result import Result
     from faultbed.spec import TestSpec
     from faultbed.worker import Worker
 

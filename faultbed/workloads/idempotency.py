@@ -14,9 +14,9 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from checkers.idempotency import check as check_idempotency
-from checkers.result import Result
-from cluster.systems import OK, Outcome
+from faultbed.checkers.idempotency import check as check_idempotency
+from faultbed.checkers.result import Result
+from faultbed.cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker
 from faultbed.retry import execute_with_retries

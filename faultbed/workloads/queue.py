@@ -17,9 +17,9 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from checkers.queue import check as check_queue
-from checkers.result import Result
-from cluster.systems import OK, Outcome
+from faultbed.checkers.queue import check as check_queue
+from faultbed.checkers.result import Result
+from faultbed.cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec
 from faultbed.retry import execute_with_retries
 from faultbed.worker import Worker
@@ -101,7 +101,7 @@ class QueueWorkload:
                     log.warning("queue %s not drained before the deadline", queue_name(index))
 
     def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        from cluster.systems import load_system
+        from faultbed.cluster.systems import load_system
 
         at_least_once = getattr(load_system(spec.system), "delivery", "exactly-once") == "at-least-once"
         return [check_queue(events, spec, duplicates_allowed=at_least_once)]

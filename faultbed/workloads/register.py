@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterator
 
-from checkers.result import Result
+from faultbed.checkers.result import Result
 from faultbed.spec import TestSpec
 from faultbed.store import LINEARIZABILITY_HTML
 from faultbed.worker import Worker
@@ -53,7 +53,7 @@ class RegisterWorkload:
                     worker.execute(PlannedOp("read", key_name(index)))
 
     def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        from checkers.linearizable import check_history
+        from faultbed.checkers.linearizable import check_history
 
         visualization = os.path.join(run_dir, LINEARIZABILITY_HTML) if run_dir else None
         timeout = float(spec.options.get("check_timeout", 120.0))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from checkers.formats import load_history
-from checkers.linearizable import check_imported
+from faultbed.checkers.formats import load_history
+from faultbed.checkers.linearizable import check_imported
 from tests.checkers.conftest import CORPUS
 
 ETCD_LINEARIZABLE = {2, 5, 7, 18, 25, 31, 38, 45, 48, 49, 51, 53, 56, 67, 75, 76, 80, 87, 92, 95, 98, 100, 101, 102}

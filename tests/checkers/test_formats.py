@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from checkers.edn import read_edn
-from checkers.formats import detect_format, load_history, nemesis_annotations, rows_from_events
-from checkers.linearizable import check_imported
+from faultbed.checkers.edn import read_edn
+from faultbed.checkers.formats import detect_format, load_history, nemesis_annotations, rows_from_events
+from faultbed.checkers.linearizable import check_imported
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import HistoryWriter
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from checkers.idempotency import check
+from faultbed.checkers.idempotency import check
 from faultbed.errors import HistoryError
 
 

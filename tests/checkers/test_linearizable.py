@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from checkers import linearizable
-from checkers.linearizable import check_history, check_operations
+from faultbed.checkers import linearizable
+from faultbed.checkers.linearizable import check_history, check_operations
 from faultbed.errors import FaultbedError, HistoryError, SetupError
 
 
@@ -159,7 +159,7 @@ def test_empty_history_is_valid() -> None:
 
 
 def test_timeout_gives_unknown(corpus: Path) -> None:
-    from checkers.formats import load_history
+    from faultbed.checkers.formats import load_history
     history = load_history(str(corpus / "porcupine/kv/c50-ok.txt"))
     result = check_operations(history.ops, "kv", "", timeout=0.001)
     assert result.valid == "unknown"

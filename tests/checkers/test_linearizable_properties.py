@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkers.linearizable import check_history
+from faultbed.checkers.linearizable import check_history
 
 KEYS = ("a", "b")
 VALUES = (0, 1, 2)

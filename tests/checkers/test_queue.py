@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkers.queue import check
+from faultbed.checkers.queue import check
 
 Q = "q0"
 

@@ -1,7 +1,7 @@
 """The first anomalous operation is the earliest completion after which the history is illegal."""
 
-from checkers.linearizable import check_history
-from checkers.shrink import cut
+from faultbed.checkers.linearizable import check_history
+from faultbed.checkers.shrink import cut
 
 
 def _op(events, process, f, key, value, start, end, out=None, type_="ok"):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cluster.toxiproxy import ToxiproxyServer
+from faultbed.cluster.toxiproxy import ToxiproxyServer
 from faultbed.errors import FaultbedError
 from tests.nemesis.echo_cluster import EchoMesh, echo_mesh, wait_until
 

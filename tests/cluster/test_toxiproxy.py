@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from cluster.ports import PortReservation
-from cluster.toxiproxy import ProxyConfig, ToxiproxyClient, ToxiproxyError, ToxiproxyServer
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.toxiproxy import ProxyConfig, ToxiproxyClient, ToxiproxyError, ToxiproxyServer
 from faultbed.errors import SetupError
 
 HOST = "127.0.0.1"

@@ -15,8 +15,8 @@ from typing import Iterator
 from docker.client import DockerClient
 import pytest
 
-from cluster.docker import LABEL_HARNESS, LABEL_RUN, DockerBackend, remove_run_resources
-from cluster.registry import process_start_time
+from faultbed.cluster.docker import LABEL_HARNESS, LABEL_RUN, DockerBackend, remove_run_resources
+from faultbed.cluster.registry import process_start_time
 from faultbed.spec import TestSpec
 from tests.docker.whoami import DIAL, SYSTEM, ask_name
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from docker.client import DockerClient
 import pytest
 
-from cluster.backend import DEAD, PAUSED, RUNNING
-from cluster.docker import LABEL_HARNESS, LABEL_RUN, _alive, gc_docker
-from cluster.registry import STATE_DIR, process_start_time
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
+from faultbed.cluster.docker import LABEL_HARNESS, LABEL_RUN, _alive, gc_docker
+from faultbed.cluster.registry import STATE_DIR, process_start_time
 from faultbed.errors import SetupError
 from tests.docker.conftest import new_run_id, remove_run, resources_of_run, wait_until_answering
 from tests.docker.whoami import ask_name
@@ -124,8 +124,8 @@ def test_teardown_leaves_no_container_and_no_network(tmp_path):
 
 
 def test_a_failed_start_removes_what_it_made(tmp_path, monkeypatch):
-    import cluster.docker as docker_backend
-    from cluster.docker import DockerBackend
+    import faultbed.cluster.docker as docker_backend
+    from faultbed.cluster.docker import DockerBackend
     from faultbed.spec import TestSpec
     from tests.docker.whoami import SYSTEM
 
@@ -141,7 +141,7 @@ def test_a_failed_start_removes_what_it_made(tmp_path, monkeypatch):
 
 HARNESS = """
 import sys, time
-from cluster.docker import DockerBackend
+from faultbed.cluster.docker import DockerBackend
 from faultbed.spec import TestSpec
 from tests.docker.whoami import SYSTEM
 backend = DockerBackend(SYSTEM, TestSpec(nodes=2, backend="docker"), sys.argv[1], sys.argv[2]).__enter__()

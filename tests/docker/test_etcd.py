@@ -15,13 +15,13 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from cluster.docker import DockerBackend
-from cluster.running import RunningCluster
-from cluster.systems import FAIL, INFO, OK, Outcome
-from cluster.systems.etcd import SERIALIZABLE_READS, SYSTEM
-from cluster.systems.etcd.client import NOT_PROPOSED
+from faultbed.cluster.docker import DockerBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import FAIL, INFO, OK, Outcome
+from faultbed.cluster.systems.etcd import SERIALIZABLE_READS, SYSTEM
+from faultbed.cluster.systems.etcd.client import NOT_PROPOSED
 from faultbed.spec import TestSpec
-from nemesis.grudge import complete_grudge
+from faultbed.nemesis.grudge import complete_grudge
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from docker.client import DockerClient
 
-from cluster.docker import node_image, node_source_files, source_hash, toxiproxy_image
+from faultbed.cluster.docker import node_image, node_source_files, source_hash, toxiproxy_image
 from tests.docker.conftest import own_labels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_a_missing_node_image_is_built_for_the_current_code_and_reported_if_stil
 
     import pytest
 
-    from cluster.docker import docker_client, node_image, require_image
+    from faultbed.cluster.docker import docker_client, node_image, require_image
     from faultbed.errors import SetupError
 
     client = docker_client()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.docker import DockerBackend
+from faultbed.cluster.docker import DockerBackend
 from tests.docker.conftest import dial_from
 
 pytestmark = pytest.mark.docker

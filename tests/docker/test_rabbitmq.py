@@ -17,11 +17,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from cluster.docker import DockerBackend
-from cluster.running import RunningCluster
-from cluster.systems import FAIL, INFO, OK
-from cluster.systems.rabbitmq import SYSTEM
-from cluster.systems.rabbitmq.client import RabbitMQClient
+from faultbed.cluster.docker import DockerBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import FAIL, INFO, OK
+from faultbed.cluster.systems.rabbitmq import SYSTEM
+from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 from faultbed.history import pair_operations, read_history
 from faultbed.spec import TestSpec
 

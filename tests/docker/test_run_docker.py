@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from docker.client import DockerClient
 
-from cluster.docker import LABEL_RUN
+from faultbed.cluster.docker import LABEL_RUN
 
 pytestmark = pytest.mark.docker
 

@@ -9,8 +9,8 @@ import json
 import socket
 from typing import Any, Mapping
 
-from cluster.backend import NodePlan
-from cluster.systems import OK, Outcome
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems import OK, Outcome
 
 SERVER = """
 import json, socket, sys, threading

@@ -55,7 +55,7 @@ def own_cluster_processes(store: str) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "cluster.systems" in cmdline and store in cmdline:
+        if "faultbed.cluster.systems" in cmdline and store in cmdline:
             found.append(int(entry))
     return found
 

@@ -11,7 +11,7 @@ import os
 import random
 from typing import Any, Sequence
 
-from checkers.result import Valid
+from faultbed.checkers.result import Valid
 
 SECOND = 1_000_000_000
 

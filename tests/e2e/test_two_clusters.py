@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cluster.backend import DEAD, RUNNING
+from faultbed.cluster.backend import DEAD, RUNNING
 from faultbed import store
 from faultbed.pytest_plugin import running_cluster
 from faultbed.spec import TestSpec

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.registry import RUN_ENV
+from faultbed.cluster.registry import RUN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster.backend import NodePlan
+from faultbed.cluster.backend import NodePlan
 
 
 class NeverStarts:

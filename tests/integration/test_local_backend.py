@@ -8,10 +8,10 @@ from typing import Iterator
 
 import pytest
 
-from cluster.backend import DEAD, PAUSED, RUNNING
-from cluster.local import LocalBackend
-from cluster.running import RunningCluster
-from cluster.systems import load_system
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
+from faultbed.cluster.local import LocalBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import load_system
 from faultbed.spec import TestSpec
 from tests.integration.conftest import processes_of_run, wait_for
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from cluster import registry
-from cluster.systems import SYSTEMS
+from faultbed.cluster import registry
+from faultbed.cluster.systems import SYSTEMS
 from faultbed.cli import main
 from tests.integration.conftest import processes_of_run
 

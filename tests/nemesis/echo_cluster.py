@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from cluster.backend import Link
-from cluster.mesh import Mesh
-from cluster.ports import PortReservation
-from cluster.toxiproxy import ToxiproxyServer
+from faultbed.cluster.backend import Link
+from faultbed.cluster.mesh import Mesh
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.toxiproxy import ToxiproxyServer
 
 HOST = "127.0.0.1"
 

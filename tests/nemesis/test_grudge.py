@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faultbed.errors import FaultbedError
-from nemesis.grudge import (
+from faultbed.nemesis.grudge import (
     TOPOLOGIES,
     Grudge,
     Topology,

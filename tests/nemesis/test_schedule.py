@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.backend import DEAD, PAUSED, RUNNING
-from cluster.mesh import Mesh
+from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
+from faultbed.cluster.mesh import Mesh
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
-from nemesis.schedule import (
+from faultbed.nemesis.schedule import (
     FAULT_KINDS,
     JITTER,
     MIN_FAULT_FRACTION,

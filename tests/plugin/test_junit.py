@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from checkers.result import Result
+from faultbed.checkers.result import Result
 from faultbed.junit import write_junit, write_junit_error
 from faultbed.runner import RunOutcome
 from faultbed.spec import TestSpec
@@ -15,7 +15,7 @@ SPEC = TestSpec(system="raftkv", workload="register", nodes=3, nemesis=("partiti
 
 
 def outcome(*results: Result, run_dir: str = "/store/raftkv-register/20250101T000000Z") -> RunOutcome:
-    from checkers.result import merge_valid
+    from faultbed.checkers.result import merge_valid
 
     return RunOutcome(SPEC, run_dir, merge_valid(r.valid for r in results), list(results),
                       {"ok": 10, "fail": 2, "info": 1})

@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 FAKE_RUNNER = '''
 import json, os
 import pytest
-from checkers.result import Result
+from faultbed.checkers.result import Result
 from faultbed import runner, store
 from faultbed.errors import SetupError
 

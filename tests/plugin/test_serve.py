@@ -31,7 +31,7 @@ def store_dir(tmp_path):
 
 @pytest.fixture
 def server(store_dir):
-    from cluster.ports import PortReservation
+    from faultbed.cluster.ports import PortReservation
 
     with PortReservation() as ports:
         browser = RunBrowser(store_dir, ports.take()[0])

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
-from cluster.systems.raftkv.direct import DirectCluster
+from faultbed.cluster.systems.raftkv.direct import DirectCluster
 
 T = TypeVar("T")
 StartCluster = Callable[..., DirectCluster]

@@ -9,13 +9,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from cluster.local import LocalBackend
-from cluster.running import RunningCluster
-from cluster.systems import Outcome
-from cluster.systems.broker import SYSTEM
-from cluster.systems.broker.queues import BrokerState, CommandError
+from faultbed.cluster.local import LocalBackend
+from faultbed.cluster.running import RunningCluster
+from faultbed.cluster.systems import Outcome
+from faultbed.cluster.systems.broker import SYSTEM
+from faultbed.cluster.systems.broker.queues import BrokerState, CommandError
 from faultbed.spec import TestSpec
-from nemesis.grudge import complete_grudge
+from faultbed.nemesis.grudge import complete_grudge
 
 
 def command(f: str, now: float, **fields: Any) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from cluster.systems import FAIL, INFO, OK
-from cluster.systems.raftkv import BUGS, SYSTEM
-from cluster.systems.raftkv.direct import DirectCluster
-from cluster.systems.raftkv.node import NodeConfig
-from cluster.systems.raftkv.state import KVState
-from cluster.systems.raftkv.transport import TERM_TAG, MeshNode, VoteStore, gate_ack
+from faultbed.cluster.systems import FAIL, INFO, OK
+from faultbed.cluster.systems.raftkv import BUGS, SYSTEM
+from faultbed.cluster.systems.raftkv.direct import DirectCluster
+from faultbed.cluster.systems.raftkv.node import NodeConfig
+from faultbed.cluster.systems.raftkv.state import KVState
+from faultbed.cluster.systems.raftkv.transport import TERM_TAG, MeshNode, VoteStore, gate_ack
 from tests.systems.conftest import StartCluster, eventually
 
 integration = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_command_serializes_the_plan_and_the_node_parses_it(tmp_path: Any) -> No
     cluster = DirectCluster(str(tmp_path), 3, bugs=("stale-reads",), options={"raft": {"heartbeat": 0.04}})
     try:
         command = SYSTEM.command(cluster.plans["n2"])
-        assert command[:4] == [sys.executable, "-m", "cluster.systems.raftkv.node", "--config"]
+        assert command[:4] == [sys.executable, "-m", "faultbed.cluster.systems.raftkv.node", "--config"]
         config = NodeConfig.from_plan_json(command[4])
         assert config.name == "n2" and config.bugs == {"stale-reads"}
         assert config.dial == {"n1": cluster.plans["n1"].identities["n1"], "n3": cluster.plans["n3"].identities["n3"]}
@@ -95,7 +95,7 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
     try:
         bad = json.loads(SYSTEM.command(replace(cluster.plans["n1"], bugs=("no-such-bug",)))[4])
         for config in ("{}", json.dumps(bad)):
-            done = subprocess.run([sys.executable, "-m", "cluster.systems.raftkv.node", "--config", config],
+            done = subprocess.run([sys.executable, "-m", "faultbed.cluster.systems.raftkv.node", "--config", config],
                                   capture_output=True, timeout=30)
             assert done.returncode == 3, done.stderr
     finally:

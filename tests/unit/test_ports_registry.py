@@ -6,12 +6,12 @@ import subprocess
 import sys
 import time
 
-from cluster import registry
-from cluster.ports import HIGH, LOW, PortReservation
+from faultbed.cluster import registry
+from faultbed.cluster.ports import HIGH, LOW, PortReservation
 
 CHILD = """
 import sys, time
-from cluster.ports import PortReservation
+from faultbed.cluster.ports import PortReservation
 r = PortReservation()
 print(" ".join(map(str, r.take(200))), flush=True)
 time.sleep(30)

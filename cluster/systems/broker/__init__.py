@@ -19,8 +19,8 @@ import json
 from dataclasses import asdict
 from typing import Mapping
 
-from cluster.backend import NodePlan
-from cluster.systems.raftkv.client import RaftKVClient
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
 BUGS: Mapping[str, str] = {
     "ack-before-replicate": "the leader answers publish ok as soon as it has queued the entry, "
@@ -41,7 +41,7 @@ class BrokerSystem:
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
-        return [plan.python, "-m", "cluster.systems.broker.node", "--config", config]
+        return [plan.python, "-m", "faultbed.cluster.systems.broker.node", "--config", config]
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float) -> RaftKVClient:
         return RaftKVClient(address, node, timeout)

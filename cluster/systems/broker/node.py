@@ -1,4 +1,4 @@
-"""One broker node: `python -m cluster.systems.broker.node --config '<NodePlan as JSON>'`.
+"""One broker node: `python -m faultbed.cluster.systems.broker.node --config '<NodePlan as JSON>'`.
 
 The Raft side is raftkv's (replica, mesh transport, durable vote, client port and
 wire format, node main loop); only the replicated state and the request handling
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from cluster.systems.broker import BUGS
-from cluster.systems.broker.queues import ReplicatedQueues
-from cluster.systems.broker.service import BrokerService
-from cluster.systems.raftkv.node import NodeConfig, run_node
-from cluster.systems.raftkv.replica import Replica, ReplicaConfig
+from faultbed.cluster.systems.broker import BUGS
+from faultbed.cluster.systems.broker.queues import ReplicatedQueues
+from faultbed.cluster.systems.broker.service import BrokerService
+from faultbed.cluster.systems.raftkv.node import NodeConfig, run_node
+from faultbed.cluster.systems.raftkv.replica import Replica, ReplicaConfig
 
 
 def parse_config(text: str) -> NodeConfig:

@@ -22,10 +22,10 @@ import logging
 import time
 from typing import Any
 
-from cluster.systems import FAIL, INFO, OK
-from cluster.systems.raftkv import protocol
-from cluster.systems.raftkv.replica import Replica
-from cluster.systems.raftkv.server import request_timeout, response_for, verdict
+from faultbed.cluster.systems import FAIL, INFO, OK
+from faultbed.cluster.systems.raftkv import protocol
+from faultbed.cluster.systems.raftkv.replica import Replica
+from faultbed.cluster.systems.raftkv.server import request_timeout, response_for, verdict
 
 log = logging.getLogger(__name__)
 

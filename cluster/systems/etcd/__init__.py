@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from cluster.backend import NodePlan
-from cluster.systems.etcd.client import EtcdClient
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems.etcd.client import EtcdClient
 from faultbed.errors import FaultbedError
 
 ETCD = "/usr/bin/etcd"

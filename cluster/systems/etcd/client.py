@@ -26,7 +26,7 @@ from typing import Any
 
 import requests  # type: ignore[import]  # Debian ships no stubs
 
-from cluster.systems import FAIL, INFO, OK, Outcome
+from faultbed.cluster.systems import FAIL, INFO, OK, Outcome
 
 log = logging.getLogger(__name__)
 

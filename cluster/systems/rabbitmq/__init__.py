@@ -20,11 +20,11 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Mapping
 
-from cluster.backend import NodePlan
-from cluster.systems.etcd import require_named_peers
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems.etcd import require_named_peers
 
 if TYPE_CHECKING:  # pika is on the harness only, not in the node image that runs node.py
-    from cluster.systems.rabbitmq.client import RabbitMQClient
+    from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
 EPMD, DIST, AMQP = "epmd", "dist", "amqp"
 BUGS: Mapping[str, str] = {}
@@ -51,10 +51,10 @@ class RabbitMQSystem:
     def command(self, plan: NodePlan) -> list[str]:
         require_named_peers(plan)
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
-        return [plan.python, "-m", "cluster.systems.rabbitmq.node", "--config", config]
+        return [plan.python, "-m", "faultbed.cluster.systems.rabbitmq.node", "--config", config]
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float) -> "RabbitMQClient":
-        from cluster.systems.rabbitmq.client import RabbitMQClient
+        from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
         return RabbitMQClient(address, node, timeout)
 

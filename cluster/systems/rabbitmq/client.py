@@ -51,7 +51,7 @@ from pika import spec
 from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from cluster.systems import FAIL, INFO, OK, Outcome
+from faultbed.cluster.systems import FAIL, INFO, OK, Outcome
 
 log = logging.getLogger(__name__)
 # pika logs every failed connection attempt as an error; here they are outcomes, not news.

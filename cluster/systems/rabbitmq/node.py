@@ -1,6 +1,6 @@
 """A RabbitMQ node's launcher: writes its cookie and config into the data dir, then becomes the broker.
 
-Run as `python3 -m cluster.systems.rabbitmq.node --config <NodePlan as JSON>`; it
+Run as `python3 -m faultbed.cluster.systems.rabbitmq.node --config <NodePlan as JSON>`; it
 execs Debian's rabbitmq-server (the script under /usr/lib/rabbitmq/bin, not the
 /usr/sbin wrapper, which insists on running as root or rabbitmq). Everything the
 broker writes (mnesia, logs, pid file, cookie) lives under plan.data_dir, so a
@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from cluster.systems.rabbitmq import AMQP, DIST, EPMD
+from faultbed.cluster.systems.rabbitmq import AMQP, DIST, EPMD
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 # First boot: the node holding the formation lock looks this many times, 0.5 s apart, for a
@@ -112,7 +112,7 @@ def prepare(plan: dict[str, Any]) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cluster.systems.rabbitmq.node", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="faultbed.cluster.systems.rabbitmq.node", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the NodePlan as JSON")
     plan = json.loads(parser.parse_args(argv).config)
     env = prepare(plan)

@@ -29,8 +29,8 @@ import json
 from dataclasses import asdict
 from typing import Mapping
 
-from cluster.backend import NodePlan
-from cluster.systems.raftkv.client import RaftKVClient
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
 BUGS: Mapping[str, str] = {
     "stale-reads": "every node answers reads from its local replica, without the log or a leader check",
@@ -53,7 +53,7 @@ class RaftKVSystem:
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
-        return [plan.python, "-m", "cluster.systems.raftkv.node", "--config", config]
+        return [plan.python, "-m", "faultbed.cluster.systems.raftkv.node", "--config", config]
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float) -> RaftKVClient:
         return RaftKVClient(address, node, timeout)

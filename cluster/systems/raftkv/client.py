@@ -15,8 +15,8 @@ import socket
 import time
 from typing import Any
 
-from cluster.systems import FAIL, Outcome
-from cluster.systems.raftkv import protocol
+from faultbed.cluster.systems import FAIL, Outcome
+from faultbed.cluster.systems.raftkv import protocol
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import sys
 import time
 from typing import IO, Any
 
-from cluster.backend import NodePlan
-from cluster.ports import PortReservation
-from cluster.systems.raftkv import SYSTEM
-from cluster.systems.raftkv.client import RaftKVClient
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.systems.raftkv import SYSTEM
+from faultbed.cluster.systems.raftkv.client import RaftKVClient
 from faultbed.errors import SetupError
 
 log = logging.getLogger(__name__)

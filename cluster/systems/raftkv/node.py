@@ -1,4 +1,4 @@
-"""One raftkv node: `python -m cluster.systems.raftkv.node --config '<NodePlan as JSON>'`.
+"""One raftkv node: `python -m faultbed.cluster.systems.raftkv.node --config '<NodePlan as JSON>'`.
 
 Starts the Raft replica (journal, dump and vote in `data_dir`), then the client port;
 logs to stderr (the backend keeps it as nodes/<node>.log) and stops cleanly on SIGTERM
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Callable
 
-from cluster.systems.raftkv import BUGS
-from cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
-from cluster.systems.raftkv.server import ClientServer, KVService
+from faultbed.cluster.systems.raftkv import BUGS
+from faultbed.cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
+from faultbed.cluster.systems.raftkv.server import ClientServer, KVService
 
 log = logging.getLogger("raftkv.node")
 
@@ -87,7 +87,7 @@ def run_node(system: str, argv: list[str] | None, parse: Callable[[str], NodeCon
              make_replica: Callable[[ReplicaConfig], Replica], make_service: Callable[[Replica, frozenset[str]], Any],
              ) -> int:
     """The node process of a pysyncobj-based system: parse, start Raft, serve clients until a signal."""
-    parser = argparse.ArgumentParser(prog=f"cluster.systems.{system}.node", description=f"one {system} node")
+    parser = argparse.ArgumentParser(prog=f"faultbed.cluster.systems.{system}.node", description=f"one {system} node")
     parser.add_argument("--config", required=True, help="the NodePlan as JSON")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)

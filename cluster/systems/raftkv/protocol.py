@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cluster.systems import FAIL, INFO
+from faultbed.cluster.systems import FAIL, INFO
 
 WRITE_OPS = frozenset({"write", "cas", "append", "apply"})
 READ_OPS = frozenset({"read", "read-ledger"})

@@ -33,9 +33,9 @@ from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
 
-from cluster.systems.raftkv import syncobj_private as private
-from cluster.systems.raftkv.state import KVState
-from cluster.systems.raftkv.transport import MeshNode, RaftTransport, VoteStore
+from faultbed.cluster.systems.raftkv import syncobj_private as private
+from faultbed.cluster.systems.raftkv.state import KVState
+from faultbed.cluster.systems.raftkv.transport import MeshNode, RaftTransport, VoteStore
 
 log = logging.getLogger(__name__)
 

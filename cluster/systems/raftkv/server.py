@@ -29,10 +29,10 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON
 
-from cluster.systems import FAIL, INFO, OK
-from cluster.systems.raftkv import protocol
-from cluster.systems.raftkv.replica import Pending, Replica
-from cluster.systems.raftkv.state import CAS_MISMATCH, NOT_A_STRING
+from faultbed.cluster.systems import FAIL, INFO, OK
+from faultbed.cluster.systems.raftkv import protocol
+from faultbed.cluster.systems.raftkv.replica import Pending, Replica
+from faultbed.cluster.systems.raftkv.state import CAS_MISMATCH, NOT_A_STRING
 
 log = logging.getLogger(__name__)
 

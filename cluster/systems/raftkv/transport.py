@@ -43,7 +43,7 @@ from pysyncobj.dns_resolver import globalDnsResolver
 from pysyncobj.node import TCPNode
 from pysyncobj.transport import TCPTransport
 
-from cluster.systems.raftkv import syncobj_private as private
+from faultbed.cluster.systems.raftkv import syncobj_private as private
 
 log = logging.getLogger(__name__)
 
