@@ -11,7 +11,7 @@ from typing import Sequence
 from faultbed.checkers.result import EXIT_ERROR
 from faultbed.errors import FaultbedError
 
-SUBCOMMANDS = ("run", "check", "replay", "report", "gc", "serve")
+SUBCOMMANDS = ("run", "check", "replay", "report", "list", "gc", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

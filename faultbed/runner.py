@@ -27,7 +27,7 @@ from faultbed.checkers.stats import check_stats
 from faultbed.cluster.backend import DEAD
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.systems import System, load_system, ready_timeout
-from faultbed import store
+from faultbed import plugins, store
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
@@ -91,13 +91,8 @@ class RunOutcome:
 
 
 def backend_class(name: str) -> Any:
-    if name == "local":
-        from faultbed.cluster.local import LocalBackend
-        return LocalBackend
-    if name == "docker":
-        from faultbed.cluster.docker import DockerBackend
-        return DockerBackend
-    raise FaultbedError(f"unknown backend {name!r} (known: local, docker)")
+    """The backend registered as `name` (faultbed.plugins)."""
+    return plugins.backend(name)
 
 
 def validate(spec: TestSpec) -> tuple[System, Workload]:

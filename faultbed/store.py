@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from faultbed.errors import FaultbedError
+from faultbed.plugins import system_label
 from faultbed.spec import TestSpec
 
 SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json"
@@ -16,7 +17,7 @@ LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
 
 def create_run_dir(spec: TestSpec) -> str:
     """A new, empty results directory for `spec` (a suffix keeps parallel runs apart)."""
-    parent = os.path.join(spec.store, f"{spec.system}-{spec.workload}")
+    parent = os.path.join(spec.store, f"{system_label(spec.system)}-{spec.workload}")
     os.makedirs(parent, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for attempt in range(1000):

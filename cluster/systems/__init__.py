@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.errors import FaultbedError
 
 OK, FAIL, INFO = "ok", "fail", "info"
 
@@ -42,6 +40,7 @@ class System(Protocol):
     """
 
     name: str
+    description: str              # one line, shown by `faultbed list`
     ports: tuple[str, ...]        # every port a node listens on, e.g. ("raft", "client")
     peer_ports: tuple[str, ...]   # the ones peers dial, routed through the mesh
     client_port: str
@@ -52,23 +51,11 @@ class System(Protocol):
     def open_client(self, address: tuple[str, int], node: str, timeout: float) -> Client: ...
 
 
-SYSTEMS = {
-    "raftkv": "faultbed.cluster.systems.raftkv",
-    "broker": "faultbed.cluster.systems.broker",
-    "etcd": "faultbed.cluster.systems.etcd",
-    "rabbitmq": "faultbed.cluster.systems.rabbitmq",
-}
+def load_system(reference: str, bugs: tuple[str, ...] = ()) -> System:
+    """The system a name, system file or module:attribute names (bound to `bugs` when its client carries them)."""
+    from faultbed import plugins
 
-
-def load_system(name: str, bugs: tuple[str, ...] = ()) -> System:
-    """The system module's `SYSTEM` object, by name (bound to `bugs` when its client carries them)."""
-    if name not in SYSTEMS:
-        raise FaultbedError(f"unknown system {name!r} (known: {', '.join(sorted(SYSTEMS))})")
-    try:
-        module = importlib.import_module(SYSTEMS[name])
-    except ModuleNotFoundError as exc:
-        raise FaultbedError(f"system {name!r} is not available in this build: {exc}") from exc
-    system: System = module.SYSTEM
+    system = plugins.system(reference)
     bind = getattr(system, "with_bugs", None)
     return bind(tuple(bugs)) if bind is not None and bugs else system
 

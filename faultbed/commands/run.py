@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from faultbed.checkers.result import exit_code, verdict_word
@@ -29,10 +30,12 @@ def _nemesis_epilog() -> str:
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that make a TestSpec (shared with other commands)."""
     d = DEFAULTS
-    parser.add_argument("--system", default=d.system, help=f"system under test (default {d.system})")
-    parser.add_argument("--backend", default=d.backend, help="local or docker (default local)")
+    parser.add_argument("--system", default=d.system,
+                        help=f"system under test: a name from `faultbed list`, a system file (./mykv.toml) "
+                             f"or module:attribute (default {d.system})")
+    parser.add_argument("--backend", default=d.backend, help="a backend from `faultbed list` (default local)")
     parser.add_argument("--nodes", type=int, default=d.nodes, help=f"cluster size (default {d.nodes})")
-    parser.add_argument("--workload", default=d.workload, help=f"register, idempotency, queue (default {d.workload})")
+    parser.add_argument("--workload", default=d.workload, help=f"a workload from `faultbed list` (default {d.workload})")
     parser.add_argument("--nemesis", default=",".join(d.nemesis),
                         help="fault kinds, comma-separated, or none (default partition)")
     parser.add_argument("--nemesis-interval", type=float, default=d.nemesis_interval,
@@ -66,8 +69,11 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
     from faultbed.nemesis.faults import split_nemesis
 
     nemesis = split_nemesis(args.nemesis)
+    system = args.system
+    if system.endswith(".toml") or "/" in system:  # a system file: replay must find it from anywhere
+        system = os.path.abspath(system)
     return TestSpec(
-        system=args.system, backend=args.backend, nodes=args.nodes, workload=args.workload,
+        system=system, backend=args.backend, nodes=args.nodes, workload=args.workload,
         nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,
         time_limit=args.time_limit, rate=args.rate, concurrency=args.concurrency, keys=args.keys,
         op_timeout=args.op_timeout, seed=args.seed if args.seed is not None else random.randrange(2**31),

@@ -9,7 +9,6 @@ and `check(...)` turns the history into verdicts.
 
 from __future__ import annotations
 
-import importlib
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
@@ -39,6 +38,7 @@ class PlannedOp:
 
 class Workload(Protocol):
     name: str
+    description: str
     systems: tuple[str, ...]
 
     def operations(self, spec: "TestSpec", worker: int) -> Iterator[PlannedOp]: ...
@@ -47,21 +47,11 @@ class Workload(Protocol):
     def check(self, events: list[dict[str, Any]], spec: "TestSpec", run_dir: str | None) -> list["Result"]: ...
 
 
-WORKLOADS = {
-    "register": "faultbed.workloads.register",
-    "idempotency": "faultbed.workloads.idempotency",
-    "queue": "faultbed.workloads.queue",
-}
-
-
 def load_workload(name: str) -> Workload:
-    if name not in WORKLOADS:
-        raise FaultbedError(f"unknown workload {name!r} (known: {', '.join(sorted(WORKLOADS))})")
-    try:
-        module = importlib.import_module(WORKLOADS[name])
-    except ModuleNotFoundError as exc:
-        raise FaultbedError(f"workload {name!r} is not available in this build: {exc}") from exc
-    return module.WORKLOAD  # type: ignore[no-any-return]
+    """The workload registered as `name` (faultbed.plugins), or FaultbedError."""
+    from faultbed import plugins
+
+    return plugins.workload(name)  # type: ignore[no-any-return]
 
 
 def worker_random(spec: "TestSpec", worker: int, stream: str = "ops") -> random.Random:

@@ -46,6 +46,7 @@ def read_until_ok(new_worker: Callable[[str], Worker], nodes: list[str], op: Pla
 
 class IdempotencyWorkload:
     name = "idempotency"
+    description = "applies with idempotency keys, retried on other nodes; checks exactly-once effects"
     systems: tuple[str, ...] = ("raftkv",)
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:

@@ -74,6 +74,7 @@ def drain_queue(worker: Worker, queue: str, nodes: list[str], deadline: float) -
 
 class QueueWorkload:
     name = "queue"
+    description = "producers and consumers with retries, a final drain; checks no loss, no duplicates"
     systems: tuple[str, ...] = ("broker", "rabbitmq")
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:

@@ -26,6 +26,7 @@ def key_name(index: int) -> str:
 
 class RegisterWorkload:
     name = "register"
+    description = "read, write and cas on a few keys; checks linearizability with porcupine"
     systems = ("raftkv", "etcd")
     model = "kv"
 

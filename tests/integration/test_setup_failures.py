@@ -7,7 +7,6 @@ import os
 import pytest
 
 from faultbed.cluster import registry
-from faultbed.cluster.systems import SYSTEMS
 from faultbed.cli import main
 from tests.integration.conftest import processes_of_run
 
@@ -18,7 +17,7 @@ def _run(capsys, store, *args: str) -> tuple[int, list[str]]:
     code = main(["run", "--quiet", "--nodes", "3", "--time-limit", "5", "--store", str(store), *args])
     err = capsys.readouterr().err.strip().splitlines()
     return code, [line for line in err if not line.startswith("faultbed: raftkv") and
-                  not line.startswith("faultbed: never-starts")]
+                  not line.startswith("faultbed: tests.integration.never_starts")]
 
 
 def _runs_left_by_this_process() -> list[str]:
@@ -36,8 +35,8 @@ def _parent(pid: int) -> int | None:
 
 
 def test_a_node_that_never_starts_is_one_line_exit_3_and_nothing_left(capsys, monkeypatch, tmp_path):
-    monkeypatch.setitem(SYSTEMS, "never-starts", "tests.integration.never_starts")
-    code, lines = _run(capsys, tmp_path / "store", "--system", "never-starts", "--nemesis", "none")
+    code, lines = _run(capsys, tmp_path / "store", "--system", "tests.integration.never_starts:SYSTEM",
+                       "--nemesis", "none")
     assert code == 3
     assert len(lines) == 1, lines
     assert "exited during startup" in lines[0] and "fatal: cannot open config" in lines[0], lines

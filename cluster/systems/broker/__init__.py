@@ -33,6 +33,7 @@ class BrokerSystem:
     """The System the runner and backends see."""
 
     name = "broker"
+    description = "Raft-replicated message broker on pysyncobj (faultbed's own)"
     ports: tuple[str, ...] = ("raft", "client")
     peer_ports: tuple[str, ...] = ("raft",)
     client_port = "client"

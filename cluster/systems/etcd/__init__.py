@@ -53,6 +53,7 @@ class EtcdSystem:
     """The System the runner and backends see."""
 
     name = "etcd"
+    description = "etcd (Debian's etcd-server 3.4): Raft KV store, v3 JSON gateway client"
     ports: tuple[str, ...] = (PEER, CLIENT)
     peer_ports: tuple[str, ...] = (PEER,)
     client_port = CLIENT

@@ -34,6 +34,7 @@ class RabbitMQSystem:
     """The System the runner and backends see."""
 
     name = "rabbitmq"
+    description = "RabbitMQ quorum queues (Debian's rabbitmq-server), pika client with confirms"
     ports: tuple[str, ...] = (EPMD, DIST, AMQP)
     peer_ports: tuple[str, ...] = (EPMD, DIST)
     client_port = AMQP

@@ -45,6 +45,7 @@ class RaftKVSystem:
     """The System the runner and backends see."""
 
     name = "raftkv"
+    description = "Raft key-value store on pysyncobj (faultbed's own)"
     ports = ("raft", "client")
     peer_ports = ("raft",)
     client_port = "client"

@@ -1,0 +1,142 @@
+"""One registry for every kind of plugin: systems, workloads, fault kinds, checkers, backends.
+
+faultbed's own plugins and everyone else's come through the same door: an entry point in the
+group `faultbed.<kind>` (faultbed's are in its own pyproject.toml). A system can also be named
+by a file (`--system ./mykv.toml`) or by `module:attribute`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from faultbed.errors import FaultbedError
+
+if TYPE_CHECKING:
+    from faultbed.cluster.systems import System
+
+KINDS = ("systems", "workloads", "faults", "checkers", "backends")
+GROUP_PREFIX = "faultbed."
+BUILT_IN = "built-in"
+OWN_DISTRIBUTION = "faultbed"
+SYSTEM_FILE_SUFFIX = ".toml"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A registered plugin: what it is, its name, where it came from and how to load it."""
+
+    kind: str
+    name: str
+    origin: str    # "built-in", "entry point (dist version)" or "file PATH"
+    target: str    # "module:attribute", or the file's path
+
+    def load(self) -> Any:
+        return _load(self.kind, self.name)
+
+
+def _origin(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = entry_point.dist
+    if dist is None:
+        return "entry point"
+    if dist.metadata["Name"] == OWN_DISTRIBUTION:
+        return BUILT_IN
+    return f"entry point ({dist.metadata['Name']} {dist.version})"
+
+
+@functools.lru_cache(maxsize=None)
+def registered(kind: str) -> dict[str, Plugin]:
+    """Every plugin of `kind` installed as an entry point, by name (faultbed's own first)."""
+    if kind not in KINDS:
+        raise FaultbedError(f"unknown plugin kind {kind!r} (known: {', '.join(KINDS)})")
+    found: dict[str, Plugin] = {}
+    points = sorted(importlib.metadata.entry_points(group=GROUP_PREFIX + kind),
+                    key=lambda point: (_origin(point) != BUILT_IN, point.name))
+    for point in points:
+        # The first registration of a name wins: a third-party plugin cannot shadow a built-in.
+        found.setdefault(point.name, Plugin(kind, point.name, _origin(point), point.value))
+    return found
+
+
+def names(kind: str) -> list[str]:
+    return sorted(registered(kind))
+
+
+def load_attribute(target: str) -> Any:
+    """`module:attribute` (attribute may be dotted) -> the object, or FaultbedError."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise FaultbedError(f"{target!r} is not of the form module:attribute")
+    if os.getcwd() not in sys.path:  # as `python -m` does: the user's own modules are found from here
+        sys.path.append(os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FaultbedError(f"cannot import {module_name!r} for {target!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError as exc:
+            raise FaultbedError(f"{module_name!r} has no attribute {attribute!r}") from exc
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _load(kind: str, name: str) -> Any:
+    plugins = registered(kind)
+    if name not in plugins:
+        known = ", ".join(sorted(plugins)) or "none"
+        raise FaultbedError(f"unknown {kind[:-1]} {name!r} (known: {known})")
+    try:
+        return load_attribute(plugins[name].target)
+    except FaultbedError as exc:
+        raise FaultbedError(f"{kind[:-1]} {name!r} ({plugins[name].origin}) cannot be loaded: {exc}") from exc
+
+
+def load(kind: str, name: str) -> Any:
+    """The plugin object of `kind` registered as `name`, or FaultbedError naming the known ones."""
+    return _load(kind, name)
+
+
+def description(plugin: Any) -> str:
+    """One line about a plugin: its `description`, or the first line of its docstring."""
+    text = getattr(plugin, "description", None) or (getattr(plugin, "__doc__", None) or "")
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def is_system_reference(reference: str) -> bool:
+    """True for a system named by a file path or by module:attribute, not by a registered name."""
+    return reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference or ":" in reference
+
+
+def system_label(reference: str) -> str:
+    """A short name for a `--system` value, for directory and test names: the file's stem, the module."""
+    if reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference:
+        return os.path.splitext(os.path.basename(reference))[0] or "system"
+    if ":" in reference:
+        return reference.partition(":")[0].rpartition(".")[2] or "system"
+    return reference
+
+
+def system(reference: str) -> "System":
+    """The system a `--system` value names: a registered name, a system file, or module:attribute."""
+    if reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference:
+        from faultbed.cluster.systems.file import load_system_file
+        return load_system_file(reference)
+    if ":" in reference:
+        return load_attribute(reference)  # type: ignore[no-any-return]
+    return load("systems", reference)  # type: ignore[no-any-return]
+
+
+def workload(name: str) -> Any:
+    return load("workloads", name)
+
+
+def backend(name: str) -> Any:
+    return load("backends", name)
