@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 class RunningCluster:
     """Handles to a started cluster; it owns nothing (the backend does)."""
 
-    def __init__(self, system: System, backend: Backend, mesh: "Mesh") -> None:
+    def __init__(self, system: System, backend: Backend, mesh: "Mesh", bugs: tuple[str, ...] = ()) -> None:
         self.system = system
+        self.bugs = tuple(bugs)
         self.backend = backend
         self.mesh = mesh
         self.nodes: list[str] = backend.node_names()
 
     def client(self, node: str, timeout: float = 2.0) -> Client:
         """A new client connected to `node`'s client port."""
-        return self.system.open_client(self.backend.client_address(node), node, timeout)
+        return self.system.open_client(self.backend.client_address(node), node, timeout, self.bugs)
 
     def statuses(self, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
         """Each running node's own status (at least `leader`); nodes that do not answer are left out."""

@@ -234,12 +234,12 @@ def running_cluster(spec: "TestSpec", run_dir: str) -> Iterator["RunningCluster"
     from faultbed.runner import READY_TIMEOUT, backend_class
 
     try:
-        system = load_system(spec.system, spec.bugs)
+        system = load_system(spec.system)
         backend_type = backend_class(spec.backend)
     except FaultbedError as exc:
         _fail(f"faultbed: {exc}")
     with backend_type(system, spec, run_dir, uuid.uuid4().hex[:12]) as backend:
-        cluster = RunningCluster(system, backend, backend.mesh)
+        cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
         try:
             cluster.wait_ready(ready_timeout(system, READY_TIMEOUT), nodes=cluster.nodes)
         except FaultbedError as exc:

@@ -97,10 +97,10 @@ def backend_class(name: str) -> Any:
 
 def validate(spec: TestSpec) -> tuple[System, Workload]:
     """Every user-caused problem with a spec, as one FaultbedError, before anything starts."""
-    system = load_system(spec.system, spec.bugs)
+    system = load_system(spec.system)
     workload = load_workload(spec.workload)
     backend_class(spec.backend)
-    backends = getattr(system, "backends", None)
+    backends = system.traits.backends
     if backends and spec.backend not in backends:
         raise FaultbedError(f"system {spec.system} runs on the {' or '.join(backends)} backend only "
                             f"(--backend {backends[0]})")
@@ -180,7 +180,7 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
 def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
              history: HistoryWriter, run_dir: str, run_id: str, progress: Progress) -> None:
     with backend_class(spec.backend)(system, spec, run_dir, run_id) as backend:
-        cluster = RunningCluster(system, backend, backend.mesh)
+        cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
         progress.phase = "waiting for the cluster"
         patience = ready_timeout(system, READY_TIMEOUT)
         _wait_ready(cluster, backend, patience)

@@ -1,4 +1,16 @@
-"""Systems under test: each module knows its own binary, config, client and bug switches."""
+"""Systems under test: each module knows its own binary, config, client and bug switches.
+
+The System protocol (what the runner, the backends and the pytest plugin ask of a system):
+
+    name, description, ports, peer_ports, client_port, bugs, workloads   plain data
+    traits: SystemTraits           what varies between systems, with its defaults here
+    command(plan) -> argv          how one node is started (NodePlan carries the bugs too)
+    open_client(address, node, timeout, bugs) -> Client
+                                   bugs: the run's --bug names, for switches that live in
+                                   the client (etcd's serializable-reads); () when none
+
+There are no optional members: whatever may differ is in `traits`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,32 @@ from typing import Any, Mapping, Protocol
 from faultbed.cluster.backend import NodePlan
 
 OK, FAIL, INFO = "ok", "fail", "info"
+EXACTLY_ONCE, AT_LEAST_ONCE = "exactly-once", "at-least-once"
+DELIVERIES = (EXACTLY_ONCE, AT_LEAST_ONCE)
+READY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class SystemTraits:
+    """What may differ between systems, with the defaults in one place.
+
+    `backends`: the backends it runs on (None: all); `ready_timeout`: seconds to wait for
+    readiness (the runner waits at least its own default); `delivery`: "at-least-once" for a
+    queue that may deliver a retried publish twice by design.
+    """
+
+    backends: tuple[str, ...] | None = None
+    ready_timeout: float = READY_TIMEOUT
+    delivery: str = EXACTLY_ONCE
+
+    def __post_init__(self) -> None:
+        if self.delivery not in DELIVERIES:
+            raise ValueError(f"delivery {self.delivery!r} is not one of {', '.join(DELIVERIES)}")
+        if self.ready_timeout <= 0:
+            raise ValueError("ready_timeout must be positive")
+
+
+DEFAULT_TRAITS = SystemTraits()
 
 
 @dataclass(frozen=True)
@@ -29,15 +67,7 @@ class Client(Protocol):
 
 
 class System(Protocol):
-    """A system under test as the runner and backends see it.
-
-    Optional attributes, read with getattr: `backends` (the backends it can run
-    on; all when absent), `ready_timeout` (seconds to wait for readiness, when
-    slower than the runner's default), `delivery` ("at-least-once" for a queue
-    that may deliver a retried publish twice by design; exactly-once when absent)
-    and `with_bugs(bugs) -> System` (for systems whose bug switches live in the
-    client rather than the node's command line).
-    """
+    """A system under test as the runner and backends see it (see the module docstring)."""
 
     name: str
     description: str              # one line, shown by `faultbed list`
@@ -46,20 +76,20 @@ class System(Protocol):
     client_port: str
     bugs: Mapping[str, str]       # bug name -> what it breaks
     workloads: tuple[str, ...]
+    traits: SystemTraits
 
     def command(self, plan: NodePlan) -> list[str]: ...
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> Client: ...
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...]) -> Client: ...
 
 
-def load_system(reference: str, bugs: tuple[str, ...] = ()) -> System:
-    """The system a name, system file or module:attribute names (bound to `bugs` when its client carries them)."""
+def load_system(reference: str) -> System:
+    """The system a name, system file or module:attribute names."""
     from faultbed import plugins
 
-    system = plugins.system(reference)
-    bind = getattr(system, "with_bugs", None)
-    return bind(tuple(bugs)) if bind is not None and bugs else system
+    return plugins.system(reference)
 
 
-def ready_timeout(system: System, default: float) -> float:
-    """How long to wait for `system` to be ready: its own `ready_timeout`, at least `default`."""
-    return max(default, float(getattr(system, "ready_timeout", default)))
+def ready_timeout(system: System, default: float = READY_TIMEOUT) -> float:
+    """How long to wait for `system` to be ready: its traits' `ready_timeout`, at least `default`."""
+    return max(default, system.traits.ready_timeout)

@@ -102,9 +102,9 @@ class QueueWorkload:
                     log.warning("queue %s not drained before the deadline", queue_name(index))
 
     def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        from faultbed.cluster.systems import load_system
+        from faultbed.cluster.systems import AT_LEAST_ONCE, load_system
 
-        at_least_once = getattr(load_system(spec.system), "delivery", "exactly-once") == "at-least-once"
+        at_least_once = load_system(spec.system).traits.delivery == AT_LEAST_ONCE
         return [check_queue(events, spec, duplicates_allowed=at_least_once)]
 
 

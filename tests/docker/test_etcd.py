@@ -85,8 +85,8 @@ def test_serializable_reads_on_an_isolated_member_return_the_old_value(etcd3):
     leader = etcd3.leader(timeout=2.0)
     isolated = next(n for n in ("n1", "n2", "n3") if n != leader)
     majority = [n for n in ("n1", "n2", "n3") if n != isolated]
-    buggy = SYSTEM.with_bugs((SERIALIZABLE_READS,)).open_client(
-        etcd3.backend.client_address(isolated), isolated, OP_TIMEOUT)
+    buggy = SYSTEM.open_client(etcd3.backend.client_address(isolated), isolated, OP_TIMEOUT,
+                               (SERIALIZABLE_READS,))
     try:
         assert invoke(etcd3, majority[0], "write", key, 1).type == OK
         assert until_ok(lambda: _expect(buggy.invoke("read", key, None, OP_TIMEOUT), 1)).value == 1, \

@@ -10,7 +10,7 @@ import socket
 from typing import Any, Mapping
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.cluster.systems import OK, Outcome
+from faultbed.cluster.systems import DEFAULT_TRAITS, OK, Outcome
 
 SERVER = """
 import json, socket, sys, threading
@@ -71,11 +71,13 @@ class WhoamiSystem:
     client_port = "client"
     bugs: Mapping[str, str] = {}
     workloads: tuple[str, ...] = ()
+    traits = DEFAULT_TRAITS
 
     def command(self, plan: NodePlan) -> list[str]:
         return [plan.python, "-c", SERVER, plan.name, plan.listen_host, json.dumps(plan.ports)]
 
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> WhoamiClient:
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...] = ()) -> WhoamiClient:
         return WhoamiClient(address, node, timeout)
 
 

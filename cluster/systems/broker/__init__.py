@@ -20,6 +20,7 @@ from dataclasses import asdict
 from typing import Mapping
 
 from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems import DEFAULT_TRAITS
 from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
 BUGS: Mapping[str, str] = {
@@ -39,12 +40,14 @@ class BrokerSystem:
     client_port = "client"
     bugs = BUGS
     workloads: tuple[str, ...] = ("queue",)
+    traits = DEFAULT_TRAITS
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
         return [plan.python, "-m", "faultbed.cluster.systems.broker.node", "--config", config]
 
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> RaftKVClient:
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...] = ()) -> RaftKVClient:
         return RaftKVClient(address, node, timeout)
 
 

@@ -18,6 +18,7 @@ import os
 from typing import Mapping
 
 from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems import SystemTraits
 from faultbed.cluster.systems.etcd.client import EtcdClient
 from faultbed.errors import FaultbedError
 
@@ -59,21 +60,10 @@ class EtcdSystem:
     client_port = CLIENT
     bugs = BUGS
     workloads: tuple[str, ...] = ("register",)
-    backends: tuple[str, ...] = ("docker",)
-
-    def __init__(self, bugs: tuple[str, ...] = ()) -> None:
-        self.planted = tuple(bugs)
-
-    def with_bugs(self, bugs: tuple[str, ...]) -> "EtcdSystem":
-        """This system with `bugs` planted: the serializable-reads switch lives in the client."""
-        return EtcdSystem(bugs)
+    traits = SystemTraits(backends=("docker",))
 
     def command(self, plan: NodePlan) -> list[str]:
         require_named_peers(plan)
-        unbound = [bug for bug in plan.bugs if bug in BUGS and bug not in self.planted]
-        if unbound:  # the switch lives in the client: a run must use the system from with_bugs
-            raise FaultbedError(f"bug(s) {', '.join(unbound)} not bound to the etcd client "
-                                "(the runner must use SYSTEM.with_bugs(spec.bugs))")
         peer, client = plan.ports[PEER], plan.ports[CLIENT]
         cluster = ",".join(f"{node}=http://{node}:{peer}" for node in plan.nodes)
         return [
@@ -94,8 +84,10 @@ class EtcdSystem:
             "--log-outputs", "stderr",
         ]
 
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> EtcdClient:
-        return EtcdClient(address, node, timeout, serializable=SERIALIZABLE_READS in self.planted)
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...] = ()) -> EtcdClient:
+        """The serializable-reads switch lives here, in the client: the node is the same either way."""
+        return EtcdClient(address, node, timeout, serializable=SERIALIZABLE_READS in bugs)
 
 
 SYSTEM = EtcdSystem()

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Mapping
 
 from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems import AT_LEAST_ONCE, SystemTraits
 from faultbed.cluster.systems.etcd import require_named_peers
 
 if TYPE_CHECKING:  # pika is on the harness only, not in the node image that runs node.py
@@ -40,21 +41,20 @@ class RabbitMQSystem:
     client_port = AMQP
     bugs = BUGS
     workloads: tuple[str, ...] = ("queue",)
-    backends: tuple[str, ...] = ("docker",)
-    # Three Erlang VMs booting on two shared cores form a cluster in ~15 s here; give them more
-    # than the runner's default 30 s (for the runner to read, like `backends`).
-    ready_timeout = 90.0
-    # RabbitMQ does not deduplicate publishes: a publish retried after a lost confirm may be
-    # enqueued twice. That is its documented guarantee, so the queue check lists duplicates
-    # without calling them a violation (lost, unexpected and reordered messages still are).
-    delivery = "at-least-once"
+    # docker only: peers dial each other by name. Three Erlang VMs booting on two shared cores
+    # form a cluster in ~15 s here: more than the runner's default 30 s to be ready. RabbitMQ does
+    # not deduplicate publishes: a publish retried after a lost confirm may be enqueued twice. That
+    # is its documented guarantee, so the queue check lists duplicates without calling them a
+    # violation (lost, unexpected and reordered messages still are).
+    traits = SystemTraits(backends=("docker",), ready_timeout=90.0, delivery=AT_LEAST_ONCE)
 
     def command(self, plan: NodePlan) -> list[str]:
         require_named_peers(plan)
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
         return [plan.python, "-m", "faultbed.cluster.systems.rabbitmq.node", "--config", config]
 
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> "RabbitMQClient":
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...] = ()) -> "RabbitMQClient":
         from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
         return RabbitMQClient(address, node, timeout)
