@@ -1,17 +1,34 @@
-"""The `faultbed` command line: subcommands, one clear line and exit 3 for user errors."""
+"""The `faultbed` command line: subcommands and the exit-code contract, enforced here at the edge.
+
+User errors (FaultbedError) are one line and exit 3; anything else is a bug in
+faultbed: one line, exit 255, the traceback in a file. A crash is never exit 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
 from faultbed.checkers.result import EXIT_ERROR
+from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, describe
 from faultbed.errors import FaultbedError
 
 SUBCOMMANDS = ("run", "check", "replay", "report", "list", "gc", "serve")
+
+EXIT_CODES = """\
+exit codes (every command):
+  0    valid: every checker passed
+  1    anomaly: a checker found the system under test misbehaving (INVALID)
+  2    unknown: inconclusive (a checker timed out, no operation completed)
+  3    error: bad input or setup failure (one line on stderr says which)
+  130  interrupted (Ctrl-C or SIGTERM); everything the run started is stopped
+  255  internal error: a bug in faultbed (one line on stderr names it and the
+       file holding the traceback: in the run directory when there is one)
+Over several histories or checkers the worst wins: error, then anomaly, then unknown."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="faultbed", description="Jepsen-style fault injection: run, check, replay.")
+    parser = _Parser(prog="faultbed", description="Jepsen-style fault injection: run, check, replay.",
+                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -41,17 +59,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Run one command; the return value is the exit code (see EXIT_CODES)."""
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
         return int(args.execute(args))
     except FaultbedError as exc:
         print(f"faultbed: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("faultbed: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader of our output went away (`| head`): not a bug, not a verdict
+        return EXIT_ERROR
+    except Exception as exc:  # the contract: a bug in faultbed is 255, never 1 and never a traceback
+        print(describe(exc), file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from faultbed.cluster.backend import DEAD
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.systems import System, load_system, ready_timeout
 from faultbed import plugins, store
+from faultbed.crash import run_dir_on_error
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
@@ -141,22 +142,23 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
     progress.time_limit = spec.time_limit
     run_id = uuid.uuid4().hex[:12]
     run_dir = store.create_run_dir(spec)
-    store.point_latest(spec, run_dir)
-    store.write_json(run_dir, store.SPEC, spec.to_json())
-    nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
-    schedule = schedule or generate_schedule(spec, nodes)
-    store.write_json(run_dir, store.SCHEDULE, schedule.to_json())
-    write_plan(spec, workload, run_dir)
-    history_path = os.path.join(run_dir, store.HISTORY)
-    log.info("run %s in %s", run_id, run_dir)
-    with _sigterm_as_interrupt():
-        try:
-            with HistoryWriter(history_path) as history:
-                _execute(spec, system, workload, schedule, history, run_dir, run_id, progress)
-        except KeyboardInterrupt:
-            raise RunInterrupted(run_dir) from None
-    progress.phase = "check"
-    return check_run(spec, workload, run_dir, run_id)
+    with run_dir_on_error(run_dir):  # a bug's traceback then goes next to the run it broke
+        store.point_latest(spec, run_dir)
+        store.write_json(run_dir, store.SPEC, spec.to_json())
+        nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
+        schedule = schedule or generate_schedule(spec, nodes)
+        store.write_json(run_dir, store.SCHEDULE, schedule.to_json())
+        write_plan(spec, workload, run_dir)
+        history_path = os.path.join(run_dir, store.HISTORY)
+        log.info("run %s in %s", run_id, run_dir)
+        with _sigterm_as_interrupt():
+            try:
+                with HistoryWriter(history_path) as history:
+                    _execute(spec, system, workload, schedule, history, run_dir, run_id, progress)
+            except KeyboardInterrupt:
+                raise RunInterrupted(run_dir) from None
+        progress.phase = "check"
+        return check_run(spec, workload, run_dir, run_id)
 
 
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:

@@ -1,0 +1,59 @@
+"""The exit-code contract at the edge: a bug in faultbed is 255 with one line, never 1, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import faultbed.commands.check
+import faultbed.runner
+from faultbed.cli import EXIT_CODES, main
+from faultbed.crash import EXIT_INTERNAL, TRACEBACK_FILE
+
+
+def _planted_bug(*args: object, **kwargs: object) -> int:
+    # Every crash the fuzzing found is fixed, so a bug is planted here: there is no real one left to use.
+    raise ZeroDivisionError("planted bug")
+
+
+def test_an_unexpected_exception_exits_255_with_one_line_and_a_traceback_file(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAULTBED_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(faultbed.commands.check, "execute", _planted_bug)
+    code = main(["check", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL
+    assert len(err.splitlines()) == 1, err
+    assert "internal error" in err and "ZeroDivisionError: planted bug" in err and "Traceback" not in err
+    saved = Path(err.rsplit("traceback: ", 1)[1].strip())
+    assert saved.parent == tmp_path / "state" / "tracebacks"
+    assert "Traceback (most recent call last)" in saved.read_text()
+
+
+def test_a_crash_during_a_run_writes_its_traceback_into_the_run_directory(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(faultbed.runner, "write_plan", _planted_bug)  # before any node starts
+    code = main(["run", "--store", str(tmp_path / "store"), "--quiet", "--time-limit", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_INTERNAL
+    assert err[-1].startswith("faultbed: internal error") and "Traceback" not in "\n".join(err)
+    saved = Path(err[-1].rsplit("traceback: ", 1)[1])
+    assert saved.name == TRACEBACK_FILE
+    assert saved.parent == (tmp_path / "store" / "latest").resolve()
+
+
+def test_help_documents_every_exit_code() -> None:
+    out = subprocess.run([sys.executable, "-m", "faultbed", "--help"], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert EXIT_CODES.splitlines()[0] in out
+    for code in ("0", "1", "2", "3", "130", "255"):
+        assert f"\n  {code} " in out, code
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for code in ("0", "1", "2", "3", "130", "255"):
+        assert f"| {code} |" in readme, code
