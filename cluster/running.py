@@ -61,10 +61,12 @@ class RunningCluster:
                 votes[leader] = votes.get(leader, 0) + 1
         return max(votes, key=lambda n: votes[n]) if votes else None
 
-    def wait_ready(self, timeout: float, nodes: list[str] | None = None) -> str:
+    def wait_ready(self, timeout: float, nodes: list[str] | None = None) -> str | None:
         """Wait until every running node answers and all name the same leader; returns it.
 
-        With `nodes`, each of them is required: one that has exited fails at once.
+        With `nodes`, each of them is required: one that has exited fails at once. A system
+        whose statuses carry no `leader` key names none (a system file without [leader]):
+        it is ready when every node answers, and the result is None.
         """
         wanted = list(nodes) if nodes is not None else [n for n in self.nodes if self.backend.state(n) == RUNNING]
         deadline = time.monotonic() + timeout
@@ -75,6 +77,8 @@ class RunningCluster:
                 raise SetupError(f"{', '.join(dead)} exited before the cluster was ready")
             last = self.statuses(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
             leaders = {last[n].get("leader") for n in wanted if n in last}
+            if all(n in last for n in wanted) and not any("leader" in last[n] for n in wanted):
+                return None
             if all(n in last for n in wanted) and len(leaders) == 1 and None not in leaders:
                 leader = leaders.pop()
                 assert leader is not None

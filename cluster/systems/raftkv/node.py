@@ -83,16 +83,48 @@ class NodeConfig:
         )
 
 
+def plan_json_from_flags(args: argparse.Namespace) -> str:
+    """The flags as the NodePlan JSON that --config takes; ValueError when one is missing or malformed."""
+    missing = [flag for flag in ("name", "raft_port", "client_port", "data_dir") if getattr(args, flag) is None]
+    if missing:
+        raise ValueError("give --config or all of " + ", ".join("--" + m.replace("_", "-") for m in missing))
+
+    def pairs(text: str, flag: str) -> dict[str, str]:
+        found = {}
+        for item in filter(None, text.split(",")):
+            node, sep, address = item.partition("=")
+            if not sep or not node or not address:
+                raise ValueError(f"--{flag}: {item!r} is not NODE=HOST:PORT")
+            found[node] = address
+        return found
+
+    plan = {"name": args.name, "listen_host": args.listen_host,
+            "ports": {"raft": args.raft_port, "client": args.client_port},
+            "identities": pairs(args.identities, "identities"),
+            "dial": {peer: {"raft": address} for peer, address in pairs(args.dial, "dial").items()},
+            "data_dir": args.data_dir, "bugs": list(args.bug), "options": {}}
+    return json.dumps(plan)
+
+
 def run_node(system: str, argv: list[str] | None, parse: Callable[[str], NodeConfig],
              make_replica: Callable[[ReplicaConfig], Replica], make_service: Callable[[Replica, frozenset[str]], Any],
              ) -> int:
     """The node process of a pysyncobj-based system: parse, start Raft, serve clients until a signal."""
     parser = argparse.ArgumentParser(prog=f"faultbed.cluster.systems.{system}.node", description=f"one {system} node")
-    parser.add_argument("--config", required=True, help="the NodePlan as JSON")
+    parser.add_argument("--config", help="the NodePlan as JSON (or give the flags below)")
+    flags = parser.add_argument_group("the node as flags (as a system file writes it)")
+    flags.add_argument("--name")
+    flags.add_argument("--listen-host", default="127.0.0.1")
+    flags.add_argument("--raft-port", type=int)
+    flags.add_argument("--client-port", type=int)
+    flags.add_argument("--identities", default="", help="every node's raft address: n1=host:port,n2=...")
+    flags.add_argument("--dial", default="", help="where this node reaches each peer's raft port: n2=host:port,...")
+    flags.add_argument("--data-dir")
+    flags.add_argument("--bug", action="append", default=[])
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:
-        config = parse(args.config)
+        config = parse(args.config if args.config is not None else plan_json_from_flags(args))
         replica_config = config.replica_config()
     except ValueError as exc:
         print(f"{system} node: {exc}", file=sys.stderr)

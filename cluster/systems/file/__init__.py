@@ -1,0 +1,93 @@
+"""Systems described by a TOML file (docs/WRITING-A-SYSTEM.md): `faultbed run --system ./mykv.toml`.
+
+    schema.py     the file read and checked (one SystemFileError line for anything wrong)
+    template.py   placeholders: checked at load, rendered per node or per operation
+    command.py    a node's command line from a NodePlan (peer lists, env, restart_command)
+    jsonlines.py  the json-lines client (TCP)
+    http.py       the http client (a request template per operation)
+    process.py    the process client (a program in any language on stdin/stdout)
+    probes.py     readiness and leader checks: status() of every file client
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.systems import Client, Outcome
+from faultbed.cluster.systems.file import schema
+from faultbed.cluster.systems.file.command import node_command
+from faultbed.cluster.systems.file.schema import SystemFile, SystemFileError
+
+
+class FileSystem:
+    """A System whose every part comes from a system file."""
+
+    def __init__(self, spec: SystemFile, planted: tuple[str, ...] = ()) -> None:
+        self.spec = spec
+        self.planted = planted
+        self.name = spec.name
+        self.description = spec.description or f"system file {spec.path}"
+        self.ports = tuple(spec.ports)
+        self.peer_ports = spec.peer_ports
+        self.client_port = spec.client.port
+        self.bugs: Mapping[str, str] = {name: bug.description for name, bug in spec.bugs.items()}
+        self.workloads = spec.workloads
+        self.backends = spec.backends
+        self.ready_timeout = spec.ready_timeout
+        self.delivery = spec.delivery
+        self.packages = spec.packages
+        self.files = spec.files
+        self.path = spec.path
+        self.client = _client_with_bugs(spec, planted)
+        self._logs: dict[str, tuple[str, int]] = {}   # node -> its log file and its size at the last start
+        self._nodes: tuple[str, ...] = ()
+
+    def with_bugs(self, bugs: tuple[str, ...]) -> "FileSystem":
+        """This system with `bugs` planted in its clients ([bugs.NAME.client], client_args)."""
+        return FileSystem(self.spec, tuple(bugs))
+
+    def command(self, plan: NodePlan) -> list[str]:
+        # Both backends keep node logs in <run>/nodes/<node>.log next to <run>/data/<node>.
+        log = os.path.join(os.path.dirname(os.path.dirname(plan.data_dir)), "nodes", f"{plan.name}.log")
+        try:
+            size = os.path.getsize(log)
+        except OSError:
+            size = 0
+        self._logs[plan.name] = (log, size)  # [ready] log looks only past this point
+        self._nodes = plan.nodes
+        return node_command(self.spec, plan)
+
+    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> Client:
+        from faultbed.cluster.systems.file.probes import FileClient
+
+        return FileClient(self, address, node, timeout)
+
+    def log_path(self, node: str) -> tuple[str, int] | None:
+        """The node's log file and where its current start begins (learnt from its plan)."""
+        return self._logs.get(node)
+
+    def known_nodes(self) -> tuple[str, ...]:
+        return self._nodes
+
+    def client_args(self) -> tuple[str, ...]:
+        return tuple(arg for bug in self.planted if bug in self.spec.bugs for arg in self.spec.bugs[bug].client_args)
+
+
+def _client_with_bugs(spec: SystemFile, planted: tuple[str, ...]) -> schema.Client:
+    table: dict[str, Any] = dict(spec.client_table)
+    overlays = [spec.bugs[bug].client for bug in planted if bug in spec.bugs and spec.bugs[bug].client]
+    if not overlays:
+        return spec.client
+    for overlay in overlays:
+        table = schema.merge(table, overlay)
+    return schema.parse_client(schema.Table(spec.path, "client", table), spec.ports)
+
+
+def load_system_file(path: str) -> FileSystem:
+    """The System a system file describes; SystemFileError (one line) when the file is wrong."""
+    return FileSystem(schema.load(path))
+
+
+__all__ = ["FileSystem", "SystemFileError", "load_system_file", "Outcome"]

@@ -1,0 +1,594 @@
+"""A system file read and checked: TOML -> frozen values, or one SystemFileError line.
+
+Every key is known (a typo is an error), every type checked, every placeholder and
+port name resolved here, so that nothing starts from a file that cannot run.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from faultbed.cluster.systems.file import template
+from faultbed.errors import FaultbedError
+
+ROLES = ("peer", "client", "both")
+PROTOCOLS = ("json-lines", "http", "process")
+DELIVERIES = ("exactly-once", "at-least-once")
+DEFAULT_READY_TIMEOUT = 30.0
+NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+PEER_NAME = re.compile(r"n[1-9][0-9]*")
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+NODE_NAMES = ("node", "nodes", "index", "host", "data_dir", "python")
+LIST_ITEM_NAMES = ("peer", "dial", "identity", "index")
+HOST_NAMES = ("address", "node", "nodes")          # commands run on the host (process client, leader, ready)
+OPERATION_NAMES = ("key", "value", "from", "to", "node")
+
+
+class SystemFileError(FaultbedError):
+    """A system file that cannot be used: the message is one line naming file, key and problem."""
+
+
+@dataclass(frozen=True)
+class PeerList:
+    """A list of every node (or every other node) rendered with `item` and joined with `separator`."""
+
+    port: str
+    item: str
+    separator: str
+    include_self: bool
+
+
+@dataclass(frozen=True)
+class Bug:
+    description: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    client: Mapping[str, Any] = field(default_factory=dict)   # deep-merged into [client]
+    client_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ready:
+    """How to tell a node is ready: exactly one of tcp, http, command, log."""
+
+    kind: str
+    http_path: str = "/"
+    http_status: int = 200
+    command: tuple[str, ...] = ()
+    log: str = ""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    body: Any = None     # a JSON template (table/array/string), or None for no body
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Who leads, as a node sees it: one of http, request (json-lines), command."""
+
+    kind: str
+    http: HttpRequest | None = None
+    request: Mapping[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    field: str = ""
+    names: HttpRequest | None = None     # http: id -> node name lookup
+    names_list: str = ""
+    names_id: str = ""
+    names_name: str = ""
+    none: tuple[str, ...] = ("", "0")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One http operation: the request to send and how to read the answer."""
+
+    request: HttpRequest
+    value: str | None = None         # field path of the result value (reads)
+    ok_if: str | None = None         # field path that must be truthy for ok, else fail
+    fail_error: str = "cas-mismatch"
+
+
+@dataclass(frozen=True)
+class Client:
+    protocol: str
+    port: str
+    command: tuple[str, ...] = ()                          # process
+    operations: Mapping[str, Operation] = field(default_factory=dict)   # http
+    ok_status: tuple[int, ...] = (200,)
+    error_field: str = "error"
+    message_field: str = "message"
+    certain_failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SystemFile:
+    """Everything a system file says, checked."""
+
+    path: str
+    name: str
+    description: str
+    workloads: tuple[str, ...]
+    backends: tuple[str, ...] | None
+    ready_timeout: float
+    delivery: str
+    ports: Mapping[str, str]            # name -> role, in file order
+    command: tuple[str, ...]
+    restart_command: tuple[str, ...]
+    env: Mapping[str, str]
+    lists: Mapping[str, PeerList]
+    ready: Ready
+    leader: Leader | None
+    client: Client
+    client_table: Mapping[str, Any]     # [client] as written, for bug overlays
+    bugs: Mapping[str, Bug]
+    packages: tuple[str, ...]
+    files: Mapping[str, str]            # absolute path in the image -> absolute path on this machine
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.path)
+
+    @property
+    def peer_ports(self) -> tuple[str, ...]:
+        return tuple(name for name, role in self.ports.items() if role in ("peer", "both"))
+
+
+class Table:
+    """One TOML table being read: typed getters that name the key on error, and a check for leftovers."""
+
+    def __init__(self, path: str, where: str, data: Any) -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail(where, f"must be a table, not {_kind(data)}")
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def fail(self, key: str, what: str) -> None:
+        raise SystemFileError(f"{self.path}: {key}: {what}")
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if required:
+                self.fail(self.key(name), "missing (required)")
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) and kind in (int, float, (int, float)):
+            self.fail(self.key(name), f"must be a number, not {_kind(value)}")
+        if not isinstance(value, kind):
+            self.fail(self.key(name), f"must be {_kind_name(kind)}, not {_kind(value)}")
+        return value
+
+    def text(self, name: str, default: str | None = None, required: bool = False) -> str:
+        return self.get(name, str, default, required)  # type: ignore[no-any-return]
+
+    def strings(self, name: str, required: bool = False, nonempty: bool = False) -> tuple[str, ...]:
+        value = self.get(name, list, None, required)
+        if value is None:
+            return ()
+        if not all(isinstance(item, str) for item in value):
+            self.fail(self.key(name), "must be a list of strings")
+        if nonempty and not value:
+            self.fail(self.key(name), "must not be empty")
+        return tuple(value)
+
+    def number(self, name: str, default: float | None = None) -> float | None:
+        value = self.get(name, (int, float), default)
+        if value is not None and value <= 0:
+            self.fail(self.key(name), "must be positive")
+        return None if value is None else float(value)
+
+    def table(self, name: str, required: bool = False) -> "Table | None":
+        self.used.add(name)
+        if name not in self.data:
+            if required:
+                self.fail(self.key(name), "missing (required)")
+            return None
+        return Table(self.path, self.key(name), self.data[name])
+
+    def string_map(self, name: str) -> dict[str, str]:
+        sub = self.table(name)
+        if sub is None:
+            return {}
+        for key, value in sub.data.items():
+            if not isinstance(value, str):
+                sub.fail(sub.key(key), f"must be a string, not {_kind(value)}")
+        sub.used.update(sub.data)
+        return dict(sub.data)
+
+    def done(self) -> None:
+        """SystemFileError for any key nobody asked for: typos must not pass silently."""
+        for name in self.data:
+            if name not in self.used:
+                self.fail(self.key(name), "unknown key")
+
+
+def load(path: str) -> SystemFile:
+    """Read and check the system file at `path`; SystemFileError (one line) for anything wrong."""
+    path = os.path.abspath(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SystemFileError(f"{path}: no such system file") from None
+    except OSError as exc:
+        raise SystemFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemFileError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SystemFileError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from None
+    return _parse(path, Table(path, "", data))
+
+
+def _parse(path: str, top: Table) -> SystemFile:
+    from faultbed import plugins
+
+    name = top.text("name", required=True)
+    if not NAME.fullmatch(name):
+        top.fail("name", f"{name!r} must be lowercase letters, digits and '-'")
+    description = top.text("description", default="")
+    if "\n" in description:
+        top.fail("description", "must be one line")
+    workloads = top.strings("workloads", required=True, nonempty=True)
+    known = plugins.names("workloads")
+    for workload in workloads:
+        if workload not in known:
+            top.fail("workloads", f"unknown workload {workload!r} (known: {', '.join(known)})")
+    backends = top.strings("backends", nonempty=True) if top.has("backends") else None
+    for backend in backends or ():
+        if backend not in plugins.names("backends"):
+            top.fail("backends", f"unknown backend {backend!r} (known: {', '.join(plugins.names('backends'))})")
+    delivery = top.text("delivery", default="exactly-once")
+    if delivery not in DELIVERIES:
+        top.fail("delivery", f"{delivery!r} is not one of {', '.join(DELIVERIES)}")
+    ports = _ports(top)
+    lists = _lists(top, ports)
+    node = top.table("node", required=True)
+    assert node is not None
+    command, restart, env = _node(node, ports, lists)
+    ready_table = top.table("ready")
+    ready, ready_timeout = _ready(ready_table, ports) if ready_table else (Ready("tcp"), None)
+    top_timeout = top.number("ready_timeout")
+    client_table = top.table("client", required=True)
+    assert client_table is not None
+    raw_client = copy.deepcopy(client_table.data)
+    client = parse_client(client_table, ports)
+    leader_table = top.table("leader")
+    leader = _leader(leader_table, client) if leader_table else None
+    bugs = _bugs(top, ports, lists, raw_client)
+    packages, files = _docker(top, os.path.dirname(path))
+    top.done()
+    return SystemFile(
+        path=path, name=name, description=description, workloads=workloads, backends=backends,
+        ready_timeout=top_timeout or ready_timeout or DEFAULT_READY_TIMEOUT, delivery=delivery, ports=ports,
+        command=command, restart_command=restart, env=env, lists=lists, ready=ready, leader=leader,
+        client=client, client_table=raw_client, bugs=bugs, packages=packages, files=files)
+
+
+def _ports(top: Table) -> dict[str, str]:
+    table = top.table("ports", required=True)
+    assert table is not None
+    if not table.data:
+        table.fail("ports", "must name at least one port")
+    for port, role in table.data.items():
+        if not NAME.fullmatch(port):
+            table.fail(table.key(port), "a port name must be lowercase letters, digits and '-'")
+        if role not in ROLES:
+            table.fail(table.key(port), f"role {role!r} is not one of {', '.join(ROLES)}")
+    table.used.update(table.data)
+    if not any(role in ("client", "both") for role in table.data.values()):
+        table.fail("ports", "no port has the role client (or both): clients could not reach a node")
+    return dict(table.data)
+
+
+def _lists(top: Table, ports: Mapping[str, str]) -> dict[str, PeerList]:
+    node = top.data.get("node")
+    if not isinstance(node, dict) or "lists" not in node:
+        return {}
+    tables = Table(top.path, "node.lists", node["lists"])
+    peer_ports = [name for name, role in ports.items() if role in ("peer", "both")]
+    lists = {}
+    for name in tables.data:
+        item = tables.table(name)
+        assert item is not None
+        port = item.text("port", default=peer_ports[0] if peer_ports else None)
+        if port is None:
+            item.fail(item.key("port"), "missing (required: no port has the role peer)")
+        if port not in ports:
+            item.fail(item.key("port"), f"undeclared port {port!r} (declared: {', '.join(ports)})")
+        text = item.text("item", required=True)
+        _check(item, "item", text, lambda n: n in LIST_ITEM_NAMES, ", ".join(LIST_ITEM_NAMES))
+        lists[name] = PeerList(port, text, item.text("separator", default=","),
+                               item.get("include_self", bool, False))
+        item.done()
+    tables.done()
+    return lists
+
+
+def node_names_allowed(ports: Mapping[str, str], lists: Mapping[str, PeerList]) -> Callable[[str], bool]:
+    """Which placeholder names a node command may use."""
+    peer_ports = {name for name, role in ports.items() if role in ("peer", "both")}
+
+    def allowed(name: str) -> bool:
+        head, _, rest = name.partition(".")
+        if name in NODE_NAMES:
+            return True
+        if head == "port":
+            return rest in ports
+        if head == "list":
+            return rest in lists
+        if head == "identity":
+            return bool(PEER_NAME.fullmatch(rest))
+        if head == "dial":
+            peer, _, port = rest.partition(".")
+            return bool(PEER_NAME.fullmatch(peer)) and port in peer_ports
+        return False
+    return allowed
+
+
+NODE_DESCRIBE = ("node, nodes, index, host, data_dir, python, port.NAME, dial.nK.PORT (a peer port), "
+                 "identity.nK, list.NAME")
+
+
+def _node(node: Table, ports: Mapping[str, str], lists: Mapping[str, PeerList],
+          ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    allowed = node_names_allowed(ports, lists)
+    command = node.strings("command", required=True, nonempty=True)
+    restart = node.strings("restart_command", nonempty=True) if node.has("restart_command") else ()
+    env = node.string_map("env")
+    for key, texts in (("command", command), ("restart_command", restart)):
+        for text in texts:
+            _check(node, key, text, allowed, NODE_DESCRIBE)
+    for name, text in env.items():
+        if not ENV_NAME.fullmatch(name):
+            node.fail(node.key(f"env.{name}"), "not a valid environment variable name")
+        _check(node, f"env.{name}", text, allowed, NODE_DESCRIBE)
+    node.used.add("lists")
+    node.done()
+    return command, restart, env
+
+
+def _ready(table: Table, ports: Mapping[str, str]) -> tuple[Ready, float | None]:
+    kinds = [kind for kind in ("tcp", "http", "command", "log") if table.has(kind)]
+    if len(kinds) != 1:
+        table.fail("ready", "needs exactly one of tcp, http, command, log"
+                   + (f" (has {', '.join(kinds)})" if kinds else ""))
+    kind = kinds[0]
+    timeout = table.number("timeout")
+    if kind == "tcp":
+        if table.get("tcp", bool) is not True:
+            table.fail("ready.tcp", "must be true (a TCP connect to the client port)")
+        ready = Ready("tcp")
+    elif kind == "http":
+        http = table.table("http")
+        assert http is not None
+        path = http.text("path", default="/")
+        if not path.startswith("/"):
+            http.fail(http.key("path"), f"{path!r} must start with /")
+        status = http.get("status", int, 200)
+        http.done()
+        ready = Ready("http", http_path=path, http_status=status)
+    elif kind == "command":
+        command = table.strings("command", nonempty=True)
+        for text in command:
+            _check(table, "command", text, lambda n: n in HOST_NAMES, ", ".join(HOST_NAMES))
+        ready = Ready("command", command=command)
+    else:
+        pattern = table.text("log")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            table.fail("ready.log", f"not a valid regular expression: {exc}")
+        ready = Ready("log", log=pattern)
+    table.done()
+    return ready, timeout
+
+
+def _http_request(table: Table, names: tuple[str, ...], default_method: str = "GET") -> HttpRequest:
+    method = table.text("method", default=default_method).upper()
+    if method not in HTTP_METHODS:
+        table.fail(table.key("method"), f"{method!r} is not one of {', '.join(HTTP_METHODS)}")
+    path = table.text("path", required=True)
+    if not path.startswith("/"):
+        table.fail(table.key("path"), f"{path!r} must start with /")
+    _check(table, "path", path, lambda n: n in names, ", ".join(names))
+    body = table.get("body", (dict, list, str), None)
+    for text in template.tree_strings(body):
+        _check(table, "body", text, lambda n: n in names, ", ".join(names))
+    return HttpRequest(method, path, body)
+
+
+def parse_client(table: Table, ports: Mapping[str, str]) -> Client:
+    """[client] (or a bug's overlay merged into it) checked."""
+    protocol = table.text("protocol", required=True)
+    if protocol not in PROTOCOLS:
+        table.fail(table.key("protocol"), f"unknown client protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    client_ports = [name for name, role in ports.items() if role in ("client", "both")]
+    port = table.text("port", default=client_ports[0] if len(client_ports) == 1 else None)
+    if port is None:
+        table.fail(table.key("port"), f"missing: several client ports ({', '.join(client_ports)}), say which")
+    if port not in ports:
+        table.fail(table.key("port"), f"undeclared port {port!r} (declared: {', '.join(ports)})")
+    if ports[port] == "peer":
+        table.fail(table.key("port"), f"port {port!r} has the role peer, not client")
+    client = Client(protocol, port)
+    if protocol == "process":
+        command = table.strings("command", required=True, nonempty=True)
+        for text in command:
+            _check(table, "command", text, lambda n: n in HOST_NAMES, ", ".join(HOST_NAMES))
+        client = Client(protocol, port, command=command)
+    elif protocol == "http":
+        operations_table = table.table("operations", required=True)
+        assert operations_table is not None
+        operations = {}
+        for f in operations_table.data:
+            op = operations_table.table(f)
+            assert op is not None
+            request = _http_request(op, OPERATION_NAMES, "POST")
+            value = op.text("value")
+            ok_if = op.text("ok_if")
+            for key, path in (("value", value), ("ok_if", ok_if)):
+                if path is not None:
+                    try:
+                        template.check_path(path)
+                    except template.TemplateError as exc:
+                        op.fail(op.key(key), str(exc))
+            operations[f] = Operation(request, value, ok_if, op.text("fail_error", default="cas-mismatch"))
+            op.done()
+        operations_table.done()
+        if not operations:
+            operations_table.fail("client.operations", "must describe at least one operation")
+        statuses = table.get("ok_status", list, [200])
+        if not statuses or not all(isinstance(s, int) and not isinstance(s, bool) for s in statuses):
+            table.fail(table.key("ok_status"), "must be a non-empty list of HTTP status codes")
+        client = Client(protocol, port, operations=operations, ok_status=tuple(statuses),
+                        error_field=table.text("error_field", default="error"),
+                        message_field=table.text("message_field", default="message"),
+                        certain_failures=table.strings("certain_failures"))
+    table.done()
+    return client
+
+
+def _leader(table: Table, client: Client) -> Leader:
+    kinds = [kind for kind in ("http", "request", "command") if table.has(kind)]
+    if len(kinds) != 1:
+        table.fail("leader", "needs exactly one of http, request, command"
+                   + (f" (has {', '.join(kinds)})" if kinds else ""))
+    kind = kinds[0]
+    none = table.strings("none") if table.has("none") else ("", "0")
+    field_path = table.text("field", required=kind != "command", default="")
+    if field_path:
+        try:
+            template.check_path(field_path)
+        except template.TemplateError as exc:
+            table.fail("leader.field", str(exc))
+    if kind == "http":
+        http = table.table("http")
+        assert http is not None
+        request = _http_request(http, ())
+        http.done()
+        names = table.table("names")
+        if names is None:
+            leader = Leader(kind, http=request, field=field_path, none=none)
+        else:
+            lookup = _http_request(names, ())
+            leader = Leader(kind, http=request, field=field_path, names=lookup, none=none,
+                            names_list=names.text("list", required=True), names_id=names.text("id", required=True),
+                            names_name=names.text("name", required=True))
+            names.done()
+    elif kind == "request":
+        if client.protocol != "json-lines":
+            table.fail("leader.request", f"asks over the client's connection: needs protocol json-lines, "
+                       f"not {client.protocol}")
+        leader = Leader(kind, request=table.get("request", dict), field=field_path, none=none)
+    else:
+        command = table.strings("command", nonempty=True)
+        for text in command:
+            _check(table, "command", text, lambda n: n in HOST_NAMES, ", ".join(HOST_NAMES))
+        leader = Leader(kind, command=command, field=field_path, none=none)
+    table.done()
+    return leader
+
+
+def _bugs(top: Table, ports: Mapping[str, str], lists: Mapping[str, PeerList],
+          client_table: Mapping[str, Any]) -> dict[str, Bug]:
+    table = top.table("bugs")
+    if table is None:
+        return {}
+    allowed = node_names_allowed(ports, lists)
+    bugs = {}
+    for name in table.data:
+        if not NAME.fullmatch(name):
+            table.fail(table.key(name), "a bug name must be lowercase letters, digits and '-'")
+        bug = table.table(name)
+        assert bug is not None
+        args = bug.strings("args")
+        env = bug.string_map("env")
+        for text in args:
+            _check(bug, "args", text, allowed, NODE_DESCRIBE)
+        for key, text in env.items():
+            if not ENV_NAME.fullmatch(key):
+                bug.fail(bug.key(f"env.{key}"), "not a valid environment variable name")
+            _check(bug, f"env.{key}", text, allowed, NODE_DESCRIBE)
+        overlay = bug.get("client", dict, {})
+        client_args = bug.strings("client_args")
+        for text in client_args:
+            _check(bug, "client_args", text, lambda n: n in HOST_NAMES, ", ".join(HOST_NAMES))
+        if overlay:  # the merged client must be as valid as the plain one
+            parse_client(Table(top.path, bug.key("client"), merge(client_table, overlay)), ports)
+        if client_args and client_table.get("protocol") != "process":
+            bug.fail(bug.key("client_args"), "only a process client takes arguments")
+        if not (args or env or overlay or client_args):
+            bug.fail(f"bugs.{name}", "changes nothing (give args, env, client or client_args)")
+        bugs[name] = Bug(bug.text("description", default=""), args, env, overlay, client_args)
+        bug.done()
+    table.done()
+    return bugs
+
+
+def _docker(top: Table, directory: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    table = top.table("docker")
+    if table is None:
+        return (), {}
+    packages = table.strings("packages")
+    for package in packages:
+        if not DEBIAN_PACKAGE.fullmatch(package):
+            table.fail("docker.packages", f"{package!r} is not a Debian package name")
+    files = {}
+    for target, source in table.string_map("files").items():
+        if not os.path.isabs(target):
+            table.fail(f"docker.files.{target}", "the path in the image must be absolute")
+        resolved = os.path.join(directory, source)
+        if not os.path.isfile(resolved):
+            table.fail(f"docker.files.{target}", f"no such file {resolved}")
+        files[target] = resolved
+    table.done()
+    return packages, files
+
+
+def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay` merged in: tables merge key by key, anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check(table: Table, key: str, text: str, allowed: Callable[[str], bool], describe: str) -> None:
+    try:
+        template.check(text, allowed, describe=describe)
+    except template.TemplateError as exc:
+        table.fail(table.key(key), str(exc))
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
