@@ -15,7 +15,7 @@ import os
 from typing import Any, Mapping
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.cluster.systems import Client, Outcome
+from faultbed.cluster.systems import Client, Outcome, SystemTraits
 from faultbed.cluster.systems.file import schema
 from faultbed.cluster.systems.file.command import node_command
 from faultbed.cluster.systems.file.schema import SystemFile, SystemFileError
@@ -24,9 +24,8 @@ from faultbed.cluster.systems.file.schema import SystemFile, SystemFileError
 class FileSystem:
     """A System whose every part comes from a system file."""
 
-    def __init__(self, spec: SystemFile, planted: tuple[str, ...] = ()) -> None:
+    def __init__(self, spec: SystemFile) -> None:
         self.spec = spec
-        self.planted = planted
         self.name = spec.name
         self.description = spec.description or f"system file {spec.path}"
         self.ports = tuple(spec.ports)
@@ -34,19 +33,11 @@ class FileSystem:
         self.client_port = spec.client.port
         self.bugs: Mapping[str, str] = {name: bug.description for name, bug in spec.bugs.items()}
         self.workloads = spec.workloads
-        self.backends = spec.backends
-        self.ready_timeout = spec.ready_timeout
-        self.delivery = spec.delivery
-        self.packages = spec.packages
-        self.files = spec.files
+        self.traits = SystemTraits(backends=spec.backends, ready_timeout=spec.ready_timeout, delivery=spec.delivery)
         self.path = spec.path
-        self.client = _client_with_bugs(spec, planted)
+        self._clients: dict[tuple[str, ...], schema.Client] = {(): spec.client}
         self._logs: dict[str, tuple[str, int]] = {}   # node -> its log file and its size at the last start
         self._nodes: tuple[str, ...] = ()
-
-    def with_bugs(self, bugs: tuple[str, ...]) -> "FileSystem":
-        """This system with `bugs` planted in its clients ([bugs.NAME.client], client_args)."""
-        return FileSystem(self.spec, tuple(bugs))
 
     def command(self, plan: NodePlan) -> list[str]:
         # Both backends keep node logs in <run>/nodes/<node>.log next to <run>/data/<node>.
@@ -59,10 +50,26 @@ class FileSystem:
         self._nodes = plan.nodes
         return node_command(self.spec, plan)
 
-    def open_client(self, address: tuple[str, int], node: str, timeout: float) -> Client:
+    def open_client(self, address: tuple[str, int], node: str, timeout: float,
+                    bugs: tuple[str, ...] = ()) -> Client:
         from faultbed.cluster.systems.file.probes import FileClient
 
-        return FileClient(self, address, node, timeout)
+        planted = tuple(bug for bug in bugs if bug in self.spec.bugs)
+        return FileClient(self, self.client_spec(planted), self.client_args(planted), address, node, timeout)
+
+    def client_spec(self, planted: tuple[str, ...]) -> schema.Client:
+        """[client] with the planted bugs' [bugs.NAME.client] overlays merged in (checked at load)."""
+        overlays = tuple(bug for bug in planted if self.spec.bugs[bug].client)
+        if overlays not in self._clients:
+            table: dict[str, Any] = dict(self.spec.client_table)
+            for bug in overlays:
+                table = schema.merge(table, self.spec.bugs[bug].client)
+            self._clients[overlays] = schema.parse_client(schema.Table(self.spec.path, "client", table),
+                                                          self.spec.ports)
+        return self._clients[overlays]
+
+    def client_args(self, planted: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(arg for bug in planted for arg in self.spec.bugs[bug].client_args)
 
     def log_path(self, node: str) -> tuple[str, int] | None:
         """The node's log file and where its current start begins (learnt from its plan)."""
@@ -70,19 +77,6 @@ class FileSystem:
 
     def known_nodes(self) -> tuple[str, ...]:
         return self._nodes
-
-    def client_args(self) -> tuple[str, ...]:
-        return tuple(arg for bug in self.planted if bug in self.spec.bugs for arg in self.spec.bugs[bug].client_args)
-
-
-def _client_with_bugs(spec: SystemFile, planted: tuple[str, ...]) -> schema.Client:
-    table: dict[str, Any] = dict(spec.client_table)
-    overlays = [spec.bugs[bug].client for bug in planted if bug in spec.bugs and spec.bugs[bug].client]
-    if not overlays:
-        return spec.client
-    for overlay in overlays:
-        table = schema.merge(table, overlay)
-    return schema.parse_client(schema.Table(spec.path, "client", table), spec.ports)
 
 
 def load_system_file(path: str) -> FileSystem:

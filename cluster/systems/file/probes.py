@@ -34,9 +34,12 @@ LOG_TAIL = 1024 * 1024
 class FileClient:
     """Client protocol implementation for a system file (see cluster.systems.Client)."""
 
-    def __init__(self, system: "FileSystem", address: tuple[str, int], node: str, timeout: float) -> None:
+    def __init__(self, system: "FileSystem", client: schema.Client, client_args: tuple[str, ...],
+                 address: tuple[str, int], node: str, timeout: float) -> None:
         self.system = system
         self.spec = system.spec
+        self.client_spec = client
+        self.client_args = client_args
         self.address = address
         self.node = node
         self.timeout = timeout
@@ -67,13 +70,13 @@ class FileClient:
     # -- clients ---------------------------------------------------------------------
     def _client(self) -> Any:
         if self._inner is None:
-            spec = self.system.client
+            spec = self.client_spec
             if spec.protocol == "json-lines":
                 self._inner = JsonLinesClient(self.address, self.node, self.timeout)
             elif spec.protocol == "http":
                 self._inner = HttpClient(spec, self.address, self.node, self.timeout)
             else:
-                self._inner = ProcessClient(self._host_command(spec.command) + list(self.system.client_args()),
+                self._inner = ProcessClient(self._host_command(spec.command) + list(self.client_args),
                                             self.node, self.spec.directory, self._client_log())
         return self._inner
 
