@@ -43,6 +43,7 @@ class ImportedHistory:
     model: str | None = None  # the model this history implies; None: the caller decides
     initial: Any = None
     workload: str | None = None  # a faultbed run's workload, from spec.json
+    file: str | None = None  # ops left unread: the checker streams them from this faultbed JSONL file
 
     def where(self, row: int) -> str:
         """`path:line` of an operation row, for error messages."""
@@ -51,14 +52,29 @@ class ImportedHistory:
         return self.path
 
 
-def load_history(path: str, format: str | None = None) -> ImportedHistory:
-    """Read a history file in any known format (detected from its content unless given)."""
+DETECT_CHARS = 1 << 16  # the format shows in the first line: large files are not read whole to tell it
+
+
+def load_history(path: str, format: str | None = None, streamed: bool = False) -> ImportedHistory:
+    """Read a history file in any known format (detected from its content unless given).
+
+    streamed: a faultbed JSONL history is left for the checker to read (`file`),
+    which is much faster and smaller than Python's dicts.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            text = fh.read(DETECT_CHARS)
+            if not format and not text[:DETECT_CHARS - 1].strip():
+                text += fh.read()
+            format = format or detect_format(text, path)
+            if format != "faultbed":
+                text += fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise HistoryError(f"{path}: cannot read history: {getattr(exc, 'strerror', None) or exc}") from exc
-    format = format or detect_format(text, path)
+    if format == "faultbed" and streamed:
+        workload = workload_of(path)
+        return ImportedHistory(path, "faultbed", [], [], [], model=WORKLOAD_MODELS.get(workload or ""),
+                               workload=workload, file=path)
     if format == "faultbed":
         return import_faultbed(path)
     if format == "edn":

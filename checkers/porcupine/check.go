@@ -80,6 +80,8 @@ func check(req *request) (resp response) {
 func failure(resp response, err error) response {
 	resp.Result = ""
 	resp.Error = err.Error()
+	var fallbackErr *fallbackError
+	resp.Fallback = errors.As(err, &fallbackErr)
 	var opErr *opError
 	if errors.As(err, &opErr) {
 		resp.ErrorOp = opErr.index
@@ -93,14 +95,7 @@ func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 
 // model is. Processes become dense client ids in order of appearance, because
 // the visualization draws one row per id from 0 to the largest.
 func readHistory(m *model, req *request) (history, error) {
-	var raw []rawOp
-	var latest int64
-	err := req.Ops.each(func(index int, cols [][]byte) error {
-		op, err := decodeOp(index, cols)
-		raw = append(raw, op)
-		latest = max(latest, op.call, op.ret)
-		return err
-	})
+	raw, latest, err := readOps(req)
 	if err != nil {
 		return history{}, err
 	}

@@ -34,6 +34,7 @@ type request struct {
 	Visualize       string           `json:"visualize"`
 	AlwaysVisualize bool             `json:"always_visualize"`
 	Ops             opRows           `json:"ops"`
+	HistoryFile     string           `json:"history_file"` // instead of ops: a faultbed history.jsonl
 	Annotations     []annotationSpec `json:"annotations"`
 }
 
@@ -60,7 +61,8 @@ type response struct {
 	VisualizationError  string            `json:"visualization_error,omitempty"`
 	VisualizeMs         float64           `json:"visualize_ms,omitempty"`
 	Error               string            `json:"error,omitempty"`
-	ErrorOp             int               `json:"error_op"` // index into ops, -1 when not about one op
+	ErrorOp             int               `json:"error_op"`           // index into ops, -1 when not about one op
+	Fallback            bool              `json:"fallback,omitempty"` // history_file: read it in Python instead
 }
 
 // rawOp is one decoded row; values stay as canonical JSON text (Python writes them

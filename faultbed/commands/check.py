@@ -129,7 +129,7 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
     """Import and check one history; a user error becomes the outcome, not an exception."""
     started = time.perf_counter()
     try:
-        history = load_history(path, args.format)
+        history = load_history(path, args.format, streamed=True)
         if args.model is None and history.workload is not None and history.model is None:
             return Checked(path, (time.perf_counter() - started) * 1000, history,
                            skipped=f"workload {history.workload!r} has no linearizability model "

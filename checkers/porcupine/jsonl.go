@@ -1,0 +1,544 @@
+package main
+
+// faultbed's history.jsonl read here rather than in Python, streamed: a million
+// operations as Python dicts cost gigabytes and most of the time.
+//
+// This is the fast path for well-formed histories only. It yields exactly the
+// rows that checkers/formats.py (rows_from_events) would; anything it is not
+// sure about (malformed lines, escapes, floats, objects, pairing errors) makes
+// it give up with errFallback, and the caller reads the file in Python, which
+// names the problem or checks what this reader did not want to judge.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"unicode/utf8"
+)
+
+// errFallback: let Python's reader decide about this file.
+type fallbackError struct{ reason string }
+
+func (e *fallbackError) Error() string { return "read it in Python: " + e.reason }
+
+func fallback(format string, args ...interface{}) error {
+	return &fallbackError{reason: fmt.Sprintf(format, args...)}
+}
+
+// event holds the fields of one line as canonical JSON texts.
+type event struct {
+	typ, process, f, key, value, index, node, errorText []byte
+	time                                                int64
+	hasTime, hasKey, hasValue, hasIndex                 bool
+}
+
+type jsonlReader struct {
+	path     string
+	strings  map[string]string // interned texts: processes, fs, keys and values repeat
+	rows     []rawOp
+	keep     []bool
+	open     map[string]int
+	retired  map[string]bool
+	latest   int64
+	scratch  []byte
+	lineNo   int
+	canonBuf []byte
+}
+
+func readJSONL(path string) ([]rawOp, int64, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fallback("cannot open: %v", err)
+	}
+	defer file.Close()
+	r := &jsonlReader{path: path, strings: map[string]string{}, open: map[string]int{}, retired: map[string]bool{}}
+	in := bufio.NewReaderSize(file, 1<<20)
+	for {
+		line, complete, err := r.readLine(in)
+		if err != nil {
+			return nil, 0, err
+		}
+		if line == nil {
+			break
+		}
+		r.lineNo++
+		if err := r.line(line, complete); err != nil {
+			return nil, 0, err
+		}
+	}
+	rows := r.rows[:0]
+	for i, row := range r.rows {
+		if r.keep[i] {
+			rows = append(rows, row)
+		}
+	}
+	return rows, r.latest, nil
+}
+
+// readOps returns the request's operations: its rows, or its history file read here.
+func readOps(req *request) (raw []rawOp, latest int64, err error) {
+	if req.HistoryFile != "" {
+		return readJSONL(req.HistoryFile)
+	}
+	err = req.Ops.each(func(index int, cols [][]byte) error {
+		op, err := decodeOp(index, cols)
+		raw = append(raw, op)
+		latest = max(latest, op.call, op.ret)
+		return err
+	})
+	return raw, latest, err
+}
+
+// readLine returns the next line without its newline; complete is false for a
+// last line without one (a writer that died mid-line). nil at the end.
+func (r *jsonlReader) readLine(in *bufio.Reader) (line []byte, complete bool, err error) {
+	chunk, err := in.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		r.scratch = append(r.scratch[:0], chunk...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			chunk, err = in.ReadSlice('\n')
+			r.scratch = append(r.scratch, chunk...)
+		}
+		chunk = r.scratch
+	}
+	switch {
+	case err == io.EOF && len(chunk) == 0:
+		return nil, false, nil
+	case err == io.EOF:
+		return chunk, false, nil
+	case err != nil:
+		return nil, false, fallback("cannot read: %v", err)
+	}
+	return chunk[:len(chunk)-1], true, nil
+}
+
+func (r *jsonlReader) line(line []byte, complete bool) error {
+	if isBlank(line) {
+		return nil
+	}
+	if !utf8.Valid(line) {
+		return fallback("line %d is not UTF-8", r.lineNo)
+	}
+	var e event
+	if err := parseEvent(line, &e); err != nil {
+		var syntax *syntaxError
+		if !complete && errors.As(err, &syntax) {
+			return nil // a torn last line: the prefix is still a history
+		}
+		if errors.As(err, &syntax) {
+			return fallback("line %d: %v", r.lineNo, err)
+		}
+		return err
+	}
+	return r.event(&e)
+}
+
+func isBlank(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// event pairs invocations with completions, as faultbed.history.pair_operations.
+func (r *jsonlReader) event(e *event) error {
+	switch string(e.typ) {
+	case `"invoke"`, `"ok"`, `"fail"`, `"info"`:
+	default:
+		return fallback("line %d: unknown type", r.lineNo)
+	}
+	if e.process == nil || e.f == nil {
+		return fallback("line %d: no process or f", r.lineNo)
+	}
+	if string(e.process) == `"nemesis"` {
+		if e.hasTime {
+			r.latest = max(r.latest, e.time)
+		}
+		return nil
+	}
+	if hasEscape(e.process) || !(e.process[0] == '"' || isInteger(e.process)) || e.f[0] != '"' {
+		return fallback("line %d: process or f of an unusual kind", r.lineNo)
+	}
+	if !e.hasTime {
+		return fallback("line %d: no integer time", r.lineNo)
+	}
+	r.latest = max(r.latest, e.time)
+	process := r.intern(e.process)
+	if string(e.typ) == `"invoke"` {
+		return r.invoke(process, e)
+	}
+	return r.complete(process, e)
+}
+
+func (r *jsonlReader) invoke(process string, e *event) error {
+	{
+		if _, open := r.open[process]; open || r.retired[process] {
+			return fallback("line %d: process %s invokes while open or retired", r.lineNo, process)
+		}
+		r.open[process] = len(r.rows)
+		key, input := "null", "null"
+		if e.hasKey {
+			text, err := r.canonical(e.key)
+			if err != nil {
+				return err
+			}
+			key = text
+		}
+		if e.hasValue {
+			text, err := r.canonical(e.value)
+			if err != nil {
+				return err
+			}
+			input = text
+		}
+		f, _ := jsonString(e.f)
+		r.rows = append(r.rows, rawOp{process: process, call: e.time, f: r.internString(f), key: key,
+			input: input, output: "null", meta: "event " + indexText(e)})
+		r.keep = append(r.keep, true)
+		return nil
+	}
+}
+
+func (r *jsonlReader) complete(process string, e *event) error {
+	slot, open := r.open[process]
+	if !open {
+		return fallback("line %d: completion with no open invocation", r.lineNo)
+	}
+	delete(r.open, process)
+	row := &r.rows[slot]
+	row.meta = origin(row.meta, e)
+	switch string(e.typ) {
+	case `"ok"`:
+		if e.time < row.call {
+			return fallback("line %d: returns before it is called", r.lineNo)
+		}
+		row.ret, row.known = e.time, true
+		if row.f == "cas" {
+			row.output = "true"
+		} else if e.hasValue {
+			text, err := r.canonical(e.value)
+			if err != nil {
+				return err
+			}
+			row.output = text
+		}
+	case `"fail"`:
+		r.keep[slot] = false
+	default:
+		r.retired[process] = true
+	}
+	return nil
+}
+
+func indexText(e *event) string {
+	if !e.hasIndex {
+		return "None"
+	}
+	return string(e.index)
+}
+
+// origin is formats._origin: event index, node, error (decoration for the picture).
+func origin(meta string, e *event) string {
+	if text, ok := jsonString(e.node); ok && text != "" {
+		meta += ", node " + text
+	}
+	if text, ok := jsonString(e.errorText); ok && text != "" {
+		meta += ", error " + text
+	}
+	return meta
+}
+
+// canonical interns a value's canonical text; plain values need no copy to look up.
+func (r *jsonlReader) canonical(raw []byte) (string, error) {
+	if s, ok := r.strings[string(raw)]; ok && raw[0] != '[' {
+		return s, nil
+	}
+	text, err := canonical(raw)
+	if err != nil {
+		return "", err
+	}
+	return r.intern(text), nil
+}
+
+func (r *jsonlReader) intern(text []byte) string {
+	if s, ok := r.strings[string(text)]; ok {
+		return s
+	}
+	s := string(text)
+	r.strings[s] = s
+	return s
+}
+
+func (r *jsonlReader) internString(s string) string {
+	if interned, ok := r.strings[s]; ok {
+		return interned
+	}
+	r.strings[s] = s
+	return s
+}
+
+// -- one line: a flat JSON object ---------------------------------------------------
+
+type syntaxError struct{ at int }
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("not JSON at byte %d", e.at) }
+
+// parseEvent reads one JSON object; values of the fields it uses come back as
+// canonical JSON text (Python's json.dumps with separators (",", ":")).
+func parseEvent(line []byte, e *event) error {
+	i := skipSpace(line, 0)
+	if i == len(line) || line[i] != '{' {
+		if i < len(line) && (line[i] == '[' || line[i] == '"' || line[i] == 'n' || isNumberStart(line[i])) {
+			return fallback("not an object")
+		}
+		return &syntaxError{at: i}
+	}
+	var seen uint16
+	i = skipSpace(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		return fallback("an empty object")
+	}
+	for {
+		if i >= len(line) || line[i] != '"' {
+			return &syntaxError{at: i}
+		}
+		end, err := scanValue(line, i)
+		if err != nil {
+			return err
+		}
+		name, ok := jsonString(line[i:end])
+		if !ok || hasEscape(line[i:end]) {
+			return fallback("escaped field name")
+		}
+		if bit := fieldBits[name]; seen&bit != 0 {
+			return fallback("field %q twice", name)
+		} else {
+			seen |= bit
+		}
+		i = skipSpace(line, end)
+		if i >= len(line) || line[i] != ':' {
+			return &syntaxError{at: i}
+		}
+		i = skipSpace(line, i+1)
+		end, err = scanValue(line, i)
+		if err != nil {
+			return err
+		}
+		if err := e.set(name, line[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(line, end)
+		if i < len(line) && line[i] == ',' {
+			i = skipSpace(line, i+1)
+			continue
+		}
+		if i < len(line) && line[i] == '}' {
+			if skipSpace(line, i+1) != len(line) {
+				return &syntaxError{at: i + 1}
+			}
+			return nil
+		}
+		return &syntaxError{at: i}
+	}
+}
+
+var fieldBits = map[string]uint16{"type": 1, "process": 2, "f": 4, "key": 8, "value": 16, "index": 32,
+	"time": 64, "node": 128, "error": 256}
+
+func (e *event) set(name string, raw []byte) error {
+	var err error
+	switch name {
+	case "type":
+		e.typ = raw
+	case "process":
+		e.process = raw
+	case "f":
+		if hasEscape(raw) {
+			return fallback("escaped f")
+		}
+		e.f = raw
+	case "key":
+		e.key, e.hasKey = raw, true
+	case "value":
+		e.value, e.hasValue = raw, true
+	case "index":
+		e.index, e.hasIndex = raw, true
+		if !isInteger(raw) {
+			return fallback("index of an unusual kind")
+		}
+	case "time":
+		if !isInteger(raw) {
+			return nil // not an integer time: Python names the event if it is an operation
+		}
+		e.time, err = strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			return fallback("time out of range")
+		}
+		e.hasTime = true
+	case "node":
+		if raw[0] == '"' && !hasEscape(raw) {
+			e.node = raw
+		} else if string(raw) != "null" && string(raw) != `""` {
+			return fallback("node of an unusual kind")
+		}
+	case "error":
+		if raw[0] == '"' && !hasEscape(raw) {
+			e.errorText = raw
+		} else if string(raw) != "null" && string(raw) != "false" {
+			return fallback("error of an unusual kind")
+		}
+	}
+	return err
+}
+
+func hasEscape(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func isNumberStart(c byte) bool { return c == '-' || (c >= '0' && c <= '9') }
+
+func isInteger(raw []byte) bool {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || (len(raw) != len(digits) && string(digits) == "0") {
+		return false // -0 reads back as 0 in Python: leave it to Python
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// canonical is the value's text as Python writes it for the checker: no spaces.
+// Only integers, plain ASCII strings, literals and lists of those; anything else
+// (floats, objects, escapes) is left to Python.
+func canonical(raw []byte) ([]byte, error) {
+	switch c := raw[0]; {
+	case c == '"':
+		if hasEscape(raw) {
+			return nil, fallback("escaped string")
+		}
+		return raw, nil
+	case c == 'n' || c == 't' || c == 'f':
+		return raw, nil
+	case isNumberStart(c):
+		if !isInteger(raw) {
+			return nil, fallback("a number that is not an integer")
+		}
+		return raw, nil
+	case c == '[':
+		out := make([]byte, 0, len(raw))
+		out = append(out, '[')
+		err := eachElement(raw, func(element []byte) error {
+			text, err := canonical(element)
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, text...)
+			return err
+		})
+		return append(out, ']'), err
+	default:
+		return nil, fallback("an object or an unusual value")
+	}
+}
+
+// scanValue returns where the JSON value at line[i] ends, checking its syntax.
+func scanValue(line []byte, i int) (int, error) {
+	if i >= len(line) {
+		return i, &syntaxError{at: i}
+	}
+	switch c := line[i]; {
+	case c == '"':
+		for j := i + 1; j < len(line); j++ {
+			switch {
+			case line[j] == '"':
+				return j + 1, nil
+			case line[j] == '\\':
+				j++
+			case line[j] < 0x20:
+				return j, &syntaxError{at: j}
+			}
+		}
+		return len(line), &syntaxError{at: len(line)}
+	case c == '[' || c == '{':
+		return scanContainer(line, i)
+	case isNumberStart(c):
+		j := i
+		for j < len(line) && (isNumberStart(line[j]) || line[j] == '.' || line[j] == 'e' || line[j] == 'E' ||
+			line[j] == '+') {
+			j++
+		}
+		if _, err := strconv.ParseFloat(string(line[i:j]), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+			return j, &syntaxError{at: i}
+		}
+		if line[i] == '0' && j > i+1 && line[i+1] >= '0' && line[i+1] <= '9' {
+			return j, &syntaxError{at: i} // leading zeros
+		}
+		return j, nil
+	default:
+		for _, literal := range []string{"null", "true", "false"} {
+			if len(line)-i >= len(literal) && string(line[i:i+len(literal)]) == literal {
+				return i + len(literal), nil
+			}
+		}
+		if c == 'N' || c == 'I' {
+			return i, fallback("NaN or Infinity")
+		}
+		return i, &syntaxError{at: i}
+	}
+}
+
+func scanContainer(line []byte, i int) (int, error) {
+	closing := byte(']')
+	if line[i] == '{' {
+		closing = '}'
+	}
+	i = skipSpace(line, i+1)
+	if i < len(line) && line[i] == closing {
+		return i + 1, nil
+	}
+	for {
+		if closing == '}' {
+			if i >= len(line) || line[i] != '"' {
+				return i, &syntaxError{at: i}
+			}
+			end, err := scanValue(line, i)
+			if err != nil {
+				return end, err
+			}
+			i = skipSpace(line, end)
+			if i >= len(line) || line[i] != ':' {
+				return i, &syntaxError{at: i}
+			}
+			i = skipSpace(line, i+1)
+		}
+		end, err := scanValue(line, i)
+		if err != nil {
+			return end, err
+		}
+		i = skipSpace(line, end)
+		if i < len(line) && line[i] == ',' {
+			i = skipSpace(line, i+1)
+			continue
+		}
+		if i < len(line) && line[i] == closing {
+			return i + 1, nil
+		}
+		return i, &syntaxError{at: i}
+	}
+}

@@ -1,0 +1,90 @@
+"""Go's history.jsonl reader agrees with Python's, and leaves what it is unsure of to Python."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.histories import Shape, generate
+from faultbed.checkers.formats import import_faultbed, load_history
+from faultbed.checkers.linearizable import check_file, check_imported, check_operations
+from faultbed.errors import HistoryError
+
+
+def python_verdict(path: str, model: str = "kv") -> tuple[object, int, int, list]:
+    history = import_faultbed(path)
+    result = check_operations(history.ops, model)
+    return (result.valid, result.details["ops"], result.details["partitions"],
+            result.details.get("illegal_keys", []))
+
+
+def go_verdict(path: str, model: str = "kv") -> tuple[object, int, int, list] | None:
+    result = check_file(path, model)
+    if result is None:
+        return None
+    return (result.valid, result.details["ops"], result.details["partitions"],
+            result.details.get("illegal_keys", []))
+
+
+@pytest.mark.parametrize("shape", [
+    Shape(3000, seed=1), Shape(3000, seed=2, broken=True), Shape(3000, seed=3, info_rate=0.02),
+    Shape(3000, seed=4, info_rate=0.05, broken=True, anomaly_at=0.2), Shape(2000, seed=5, keys=1, processes=5),
+], ids=lambda s: s.name())
+def test_go_reader_gives_the_same_verdict_ops_and_keys_as_python(tmp_path: Path, shape: Shape) -> None:
+    path = generate(shape, str(tmp_path / "history.jsonl"))
+    expected = python_verdict(path)
+    assert expected[0] is (not shape.broken)
+    assert go_verdict(path) == expected
+
+
+def lines(*events: dict | str) -> str:
+    return "".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events)
+
+
+W = {"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "index": 0, "time": 10}
+WOK = {"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "index": 1, "time": 20}
+R = {"type": "invoke", "process": 1, "f": "read", "key": "a", "value": None, "index": 2, "time": 30}
+ROK = {"type": "ok", "process": 1, "f": "read", "key": "a", "value": 1, "index": 3, "time": 40}
+
+
+@pytest.mark.parametrize("text, left_to_python", [
+    (lines(W, WOK, R, ROK), False),
+    (lines(W, WOK, "", R, "   ", ROK), False),                                      # blank lines
+    (lines(W, WOK, R, ROK) + '{"type": "invoke", "proc', False),                     # torn last line
+    (lines(W, WOK, {**R, "key": [1, 2]}, {**ROK, "key": [1, 2], "value": None}), False),  # list keys
+    (lines({**W, "process": "c1"}, {**WOK, "process": "c1"}, R, ROK), False),       # string processes
+    (lines(W, {"type": "info", "process": "nemesis", "f": "start", "value": {"a": 1}, "time": 25}, WOK, R, ROK),
+     False),                                                                         # nemesis events
+    (lines(W, WOK, R, {**ROK, "value": 1.0}), True),                                 # a float
+    (lines(W, WOK, R, {**ROK, "value": {"x": 1}}), True),                            # an object
+    (lines({**W, "key": "\u00e9"}, {**WOK, "key": "\u00e9"}, R, ROK), True),         # an escape
+    (lines(W, WOK, R, ROK).replace('"f": "read", "key"', '"f": "read", "f": "read", "key"'), True),  # twice
+])
+def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str, left_to_python: bool) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(text)
+    got = go_verdict(str(path))
+    assert (got is None) is left_to_python
+    if got is not None:
+        assert got == python_verdict(str(path))
+    assert check_imported(load_history(str(path), streamed=True)).valid is python_verdict(str(path))[0]
+
+
+@pytest.mark.parametrize("text", [
+    lines(W, W, WOK),                           # invokes while open
+    lines(W, WOK, ROK),                         # completion with no invocation
+    lines(W, {**WOK, "time": "late"}),          # no integer time
+    lines(W, WOK, "{not json}", R, ROK),        # a bad line that is not the last
+    lines(W, {**WOK, "time": 5}),               # returns before it is called
+])
+def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(text)
+    assert check_file(str(path), "kv") is None
+    with pytest.raises(HistoryError) as from_python:
+        check_operations(import_faultbed(str(path)).ops, "kv", where=import_faultbed(str(path)).where)
+    with pytest.raises(HistoryError) as streamed:
+        check_imported(load_history(str(path), streamed=True))
+    assert str(streamed.value) == str(from_python.value)
