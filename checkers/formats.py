@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.edn import read_edn
 from faultbed.errors import FaultbedError, HistoryError
-from faultbed.history import NEMESIS, pair_operations, read_history
+from faultbed.history import NEMESIS, fault_color, pair_operations, read_history
 
 FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
 OpRow = tuple[Any, ...]
@@ -334,10 +334,6 @@ def _kv_entry_slowly(line: str, path: str, number: int) -> Entry:
 
 # -- nemesis annotations ---------------------------------------------------------------
 
-_FAULT_COLORS = {"partition": "#efaefc", "kill": "#ffcf91", "pause": "#ffe591", "restart": "#ffcf91"}
-_DEFAULT_COLOR = "#c7e9ff"
-
-
 @dataclass(frozen=True)
 class NemesisEvent:
     """What a nemesis event does: start or stop a fault, or happen at a point in time."""
@@ -382,7 +378,7 @@ def nemesis_annotations(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if what.action == "start" and what.fault in active:
             active[what.fault]["details"] = details or active[what.fault]["details"]  # Jepsen's completion
         elif what.action == "start":
-            active[what.fault] = _annotation(what.kind, time, None, details)
+            active[what.fault] = _annotation(what.kind, time, None, details, fault_color(event, what.kind))
             annotations.append(active[what.fault])
         elif what.action == "stop":
             stopping = [what.fault] if what.fault in active else list(active) if what.fault in ("", "*") else []
@@ -392,16 +388,17 @@ def nemesis_annotations(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not stopping and what.fault in last_stopped:
                 last_stopped[what.fault]["end"] = time  # Jepsen logs a stop twice: invoked, then done
         else:
-            annotations.append(_annotation(what.kind, time, time, details))
+            annotations.append(_annotation(what.kind, time, time, details, fault_color(event, what.kind)))
     for annotation in annotations:
         annotation["description"] = _headline(annotation["tag"], annotation["details"])
     return annotations
 
 
-def _annotation(kind: str, start: int, end: int | None, details: str) -> dict[str, Any]:
-    """One row per kind of fault, so that overlapping faults of different kinds stay readable."""
+def _annotation(kind: str, start: int, end: int | None, details: str, color: str) -> dict[str, Any]:
+    """One row per kind of fault, so that overlapping faults of different kinds stay readable;
+    coloured as its kind says (the same colour as in report.html)."""
     return {"tag": f"nemesis {kind}".strip(), "start": start, "end": end, "description": "",
-            "details": details, "color": _FAULT_COLORS.get(kind, _DEFAULT_COLOR)}
+            "details": details, "color": color}
 
 
 def _headline(tag: str, details: str) -> str:

@@ -193,12 +193,14 @@ class Mesh:
 
     # -- link faults ------------------------------------------------------------
     def add_link_fault(self, kind: str, attributes: Mapping[str, Any], links: Iterable[Link] | None = None,
-                       stream: str = BOTH) -> LinkFault:
+                       stream: str = BOTH, toxic_type: str | None = None) -> LinkFault:
         """Add a toxic of `kind` (latency, bandwidth, slow-close, reset-peer, slicer, limit-data).
 
-        On `links` (default: all) and `stream` (upstream, downstream or both).
+        On `links` (default: all) and `stream` (upstream, downstream or both). A fault kind of
+        another name gives its Toxiproxy `toxic_type` itself.
         """
-        if kind not in LINK_TOXICS:
+        toxic_type = toxic_type or LINK_TOXICS.get(kind)
+        if toxic_type is None:
             raise FaultbedError(f"unknown link fault {kind!r} (known: {', '.join(LINK_TOXICS)})")
         streams = STREAMS if stream == BOTH else (stream,)
         if any(s not in STREAMS for s in streams):
@@ -211,7 +213,7 @@ class Mesh:
                 for link in chosen:
                     for s in streams:
                         toxic = f"{name}-{s}"
-                        self.client.add_toxic(link.name, toxic, LINK_TOXICS[kind], s, attributes)
+                        self.client.add_toxic(link.name, toxic, toxic_type, s, attributes)
                         added.append((link.name, toxic))
             finally:
                 fault = LinkFault(name, kind, dict(attributes), tuple(added))

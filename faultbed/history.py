@@ -15,9 +15,29 @@ from typing import IO, Any, Iterable, Iterator
 
 from faultbed.errors import HistoryError
 
+DEFAULT_FAULT_COLOR = "#c7e9ff"
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 COMPLETION_TYPES = ("ok", "fail", "info")
 NEMESIS = "nemesis"
+
+
+def fault_color(event: dict[str, Any], kind: str = "") -> str:
+    """A fault's colour: the one its kind recorded in the start event; for histories without one
+    (older runs, Jepsen's), the colour of the registered fault kind named `kind` (by default the
+    one in `f`: start-partition -> partition), else a default."""
+    color = event.get("color")
+    if isinstance(color, str) and color:
+        return color
+    from faultbed import plugins
+    from faultbed.errors import FaultbedError
+
+    name = kind or str(event.get("f") or "").removeprefix("start-").removeprefix("stop-")
+    if name in plugins.registered("faults"):
+        try:
+            return str(plugins.load("faults", name).color)
+        except (FaultbedError, AttributeError):
+            pass
+    return DEFAULT_FAULT_COLOR
 
 
 class HistoryWriter:

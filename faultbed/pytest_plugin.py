@@ -272,11 +272,12 @@ def faultbed_nemesis(faultbed_spec: "TestSpec", faultbed_cluster: "RunningCluste
     At teardown every fault is undone and the cluster waited for, before it stops.
     """
     from faultbed import store
-    from faultbed.nemesis.schedule import ScheduleExecutor, generate_schedule
+    from faultbed.nemesis.executor import ScheduleExecutor
+    from faultbed.nemesis.schedule import generate_schedule
 
     schedule = generate_schedule(faultbed_spec, faultbed_cluster.nodes)
     store.write_json(faultbed_run_dir, store.SCHEDULE, schedule.to_json())
-    with ScheduleExecutor(schedule, faultbed_cluster, faultbed_history, faultbed_spec) as nemesis:
+    with ScheduleExecutor(schedule, faultbed_cluster, faultbed_history) as nemesis:
         yield nemesis
 
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
-from faultbed.history import NEMESIS, pair_operations, read_history
+from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, pair_operations, read_history
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ FULL_VISUALIZATION = "linearizability-full.html"  # next to the minimal one, whe
 MAX_DETAIL_CHARS = 20000
 OP_COLORS = {"ok": "#2e9e44", "fail": "#d62728", "info": "#f0a30a"}
 OP_MARKERS = {"ok": ".", "fail": "x", "info": "^"}
-FAULT_COLORS = ("#9467bd", "#1f77b4", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+FAULT_ALPHA = 0.45  # kinds' colours are light (Jepsen's perf palette); the lines stay readable
 VERDICT_CLASS = {True: "valid", False: "invalid"}
 START_WORDS = ("start",)
 STOP_WORDS = ("stop", "heal")
@@ -43,6 +43,7 @@ class FaultInterval:
     start: float
     stop: float | None
     description: str = ""
+    color: str = ""   # its kind's colour (history.fault_color)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def fault_intervals(events: Iterable[dict[str, Any]]) -> list[FaultInterval]:
     a bare stop ("heal") closes every open fault. A start that failed (it has an
     `error`) never opened anything; a fault never stopped lasts to the end (stop None).
     """
-    open_faults: list[tuple[str, str, float, str]] = []  # (id, name, start, description)
+    open_faults: list[tuple[str, str, float, str, str]] = []  # (id, name, start, description, color)
     closed: list[FaultInterval] = []
     for event in events:
         if event.get("process") != NEMESIS or event.get("type") == "invoke":
@@ -93,16 +94,16 @@ def fault_intervals(events: Iterable[dict[str, Any]]) -> list[FaultInterval]:
         phase, name = _fault_phase(event)
         fault_id = str(event.get("id") or name)
         if phase == "start" and not event.get("error"):
-            open_faults.append((fault_id, name, _seconds(event), _describe_fault(event)))
+            open_faults.append((fault_id, name, _seconds(event), _describe_fault(event), fault_color(event)))
         elif phase == "stop":
             bare = str(event.get("f")) in STOP_WORDS and "id" not in event
             closing = [i for i, o in enumerate(open_faults) if bare or o[0] == fault_id]
             if not closing:
                 closing = [i for i, o in enumerate(open_faults) if o[1] == name][-1:]
             for index in sorted(closing, reverse=True):
-                _, fault, start, description = open_faults.pop(index)
-                closed.append(FaultInterval(fault, start, _seconds(event), description))
-    closed += [FaultInterval(name, start, None, d) for _, name, start, d in open_faults]
+                _, fault, start, description, color = open_faults.pop(index)
+                closed.append(FaultInterval(fault, start, _seconds(event), description, color))
+    closed += [FaultInterval(name, start, None, d, color) for _, name, start, d, color in open_faults]
     return sorted(closed, key=lambda interval: interval.start)
 
 
@@ -170,14 +171,14 @@ def _png(figure: Any) -> str:
 
 
 def _shade_faults(axes: Any, intervals: list[FaultInterval], end: float) -> None:
-    """Shade each fault's interval; one color and one legend entry per fault name."""
-    colors: dict[str, str] = {}
+    """Shade each fault's interval in its kind's colour; one legend entry per fault name."""
+    named: set[str] = set()
     for interval in intervals:
-        first = interval.name not in colors
-        color = colors.setdefault(interval.name, FAULT_COLORS[len(colors) % len(FAULT_COLORS)])
+        first = interval.name not in named
+        named.add(interval.name)
         stop = interval.stop if interval.stop is not None else end
-        axes.axvspan(interval.start, max(stop, interval.start + 0.05), color=color, alpha=0.15, lw=0,
-                     label=f"fault: {interval.name}" if first else None)
+        axes.axvspan(interval.start, max(stop, interval.start + 0.05), color=interval.color or DEFAULT_FAULT_COLOR,
+                     alpha=FAULT_ALPHA, lw=0, label=f"fault: {interval.name}" if first else None)
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,8 @@ def _faults_section(intervals: list[FaultInterval]) -> str:
     if not intervals:
         return '<section id="faults"><h2>Faults</h2><p>No faults were injected.</p></section>'
     rows = "".join(
-        f"<tr><td>{_e(i.name)}</td><td>{i.start:.2f}</td>"
+        f'<tr><td><span class="swatch" style="background:{_e(i.color or DEFAULT_FAULT_COLOR)}"></span>'
+        f"{_e(i.name)}</td><td>{i.start:.2f}</td>"
         f"<td>{'still active at the end' if i.stop is None else f'{i.stop:.2f}'}</td>"
         f"<td>{_e(i.description)}</td></tr>" for i in intervals)
     return ('<section id="faults"><h2>Faults</h2><table><tr><th>fault</th><th>start (s)</th>'
@@ -467,6 +469,7 @@ h1 { font-size: 1.4em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2e
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left;
   vertical-align: top; }
 .badge { padding: .1em .6em; border-radius: .8em; color: white; font-weight: bold; }
+.swatch { display: inline-block; width: .9em; height: .9em; margin-right: .4em; border: 1px solid #aaa; vertical-align: middle; }
 .badge.valid { background: #2e9e44; } .badge.invalid { background: #d62728; }
 .badge.unknown { background: #e0a800; color: #222; }
 b.ok { color: #2e9e44; } b.fail { color: #d62728; } b.info { color: #c07f00; }

@@ -34,7 +34,8 @@ from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload, load_workload
-from faultbed.nemesis.schedule import Schedule, ScheduleExecutor, generate_schedule, validate_nemesis
+from faultbed.nemesis.executor import ScheduleExecutor
+from faultbed.nemesis.schedule import Schedule, generate_schedule, validate_nemesis
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Sched
         _wait_ready(cluster, backend, patience)
         progress.phase = "main"
         progress.main_started = time.monotonic()
-        with ScheduleExecutor(schedule, cluster, history, spec, ready_timeout=patience) as nemesis:
+        with ScheduleExecutor(schedule, cluster, history, ready_timeout=patience) as nemesis:
             progress.nemesis = nemesis
             _main_phase(spec, workload, cluster, history, progress, nemesis)
             progress.phase = "healing"

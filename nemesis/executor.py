@@ -5,8 +5,10 @@ action of one entry, a rolling restart say, never delays another's); actions on
 the mesh and backend are serialized by one lock. Each start and stop becomes a
 `process: "nemesis"` info event: `f` is `start-<kind>` / `stop-<kind>`, `value` a
 one-line description, and `fault`, `id`, `nodes`, `grudge`, `links`, `error`...
-say what and where. `heal_all()` stops what is still active, heals the mesh,
-resumes paused and restarts dead nodes, then waits for the cluster to be ready.
+say what and where; a start carries its kind's `color` for the report and the
+porcupine annotations. `heal_all()` stops what is still active, heals the mesh,
+asks each kind of the schedule to heal what it may have left (kill restarts dead
+nodes, pause resumes paused ones), then waits for the cluster to be ready.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from faultbed.cluster.backend import DEAD, PAUSED
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter
-from faultbed.spec import TestSpec
-from faultbed.nemesis.faults import KINDS, ActiveFault, FaultContext, FaultEntry, NemesisCluster
+from faultbed.nemesis.faults import FaultEntry, fault_kind
+from faultbed.nemesis.kinds import ActiveFault, FaultContext, FaultKind, Healed, NemesisCluster
 
 if TYPE_CHECKING:
     from faultbed.nemesis.schedule import FaultEvent, Schedule
@@ -34,8 +35,8 @@ class ScheduleExecutor:
     """A context manager: `start()` runs the schedule in threads; leaving heals everything, even after an error."""
 
     def __init__(self, schedule: "Schedule", cluster: NemesisCluster, history: HistoryWriter,
-                 spec: TestSpec | None = None, ready_timeout: float = 30.0) -> None:
-        """`spec` is accepted for symmetry with the runner; the schedule alone decides what happens."""
+                 ready_timeout: float = 30.0) -> None:
+        """The schedule alone decides what happens; its kinds are looked up once, here."""
         unknown = set(schedule.nodes) - set(cluster.nodes)
         if unknown:
             raise FaultbedError(f"schedule names node(s) {sorted(unknown)} the cluster does not have "
@@ -43,12 +44,12 @@ class ScheduleExecutor:
         self.schedule = schedule
         self.cluster = cluster
         self.history = history
-        self.spec = spec
         self.ctx = FaultContext(cluster, schedule.partition_mode, ready_timeout=ready_timeout,
                                 record=self._record_progress)
         self.errors: list[str] = []
         self._entries: list[FaultEntry] = schedule.entries()
-        self._active: dict[str, tuple[FaultEntry, ActiveFault]] = {}
+        self._kinds: dict[str, FaultKind[Any]] = {e.kind: fault_kind(e.kind) for e in self._entries}
+        self._active: dict[str, tuple[FaultEntry, ActiveFault[Any]]] = {}
         self._starting: dict[str, str] = {}
         self._view: list[str] = []
         self._lock = threading.Lock()
@@ -118,7 +119,7 @@ class ScheduleExecutor:
                 self._stop(event.id)
 
     def _start(self, entry: FaultEntry, fault_id: str, params: dict[str, Any]) -> None:
-        kind = KINDS[entry.kind]
+        kind = self._kinds[entry.kind]
         with self._lock:
             self._starting[fault_id] = f"starting {entry.text}"
             self._refresh_view()
@@ -135,14 +136,12 @@ class ScheduleExecutor:
         with self._lock:
             self._active[fault_id] = (entry, active)
             self._refresh_view()
-        self._record(f"start-{entry.kind}", active.summary, entry, fault_id, **active.details)
-        run = getattr(kind, "run", None)
-        if run is not None:  # a long fault (rolling restart) works after its start is recorded
-            try:
-                run(self.ctx, active)
-            except Exception as exc:
-                log.exception("nemesis %s failed while running", fault_id)
-                self._record(f"{entry.kind}-failed", f"{entry.text} failed", entry, fault_id, error=str(exc))
+        self._record(f"start-{entry.kind}", active.summary, entry, fault_id, color=kind.color, **active.details)
+        try:  # a long fault (rolling restart) works after its start is recorded
+            kind.run(self.ctx, active)
+        except Exception as exc:
+            log.exception("nemesis %s failed while running", fault_id)
+            self._record(f"{entry.kind}-failed", f"{entry.text} failed", entry, fault_id, error=str(exc))
 
     def _stop(self, fault_id: str) -> None:
         with self._lock:
@@ -151,7 +150,7 @@ class ScheduleExecutor:
             return  # it never started (an error was recorded then)
         entry, active = found
         try:
-            summary = KINDS[entry.kind].stop(self.ctx, active)
+            summary = self._kinds[entry.kind].stop(self.ctx, active)
         except Exception as exc:
             log.exception("nemesis %s failed to stop", fault_id)
             self._record(f"stop-{entry.kind}", f"{entry.text} failed to stop", entry, fault_id, error=str(exc))
@@ -161,7 +160,7 @@ class ScheduleExecutor:
             self._active.pop(fault_id, None)
             self._refresh_view()
 
-    def _record_progress(self, active: ActiveFault, f: str, value: str, **extra: Any) -> None:
+    def _record_progress(self, active: ActiveFault[Any], f: str, value: str, **extra: Any) -> None:
         with self._lock:
             found = self._active.get(active.id)
         if found is not None:
@@ -210,30 +209,24 @@ class ScheduleExecutor:
             log.warning("history closed; heal not recorded")
         return leader
 
-    def _heal_everything(self) -> dict[str, list[str]]:
-        """Mesh healed, paused nodes resumed, dead nodes restarted; what was done, by verb.
-
-        A node that cannot be resumed or restarted is logged and listed under
-        `failed`; the others are still healed. A mesh that cannot be healed raises.
+    def _heal_everything(self) -> Healed:
+        """Mesh healed, then every kind of the schedule heals what it may have left; what was
+        done, by verb. A node that cannot be healed is logged and listed under `failed`; the
+        others are still healed. A mesh that cannot be healed raises.
         """
         self.cluster.mesh.heal()
-        backend = self.cluster.backend
-        done: dict[str, list[str]] = {"resumed": [], "restarted": [], "failed": []}
-        for node in self.cluster.nodes:
+        done: Healed = {}
+        for kind in self._kinds.values():
             try:
-                state = backend.state(node)
-                if state == PAUSED:
-                    backend.resume(node)
-                    done["resumed"].append(node)
-                elif state == DEAD:
-                    backend.restart(node)
-                    done["restarted"].append(node)
+                healed = kind.heal(self.ctx)
             except Exception as exc:
-                log.error("healing %s failed: %s", node, exc)
-                done["failed"].append(node)
-                self.errors.append(f"heal {node}: {exc}")
+                log.exception("healing %s failed", kind.name)
+                healed = {"failed": [kind.name]}
+                self.errors.append(f"heal {kind.name}: {exc}")
+            for verb, nodes in healed.items():
+                done.setdefault(verb, []).extend(n for n in nodes if n not in done[verb])
+        self.errors.extend(f"heal {node}: failed" for node in done.get("failed", []))
         with self._lock:
             self._active.clear()
             self._refresh_view()
         return done
-

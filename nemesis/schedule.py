@@ -19,8 +19,7 @@ from typing import Any, Sequence
 
 from faultbed.errors import FaultbedError
 from faultbed.spec import TestSpec
-from faultbed.nemesis.executor import ScheduleExecutor
-from faultbed.nemesis.faults import FAULT_KINDS, KINDS, FaultEntry, parse_fault, split_nemesis, validate_entries
+from faultbed.nemesis.faults import FaultEntry, fault_kind, parse_fault, validate_entries
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,7 @@ JITTER = 0.25             # each gap is interval * uniform(1 - JITTER, 1 + JITTE
 MIN_FAULT_FRACTION = 0.25  # no start when less than this much of an interval is left
 START, STOP = "start", "stop"
 
-__all__ = ["FAULT_KINDS", "FaultEvent", "Schedule", "ScheduleExecutor", "generate_schedule",
-           "load_schedule", "split_nemesis", "validate_nemesis"]
+__all__ = ["FaultEvent", "Schedule", "generate_schedule", "load_schedule", "validate_nemesis"]
 
 
 @dataclass(frozen=True)
@@ -156,15 +154,10 @@ def generate_schedule(spec: TestSpec, nodes: Sequence[str]) -> Schedule:
                     faults=tuple(e.text for e in entries), events=tuple(events))
 
 
-def generate(spec: TestSpec, nodes: Sequence[str]) -> Schedule:
-    """Alias of generate_schedule."""
-    return generate_schedule(spec, nodes)
-
-
 def _timeline(entry: FaultEntry, first_start: float, spec: TestSpec, nodes: Sequence[str],
               rng: random.Random) -> list[FaultEvent]:
     interval, limit = spec.nemesis_interval, spec.time_limit
-    kind = KINDS[entry.kind]
+    kind = fault_kind(entry.kind)
     events: list[FaultEvent] = []
     at = first_start
     number = 1

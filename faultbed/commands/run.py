@@ -19,12 +19,11 @@ DEFAULTS = TestSpec()
 
 
 def _nemesis_epilog() -> str:
-    from faultbed.nemesis.faults import FAULT_KINDS, NEMESIS_SYNTAX
+    from faultbed.nemesis.faults import NEMESIS_SYNTAX, fault_help
 
     lines = ["fault kinds for --nemesis (comma-separated, or none):"]
-    lines += [f"  {name:<18} {description}" for name, description in FAULT_KINDS.items()]
-    syntax = NEMESIS_SYNTAX if isinstance(NEMESIS_SYNTAX, str) else "\n".join(NEMESIS_SYNTAX)
-    return "\n".join(lines) + "\n\n" + syntax
+    lines += [f"  {name:<18} {description}" for name, description in fault_help().items()]
+    return "\n".join(lines) + "\n\n" + "\n".join(NEMESIS_SYNTAX)
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,18 +23,21 @@ from faultbed.cluster.mesh import Mesh
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.spec import TestSpec
+from faultbed.nemesis.executor import ScheduleExecutor
+from faultbed.nemesis.faults import fault_help, split_nemesis
 from faultbed.nemesis.schedule import (
-    FAULT_KINDS,
     JITTER,
     MIN_FAULT_FRACTION,
     FaultEvent,
     Schedule,
-    ScheduleExecutor,
     generate_schedule,
     load_schedule,
-    split_nemesis,
     validate_nemesis,
 )
+from faultbed.checkers.formats import nemesis_annotations
+from faultbed.nemesis.network import PARTITION
+from faultbed.nemesis.process import KILL
+from faultbed.report import fault_intervals
 from tests.nemesis.echo_cluster import EchoMesh, wait_until
 
 HOST = "127.0.0.1"
@@ -115,12 +118,12 @@ def test_nemesis_lists_split_at_commas_outside_json() -> None:
 
 
 def test_every_listed_fault_kind_is_accepted() -> None:
-    for name in FAULT_KINDS:
+    for name in fault_help():
         validate_nemesis(TestSpec(nemesis=(name,)))
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"nemesis": ("partition", "earthquake")}, "unknown nemesis 'earthquake' \\(known: partition,"),
+    ({"nemesis": ("partition", "earthquake")}, "unknown nemesis 'earthquake' \\(known: .*kill-primary, .*partition,"),
     ({"nemesis": ("kill", "kill")}, "listed twice: kill"),
     ({"nemesis": ("none", "kill")}, "`none` cannot be combined"),
     ({"partition_mode": "drop"}, "unknown partition mode 'drop'"),
@@ -242,14 +245,42 @@ def test_executor_runs_a_replayed_partition_exactly_and_records_it(net: EchoMesh
     assert [e["f"] for e in events] == ["start-partition", "stop-partition", "heal"]
     assert events[0]["grudge"] == grudge and events[0]["mode"] == "blackhole" and events[0]["id"] == "partition#1"
     assert events[2]["ready"] is True and events[2]["leader"] == "n2"
+    assert events[0]["color"] == PARTITION.color, "a start carries its kind's colour"
     assert net.mesh.is_healed()
+
+
+def test_the_same_fault_has_its_kinds_colour_in_the_report_and_the_porcupine_annotations() -> None:
+    events = [{"index": 0, "time": 0, "type": "info", "process": "nemesis", "f": "start-kill", "value": "kill n1",
+               "fault": "kill:one", "id": "kill:one#1", "color": KILL.color},
+              {"index": 1, "time": 10**9, "type": "info", "process": "nemesis", "f": "start-partition",
+               "value": "partition", "fault": "partition-ring", "id": "partition-ring#1"},  # an older run: no colour
+              {"index": 2, "time": 2 * 10**9, "type": "info", "process": "nemesis", "f": "heal", "value": "healed"}]
+    report = {i.name: i.color for i in fault_intervals(events)}
+    annotations = {a["tag"]: a["color"] for a in nemesis_annotations(events) if a["end"] != a["start"]}
+    assert report == {"kill:one": KILL.color, "partition-ring": PARTITION.color}
+    assert annotations == {"nemesis kill": KILL.color, "nemesis partition": PARTITION.color}
+    assert KILL.color != PARTITION.color
+
+
+def test_each_kind_heals_only_what_it_leaves_behind(net: EchoMesh, history: HistoryWriter) -> None:
+    schedule = hand_schedule([FaultEvent(0.0, "start", "pause", "p#1", {"target": "one", "nodes": ["n1"]})],
+                             list(net.nodes))
+    backend = RecordingBackend(list(net.nodes))
+    backend.states["n2"] = DEAD  # a node that died by itself: a pause schedule does not hide it by a restart
+    with ScheduleExecutor(schedule, EchoCluster(net, backend), history) as nemesis:
+        nemesis.start()
+        wait_until(nemesis.done, 5.0, "the schedule to finish")
+        nemesis.heal_all(ready_timeout=None)
+    heal = nemesis_events(history)[-1]
+    assert heal["f"] == "heal" and heal["resumed"] == [] and "restarted" not in heal
+    assert backend.calls == [("pause", "n1"), ("resume", "n1")] and backend.states["n2"] == DEAD
 
 
 def test_executor_applies_link_faults_from_a_generated_schedule(net: EchoMesh, history: HistoryWriter) -> None:
     spec = TestSpec(nemesis=("latency:n3", "partition-one-way"), nemesis_interval=0.3, time_limit=1.2, seed=3)
     schedule = generate_schedule(spec, list(net.nodes))
     cluster = EchoCluster(net, RecordingBackend(list(net.nodes)))
-    with ScheduleExecutor(schedule, cluster, history, spec) as nemesis:
+    with ScheduleExecutor(schedule, cluster, history) as nemesis:
         nemesis.start()
         wait_until(nemesis.done, 5.0, "the schedule to finish")
         nemesis.heal_all(ready_timeout=1.0)

@@ -13,6 +13,8 @@ import pytest
 
 from faultbed.errors import FaultbedError
 from faultbed.history import read_history
+from faultbed.nemesis.network import PARTITION
+from faultbed.nemesis.process import KILL
 from faultbed.report import FaultInterval, OpPoint, fault_intervals, op_points, render_report, throughput, write_report
 from tests.e2e.synthetic_runs import make_run
 
@@ -28,8 +30,8 @@ def test_faults_pair_by_id_even_when_they_overlap():
               nemesis("start-kill", 2, fault="kill", id="kill#1"),
               nemesis("stop-partition", 3, fault="partition", id="partition#1"),
               nemesis("stop-kill", 5, fault="kill", id="kill#1")]
-    assert fault_intervals(events) == [FaultInterval("partition", 1.0, 3.0, "start-partition at 1"),
-                                       FaultInterval("kill", 2.0, 5.0, "start-kill at 2")]
+    assert fault_intervals(events) == [FaultInterval("partition", 1.0, 3.0, "start-partition at 1", PARTITION.color),
+                                       FaultInterval("kill", 2.0, 5.0, "start-kill at 2", KILL.color)]
 
 
 def test_heal_closes_every_open_fault_and_unhealed_faults_last_to_the_end():
@@ -80,7 +82,8 @@ def test_report_shows_verdicts_plots_faults_spec_and_links(invalid_run):
     images = re.findall(r'id="(\w+)-plot" alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
     assert [name for name, _ in images] == ["latency", "throughput"]
     assert all(base64.b64decode(data).startswith(PNG_MAGIC) for _, data in images)
-    assert "<td>partition</td><td>3.00</td><td>6.00</td>" in page
+    assert f'<span class="swatch" style="background:{PARTITION.color}"></span>partition</td><td>3.00</td><td>6.00</td>' \
+        in page
     assert 'href="linearizability.html"' in page
     assert f"faultbed replay {invalid_run}" in page
     assert '<td>seed</td><td><code>7</code></td>' in page
