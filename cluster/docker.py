@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import random
@@ -51,7 +52,7 @@ from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
 from faultbed.cluster.registry import RunRecord, is_alive, process_start_time
-from faultbed.cluster.systems import System
+from faultbed.cluster.systems import DEFAULT_TRAITS, System, SystemTraits
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
 from faultbed.errors import SetupError
 from faultbed.spec import TestSpec
@@ -125,9 +126,32 @@ def source_hash(root: str = PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def node_image(root: str = PROJECT_ROOT, repository: str = IMAGE_REPOSITORY) -> str:
-    """The node image built for the code in `root` (NODE_IMAGE_ENV, when set, names another one)."""
-    return os.environ.get(NODE_IMAGE_ENV) or f"{repository}/node:{source_hash(root)}"
+def extras_hash(packages: Iterable[str] = (), files: Iterable[tuple[str, str]] = ()) -> str:
+    """A short hash of what a system adds to the node image (packages, files' contents); "" for nothing."""
+    packages, files = sorted(set(packages)), sorted(files)
+    if not packages and not files:
+        return ""
+    digest = hashlib.sha256(json.dumps(packages).encode())
+    for target, source in files:
+        with open(source, "rb") as fh:
+            digest.update(f"{target}\0{hashlib.sha256(fh.read()).hexdigest()}\n".encode())
+    return digest.hexdigest()[:10]
+
+
+def node_image(root: str = PROJECT_ROOT, repository: str = IMAGE_REPOSITORY,
+               traits: SystemTraits = DEFAULT_TRAITS) -> str:
+    """The node image built for the code in `root` and the system's `traits` (extra packages, files).
+
+    NODE_IMAGE_ENV, when set, names another one.
+    """
+    extra = extras_hash(traits.image_packages, traits.image_files)
+    return os.environ.get(NODE_IMAGE_ENV) or f"{repository}/node:{source_hash(root)}" + (f"-{extra}" if extra else "")
+
+
+def build_arguments(traits: SystemTraits = DEFAULT_TRAITS) -> list[str]:
+    """docker/build's arguments for a node image with the system's extra packages and files."""
+    arguments = [f"--package={package}" for package in traits.image_packages]
+    return arguments + [f"--file={target}={source}" for target, source in traits.image_files]
 
 
 def toxiproxy_image(repository: str = IMAGE_REPOSITORY) -> str:
@@ -148,7 +172,7 @@ BUILD_SCRIPT = os.path.join(PROJECT_ROOT, "docker", "build")
 BUILD_SCRIPT_TIMEOUT = 900.0
 
 
-def require_image(client: DockerClient, image: str) -> None:
+def require_image(client: DockerClient, image: str, traits: SystemTraits = DEFAULT_TRAITS) -> None:
     """The image must exist; in a source checkout, missing images are built first (docker/build).
 
     The node image is tagged by a hash of the code, so after an edit only its small
@@ -159,7 +183,7 @@ def require_image(client: DockerClient, image: str) -> None:
     if os.access(BUILD_SCRIPT, os.X_OK) and NODE_IMAGE_ENV not in os.environ:
         log.warning("Docker image %s missing: building it with %s", image, BUILD_SCRIPT)
         try:
-            subprocess.run([BUILD_SCRIPT], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            subprocess.run([BUILD_SCRIPT, *build_arguments(traits)], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=BUILD_SCRIPT_TIMEOUT)
         except subprocess.CalledProcessError as exc:
             last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
@@ -249,9 +273,9 @@ class DockerBackend:
 
     def _start(self) -> None:
         self._client = client = docker_client()
-        images = node_image(), toxiproxy_image()
+        images = node_image(traits=self.system.traits), toxiproxy_image()
         for image in images:
-            require_image(client, image)
+            require_image(client, image, self.system.traits)
         self._record.note("docker", {"labels": self.labels, "names": f"faultbed-{self.run_id}-*"})
         for node, subnet in zip(self.nodes, _parallel(self._create_network, self.nodes)):
             self._subnets[node] = subnet

@@ -28,8 +28,9 @@ import docker.errors
 from docker.client import DockerClient
 
 from apt_sources import mirror_lines
-from faultbed.cluster.docker import (IMAGE_REPOSITORY, NODE_DOCKERFILE, PROJECT_ROOT, docker_client, installed_path,
-                                     node_source_files, source_hash, toxiproxy_image)
+from faultbed.cluster.docker import (IMAGE_REPOSITORY, NODE_DOCKERFILE, NODE_IMAGE_ENV, PROJECT_ROOT, docker_client,
+                                     installed_path, node_image, node_source_files, source_hash, toxiproxy_image)
+from faultbed.cluster.systems import SystemTraits
 from faultbed.errors import FaultbedError
 
 log = logging.getLogger("docker/build")
@@ -117,6 +118,7 @@ def build_dockerfile(client: DockerClient, tag: str, dockerfile: str, files: dic
     """Build `dockerfile` in a context holding only `files` (context path -> source path)."""
     with tempfile.TemporaryDirectory(prefix="faultbed-context-") as context:
         shutil.copyfile(dockerfile, os.path.join(context, "Dockerfile"))
+        os.makedirs(os.path.join(context, "files"))  # a system file's files (node.Dockerfile); may stay empty
         for target, source in files.items():
             path = os.path.join(context, target)
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -141,10 +143,15 @@ def prune_tags(client: DockerClient, repository: str, keep: set[str]) -> None:
             pass
 
 
-def build_all(repository: str, nocache: bool = False, registry_base: str | None = None) -> dict[str, Any]:
-    """Build (or find) the three images; returns their tags and what each took in seconds."""
+def build_all(repository: str, nocache: bool = False, registry_base: str | None = None,
+              extra_packages: tuple[str, ...] = (), extra_files: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """Build (or find) the three images; returns their tags and what each took in seconds.
+
+    `extra_packages` and `extra_files` (a system file's [docker]) make a node image of their own,
+    on a base holding those packages too: faultbed/node:<code hash>-<extras hash>.
+    """
     client = docker_client(timeout=BUILD_TIMEOUT)
-    packages = base_packages()
+    packages = sorted(set(base_packages()) | set(extra_packages))
     report: dict[str, Any] = {}
     started = time.monotonic()
     buildargs: dict[str, str] = {}
@@ -175,17 +182,21 @@ def build_all(repository: str, nocache: bool = False, registry_base: str | None 
     report["toxiproxy"], report["toxiproxy_seconds"] = toxiproxy, time.monotonic() - started
 
     started = time.monotonic()
-    node = f"{repository}/node:{source_hash(PROJECT_ROOT)}"
+    traits = SystemTraits(image_packages=tuple(extra_packages), image_files=tuple(extra_files))
+    node = node_image(PROJECT_ROOT, repository, traits) if NODE_IMAGE_ENV not in os.environ else \
+        f"{repository}/node:{source_hash(PROJECT_ROOT)}"
     found = image_exists(client, node)
     if nocache or found is None or found.labels.get(LABEL_BASE) != base:
         files = {os.path.join("src", installed_path(f)): os.path.join(PROJECT_ROOT, f)
                  for f in node_source_files(PROJECT_ROOT)}
+        # The system's own files; the list itself always exists, so `COPY files/ /` never finds nothing.
+        files.update({os.path.join("files", target.lstrip("/")): source for target, source in extra_files})
         build_dockerfile(client, node, os.path.join(PROJECT_ROOT, NODE_DOCKERFILE), files, buildargs,
                          {LABEL_BASE: base}, nocache)
         report["node_built"] = True
     report["node"], report["node_seconds"] = node, time.monotonic() - started
 
-    prune_tags(client, f"{repository}/node", {node})
+    prune_tags(client, f"{repository}/node", {node, f"{repository}/node:{source_hash(PROJECT_ROOT)}"})
     if not registry_base:
         prune_tags(client, f"{repository}/base", {base})
     client.close()
@@ -213,6 +224,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--print-packages", action="store_true", help="print the base package list and exit")
     parser.add_argument("--remove", action="store_true", help="remove the repository's images and exit")
     parser.add_argument("--json", action="store_true", help="print tags and timings as JSON")
+    parser.add_argument("--package", action="append", default=[], metavar="NAME",
+                        help="a Debian package a system needs in its node image (repeatable)")
+    parser.add_argument("--file", action="append", default=[], metavar="TARGET=SOURCE",
+                        help="a file copied into the node image at the absolute path TARGET (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="docker/build: %(message)s")
     try:
@@ -222,7 +237,11 @@ def main(argv: list[str]) -> int:
         if args.remove:
             remove_repository(args.repository)
             return 0
-        report = build_all(args.repository, args.no_cache, args.base)
+        extra_files = tuple(tuple(item.split("=", 1)) for item in args.file)
+        if any(len(pair) != 2 or not pair[0].startswith("/") for pair in extra_files):
+            raise FaultbedError("--file takes /ABSOLUTE/TARGET=SOURCE")
+        report = build_all(args.repository, args.no_cache, args.base, tuple(args.package),
+                           extra_files)  # type: ignore[arg-type]
     except (FaultbedError, LookupError, docker.errors.DockerException, subprocess.SubprocessError) as exc:
         print(f"docker/build: {exc}", file=sys.stderr)
         return 3

@@ -1,4 +1,4 @@
-# A faultbed node: the base image plus the project's Python packages.
+# A faultbed node: the base image plus the project's Python packages (and a system file's files).
 # BASE is faultbed/base:<hash> (built by docker/build without a registry); with a
 # registry, BASE=debian:bookworm-slim and APT_PACKAGES="$(docker/build --print-packages)"
 # give the same image.
@@ -11,3 +11,4 @@ RUN if [ -n "$APT_PACKAGES" ]; then \
     fi
 ENV PYTHONPATH=/opt/faultbed PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8
 COPY src/ /opt/faultbed/
+COPY files/ /

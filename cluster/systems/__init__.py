@@ -31,12 +31,17 @@ class SystemTraits:
 
     `backends`: the backends it runs on (None: all); `ready_timeout`: seconds to wait for
     readiness (the runner waits at least its own default); `delivery`: "at-least-once" for a
-    queue that may deliver a retried publish twice by design.
+    queue that may deliver a retried publish twice by design; `image_packages`, `image_files`:
+    what the docker backend's node image needs beyond faultbed's base (a system file's [docker]).
     """
 
     backends: tuple[str, ...] | None = None
     ready_timeout: float = READY_TIMEOUT
     delivery: str = EXACTLY_ONCE
+    # The docker backend's node image: extra Debian packages, and files copied in
+    # as (absolute path in the image, absolute path on this machine).
+    image_packages: tuple[str, ...] = ()
+    image_files: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERIES:
