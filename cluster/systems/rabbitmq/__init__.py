@@ -22,12 +22,25 @@ from typing import TYPE_CHECKING, Mapping
 
 from faultbed.cluster.backend import NodePlan
 from faultbed.cluster.systems import AT_LEAST_ONCE, SystemTraits
-from faultbed.cluster.systems.etcd import require_named_peers
+from faultbed.errors import FaultbedError
 
 if TYPE_CHECKING:  # pika is on the harness only, not in the node image that runs node.py
     from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
 EPMD, DIST, AMQP = "epmd", "dist", "amqp"
+
+
+def require_named_peers(plan: NodePlan) -> None:
+    """Raise FaultbedError unless every peer is reached by its own name on the same ports.
+
+    RabbitMQ (like any unmodified third-party system) dials the peers it was given by name;
+    only a backend that resolves peers' names to the mesh (docker) keeps its traffic in the mesh.
+    """
+    for peer, ports in plan.dial.items():
+        for port, address in ports.items():
+            if address != f"{peer}:{plan.ports[port]}":
+                raise FaultbedError(f"{plan.name} would dial {peer} at {address}, not by its name: "
+                                    "third-party systems run on the docker backend only (--backend docker)")
 BUGS: Mapping[str, str] = {}
 
 
