@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from faultbed.errors import HistoryError
 
@@ -31,6 +31,8 @@ _TOKEN = re.compile(
 _INT = re.compile(r"[+-]?\d+N?")
 _FLOAT = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?M?")
 _RATIO = re.compile(r"[+-]?\d+/\d+")
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+MAX_DEPTH = 64  # deeper forms are not histories; later recursion (JSON, Go) stays far from its limits
 _CLOSER = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 _NAMED_CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r"}
 _STRING_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
@@ -69,6 +71,8 @@ def read_edn(text: str, path: str = "<edn>") -> EdnDocument:
             continue  # a tagged literal keeps its value: #inst "..." is the string
         start = match.start()
         if kind == "open":
+            if len(stack) > MAX_DEPTH:
+                raise HistoryError(f"{path}:{line_of(text, start)}: forms nested deeper than {MAX_DEPTH} levels")
             stack.append(_Open(match.group(), start, item_offsets=inner if len(stack) == 1 else None))
             continue
         if kind == "discard":
@@ -79,12 +83,12 @@ def read_edn(text: str, path: str = "<edn>") -> EdnDocument:
                 raise HistoryError(f"{path}:{line_of(text, start)}: unexpected {match.group()!r}")
             closed = stack.pop()
             value, start = _finish(closed, text, path), closed.start
-        elif kind == "string":
-            value = _string(match.group())
-        elif kind == "atom":
-            value = _atom(match.group())
-        elif kind == "char":
-            value = _char(match.group()[1:])
+        elif kind in _READERS:
+            try:
+                value = _READERS[kind](match.group())
+            except (ValueError, ArithmeticError) as exc:  # \uzz, 1/0, a 5,000-digit integer
+                raise HistoryError(f"{path}:{line_of(text, start)}: cannot read {match.group()[:40]!r}: "
+                                   f"{str(exc)[:120]}") from exc
         else:
             raise HistoryError(f"{path}:{line_of(text, start)}: unexpected character {match.group()!r}")
         _emit(stack[-1], value, start)
@@ -131,7 +135,10 @@ def _string(token: str) -> str:
             out.append(c)
             i += 1
         elif body[i + 1] == "u":
-            out.append(chr(int(body[i + 2 : i + 6], 16)))
+            digits = body[i + 2 : i + 6]
+            if not _HEX4.fullmatch(digits):
+                raise ValueError(f"bad escape \\u{digits}")
+            out.append(chr(int(digits, 16)))
             i += 6
         else:
             out.append(_STRING_ESCAPES.get(body[i + 1], body[i + 1]))
@@ -150,16 +157,20 @@ def _atom(token: str) -> Any:
         return float(token.rstrip("M"))
     if _RATIO.fullmatch(token):
         numerator, denominator = token.split("/")
-        return int(numerator) / int(denominator)
+        return int(numerator) / int(denominator)  # 1/0 and huge ratios raise ArithmeticError
     return token  # a symbol
 
 
-def _char(name: str) -> str:
+def _char(token: str) -> str:
+    name = token[1:]
     if name in _NAMED_CHARS:
         return _NAMED_CHARS[name]
     if len(name) == 5 and name[0] == "u":
         return chr(int(name[1:], 16))
     return name
+
+
+_READERS: dict[str, Callable[[str], Any]] = {"string": _string, "atom": _atom, "char": _char}
 
 
 def line_of(text: str, offset: int) -> int:

@@ -13,15 +13,17 @@ Times are faultbed's monotonic nanoseconds, or the entry order for other formats
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from faultbed.checkers.edn import read_edn
 from faultbed.errors import FaultbedError, HistoryError
-from faultbed.history import NEMESIS, fault_color, pair_operations, read_history
+from faultbed.history import NEMESIS, events_of_lines, fault_color, pair_operations, read_history
 
 FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
 OpRow = tuple[Any, ...]
@@ -62,21 +64,23 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     which is much faster and smaller than Python's dicts.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open_history(path) as fh:
             text = fh.read(DETECT_CHARS)
             if not format and not text[:DETECT_CHARS - 1].strip():
                 text += fh.read()
             format = format or detect_format(text, path)
-            if format != "faultbed":
+            if format != "faultbed" or not streamed:
                 text += fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HistoryError(f"{path}: cannot read history: {getattr(exc, 'strerror', None) or exc}") from exc
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot read history: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise HistoryError(f"{path}: not a history: not UTF-8 text") from exc
     if format == "faultbed" and streamed:
         workload = workload_of(path)
         return ImportedHistory(path, "faultbed", [], [], [], model=WORKLOAD_MODELS.get(workload or ""),
                                workload=workload, file=path)
     if format == "faultbed":
-        return import_faultbed(path)
+        return import_faultbed(path, text)
     if format == "edn":
         return import_edn(text, path)
     if format == "porcupine-etcd":
@@ -84,6 +88,30 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     if format == "porcupine-kv":
         return import_porcupine_kv(text, path)
     raise FaultbedError(f"unknown history format {format!r} (known: {', '.join(FORMATS)})")
+
+
+def open_history(path: str) -> IO[str]:
+    """A history file opened as UTF-8 text. FIFOs, sockets and devices are refused before they are
+    opened (reading one may block forever); the null device reads as an empty history."""
+    kind = os.stat(path).st_mode
+    if not stat.S_ISREG(kind):
+        if stat.S_ISCHR(kind) and os.stat(path).st_rdev == os.stat(os.devnull).st_rdev:
+            return io.StringIO("")
+        raise HistoryError(f"{path}: not a regular file ({special_file_kind(kind)}): not read")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, even if swapped for a FIFO
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise HistoryError(f"{path}: not a regular file: not read")
+    return os.fdopen(descriptor, "r", encoding="utf-8")
+
+
+def special_file_kind(mode: int) -> str:
+    """directory, FIFO, socket, character device or block device."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def detect_format(text: str, path: str) -> str:
@@ -107,9 +135,10 @@ def detect_format(text: str, path: str) -> str:
 
 # -- faultbed ------------------------------------------------------------------------
 
-def import_faultbed(path: str) -> ImportedHistory:
-    """A faultbed history.jsonl; the model comes from spec.json beside it when present."""
-    ops, lines, annotations = rows_from_events(read_history(path), path)
+def import_faultbed(path: str, text: str | None = None) -> ImportedHistory:
+    """A faultbed history.jsonl (its text, when read already); the model comes from spec.json beside it."""
+    events = read_history(path) if text is None else list(events_of_lines(_lines(text), path))
+    ops, lines, annotations = rows_from_events(events, path)
     workload = workload_of(path)
     return ImportedHistory(path, "faultbed", ops, lines, annotations, model=WORKLOAD_MODELS.get(workload or ""),
                            workload=workload)
@@ -148,6 +177,13 @@ def _origin(invoke: dict[str, Any], completion: dict[str, Any] | None) -> str:
     if completion and completion.get("error"):
         parts.append(f"error {completion['error']}")
     return ", ".join(parts)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at newlines only (str.splitlines also splits at U+2028 and others inside strings)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def workload_of(history_path: str) -> str | None:
@@ -239,12 +275,24 @@ def import_edn(text: str, path: str) -> ImportedHistory:
 
 def _edn_entries(maps: list[Any], lines: list[int], path: str) -> Iterator[Entry]:
     for entry, line in zip(maps, lines):
-        if not isinstance(entry, dict):
-            raise HistoryError(f"{path}:{line}: a history entry must be a map, not {entry!r}")
-        for required in ("type", "process", "f"):
-            if required not in entry:
-                raise HistoryError(f"{path}:{line}: entry has no :{required}")
-        yield (line, entry["process"], entry["type"], entry["f"], entry.get("key"), entry.get("value"))
+        yield _entry_of_map(entry, path, line)
+
+
+def _entry_of_map(entry: Any, path: str, line: int, rename: dict[str, str] | None = None) -> Entry:
+    """One Jepsen map as an entry; :process an integer or a keyword, :type and :f keywords."""
+    if not isinstance(entry, dict):
+        raise HistoryError(f"{path}:{line}: a history entry must be a map, not {str(entry)[:60]!r}")
+    for required in ("type", "process", "f"):
+        if required not in entry:
+            raise HistoryError(f"{path}:{line}: entry has no :{required}")
+    process = entry["process"]
+    if isinstance(process, bool) or not isinstance(process, (int, str)):
+        raise HistoryError(f"{path}:{line}: :process must be an integer or a keyword, not {str(process)[:40]!r}")
+    for name in ("type", "f"):
+        if not isinstance(entry[name], str):
+            raise HistoryError(f"{path}:{line}: :{name} must be a keyword, not {str(entry[name])[:40]!r}")
+    f = (rename or {}).get(entry["f"], entry["f"])
+    return (line, process, entry["type"], f, entry.get("key"), entry.get("value"))
 
 
 def _lines_of(text: str, offsets: list[int]) -> list[int]:
@@ -282,7 +330,7 @@ def import_porcupine_etcd(text: str, path: str) -> ImportedHistory:
                 continue
             raise HistoryError(f"{path}:{number}: not a Jepsen etcd log line: {line.strip()[:80]!r}")
         process, type_, f, raw = match.groups()
-        entries.append((number, int(process), type_, f, None, _etcd_value(raw, path, number)))
+        entries.append((number, _integer(process, path, number), type_, f, None, _etcd_value(raw, path, number)))
     rows, lines, annotations = rows_from_entries(entries, path, Semantics(failed_cas_ran=True))
     return ImportedHistory(path, "porcupine-etcd", rows, lines, annotations, model="cas-register")
 
@@ -291,11 +339,19 @@ def _etcd_value(raw: str, path: str, number: int) -> Any:
     if raw == "nil" or raw.startswith(":"):
         return None  # nil, or :timed-out on a completion whose outcome says it all
     if raw.isdigit() or (raw[:1] == "-" and raw[1:].isdigit()):
-        return int(raw)
+        return _integer(raw, path, number)
     cas = _ETCD_CAS.fullmatch(raw)
     if cas is None:
-        raise HistoryError(f"{path}:{number}: cannot read the value {raw!r}")
-    return [int(cas.group(1)), int(cas.group(2))]
+        raise HistoryError(f"{path}:{number}: cannot read the value {raw[:60]!r}")
+    return [_integer(cas.group(1), path, number), _integer(cas.group(2), path, number)]
+
+
+def _integer(text: str, path: str, number: int) -> int:
+    """An integer of a log line; Python refuses more than 4,300 digits, and so do we, in one line."""
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise HistoryError(f"{path}:{number}: cannot read the integer {text[:20]}...: {exc}") from exc
 
 
 _KV_LINE = re.compile(r'\{:process (\d+), :type :(\w+), :f :(\w+), :key "([^"\\]*)", :value (nil|"[^"\\]*")\}')
@@ -311,7 +367,7 @@ def import_porcupine_kv(text: str, path: str) -> ImportedHistory:
         match = match_line(line)
         if match is not None:
             process, type_, f, key, value = match.groups()
-            entries.append((number, int(process), type_, _KV_FS.get(f, f), key,
+            entries.append((number, _integer(process, path, number), type_, _KV_FS.get(f, f), key,
                             None if value == "nil" else value[1:-1]))
         elif line.strip():
             entries.append(_kv_entry_slowly(line, path, number))
@@ -324,12 +380,7 @@ def _kv_entry_slowly(line: str, path: str, number: int) -> Entry:
     forms = read_edn(line, f"{path}:{number}").forms
     if len(forms) != 1 or not isinstance(forms[0], dict):
         raise HistoryError(f"{path}:{number}: expected one map per line")
-    entry = forms[0]
-    for required in ("type", "process", "f"):
-        if required not in entry:
-            raise HistoryError(f"{path}:{number}: entry has no :{required}")
-    f = _KV_FS.get(entry["f"], entry["f"])
-    return (number, entry["process"], entry["type"], f, entry.get("key"), entry.get("value"))
+    return _entry_of_map(forms[0], path, number, _KV_FS)
 
 
 # -- nemesis annotations ---------------------------------------------------------------
@@ -417,4 +468,9 @@ def _kind(name: str) -> str:
 def _describe(value: Any) -> str:
     if value is None or value == "":
         return ""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # EDN maps may have keys JSON cannot carry (vectors, mixed types)
+        return str(value)

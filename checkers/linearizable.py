@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MODELS = ("register", "cas-register", "kv", "mutex", "multi-register", "fifo-queue")
 LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
+NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
 
 
@@ -53,14 +54,32 @@ def _library(path: str) -> ctypes.CDLL:
 def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
     """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
     library = _library(library_path())
-    # sort_keys and no spaces make the JSON canonical: Go compares values as text.
-    payload = json.dumps(request, sort_keys=True, separators=(",", ":"), default=_jsonable).encode()
+    try:
+        payload = _encode(request).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise FaultbedError(f"cannot hand the history to porcupine: {str(exc)[:120]}") from exc
     pointer = library.FaultbedCheck(payload)
     try:
         answer = ctypes.string_at(pointer)
     finally:
         library.FaultbedFree(pointer)
     return json.loads(answer)  # type: ignore[no-any-return]
+
+
+def _encode(value: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces: Go compares values as text); ValueError or TypeError
+    for what JSON cannot carry (NaN, infinity, map keys of mixed types)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable, allow_nan=False)
+
+
+def _unencodable_row(ops: Sequence[OpRow]) -> tuple[int, str] | None:
+    """The first operation JSON cannot carry, and why (None when every row encodes)."""
+    for index, row in enumerate(ops):
+        try:
+            _encode(row)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return index, str(exc)
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,6 +167,9 @@ def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, time
                      ) -> Result:
     """Check operation rows (see checkers/formats.py) against a model."""
     started = time.perf_counter()
+    bad = _unencodable_row(ops)
+    if bad is not None:
+        raise HistoryError(f"{where(bad[0])}: a value JSON cannot carry: {bad[1][:120]}")
     answer = _call(model, initial, timeout, visualize, always_visualize, annotations, ops=ops)
     if answer.get("error"):
         row = answer.get("error_op", -1)
@@ -203,4 +225,7 @@ def _result(answer: dict[str, Any], model: str, started: float) -> Result:
     if answer.get("visualization_error"):
         log.warning("%s", answer["visualization_error"])
         details["visualization_error"] = answer["visualization_error"]
+    if answer["completed"] == 0:  # an empty or torn history, a run interrupted before any operation completed
+        details["reason"] = NOTHING_COMPLETED
+        return Result(checker="linearizable", valid=UNKNOWN, details=details)
     return Result(checker="linearizable", valid=_VERDICTS[answer["result"]], details=details)

@@ -111,25 +111,66 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+MAX_DEPTH = 64  # deeper values are not histories; Python's and Go's recursion limits stay far away
+
+
 def iter_history(path: str) -> Iterator[dict[str, Any]]:
     """Yield the events of a history.jsonl; a torn last line (crash mid-write) is ignored."""
     try:
-        fh = open(path, encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
-    with fh:
-        lines = fh.readlines()
+    except UnicodeDecodeError as exc:
+        raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
+    return events_of_lines(lines, path)
+
+
+def events_of_lines(lines: list[str], path: str) -> Iterator[dict[str, Any]]:
+    """The events of a history's lines (each with its newline; a torn last line has none)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
-        except ValueError as exc:
+            event = _parse(line, path, number)
+        except HistoryError:
             if number == len(lines) and not line.endswith("\n"):
                 return  # the writer died mid-line: the prefix is still a history
-            raise HistoryError(f"{path}:{number}: not JSON: {exc}") from exc
+            raise
         _validate(event, path, number)
         yield event
+
+
+def _parse(line: str, path: str, number: int) -> Any:
+    """One line as JSON; nesting, huge integers and bad escapes are HistoryErrors."""
+    if line.count("[") + line.count("{") > MAX_DEPTH and nesting_depth(line) > MAX_DEPTH:
+        raise HistoryError(f"{path}:{number}: values nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise HistoryError(f"{path}:{number}: not JSON: {str(exc)[:200]}") from exc
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, outside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def read_history(path: str) -> list[dict[str, Any]]:
@@ -141,11 +182,17 @@ def _validate(event: Any, path: str, number: int) -> None:
         raise HistoryError(f"{path}:{number}: an event must be a JSON object")
     type_ = event.get("type")
     if type_ not in EVENT_TYPES:
-        raise HistoryError(f"{path}:{number}: type must be one of {EVENT_TYPES}, not {type_!r}")
+        raise HistoryError(f"{path}:{number}: type must be one of {EVENT_TYPES}, not {str(type_)[:40]!r}")
     if "process" not in event:
         raise HistoryError(f"{path}:{number}: event has no process")
-    if "f" not in event:
-        raise HistoryError(f"{path}:{number}: event has no f")
+    process = event["process"]
+    if isinstance(process, bool) or not isinstance(process, (int, str)):
+        raise HistoryError(f"{path}:{number}: process must be an integer or \"nemesis\", not "
+                           f"{json.dumps(process)[:40]}")
+    if not isinstance(event.get("f"), str):
+        raise HistoryError(f"{path}:{number}: event has no f (a string)")
+    if "time" in event and (isinstance(event["time"], bool) or not isinstance(event["time"], int)):
+        raise HistoryError(f"{path}:{number}: time must be an integer (nanoseconds)")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ const (
 type history struct {
 	partitions []partition
 	ops        int
+	completed  int   // operations with a known return: none means nothing happened to check
 	infinity   int64 // where unknown operations return: after every event
 }
 
@@ -43,7 +45,7 @@ func check(req *request) (resp response) {
 	if err != nil {
 		return failure(resp, err)
 	}
-	resp.Ops, resp.Partitions = h.ops, len(h.partitions)
+	resp.Ops, resp.Partitions, resp.Completed = h.ops, len(h.partitions), h.completed
 	timeout := time.Duration(req.TimeoutMs * float64(time.Millisecond))
 
 	searchStarted := time.Now()
@@ -105,7 +107,7 @@ func readHistory(m *model, req *request) (history, error) {
 			latest = max(latest, *a.End)
 		}
 	}
-	h := history{infinity: latest + 1}
+	h := history{infinity: after(latest)}
 	clients := map[string]int{}
 	byKey := map[string]int{}
 	for i, op := range raw {
@@ -124,6 +126,7 @@ func readHistory(m *model, req *request) (history, error) {
 		ret := h.infinity
 		if op.known {
 			ret = op.ret
+			h.completed++
 		}
 		pop := porcupine.Operation{ClientId: client, Input: input, Call: op.call, Output: output,
 			Return: ret, Metadata: describeOrigin(op)}
@@ -142,6 +145,17 @@ func readHistory(m *model, req *request) (history, error) {
 	}
 	sort.SliceStable(h.partitions, func(i, j int) bool { return h.partitions[i].key < h.partitions[j].key })
 	return h, nil
+}
+
+// after is the first time after t. At the end of int64 it is t itself (t + 1 would wrap around
+// to the beginning of time and put unknown returns before their calls: a false Illegal). That is
+// still after every event: porcupine orders a call before a return of the same time, so a return
+// at t never precedes a call at t.
+func after(t int64) int64 {
+	if t == math.MaxInt64 {
+		return t
+	}
+	return t + 1
 }
 
 func describeOrigin(op rawOp) string {

@@ -55,6 +55,7 @@ type response struct {
 	GoMs                float64           `json:"go_ms"`            // everything inside the call
 	Ops                 int               `json:"ops"`              // operations checked (after dropping no-ops)
 	Partitions          int               `json:"partitions"`
+	Completed           int               `json:"completed"` // operations with a known return
 	IllegalKeys         []json.RawMessage `json:"illegal_keys,omitempty"`
 	CancelledPartitions int               `json:"cancelled_partitions"`
 	Visualization       string            `json:"visualization,omitempty"`

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history
+from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
 from faultbed.checkers.linearizable import MODELS, check_imported
 from faultbed.checkers.result import EXIT_ERROR, Result, exit_code, merge_valid, verdict_word
+from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
 
 HELP = "check recorded histories (faultbed, Jepsen EDN, porcupine logs) for linearizability"
@@ -23,12 +25,28 @@ content; the model defaults to what the history implies: a faultbed run's worklo
 (register -> kv), kv for porcupine kv logs, cas-register for etcd logs and Jepsen EDN
 (multi-register when it has :txn ops, mutex for :acquire/:release).
 
+Which files of a directory are histories: a results directory (one holding
+history.jsonl) gives its history.jsonl only. Elsewhere every file named *.jsonl or
+*.edn is a history (a bad one is an error), and a *.log or *.txt file is one when
+its first line looks like a history (a JSON or EDN map or vector, or a Jepsen log
+line); other .log/.txt files (notes, node logs) are listed as skipped, README*
+and files with other names are not looked at. FIFOs, sockets and devices are never
+opened: in a directory they are skipped, named as a PATH they are an error (the
+null device reads as an empty history). Every history gets its own line; a bad
+one never stops the others.
+
+A history in which no operation completed (an empty file, a torn first line, a
+run interrupted during setup) is unknown: it proves nothing.
+
 Exit code: 0 all valid, 1 some history not linearizable, 2 some inconclusive
-(timeout), 3 some history could not be checked (bad input). Worst wins, in the order
-error > invalid > unknown > valid.
+(timeout, nothing completed), 3 some history could not be checked (bad input),
+255 a bug in faultbed. Worst wins, in the order error > invalid > unknown > valid.
 """
 HISTORY_FILE = "history.jsonl"
-HISTORY_SUFFIXES = (".jsonl", ".edn", ".log", ".txt")
+HISTORY_SUFFIXES = (".jsonl", ".edn")
+SNIFFED_SUFFIXES = (".log", ".txt")  # porcupine's logs, but also prose and node logs: looked at first
+SNIFF_BYTES = 4096
+MAX_TIMEOUT = 86400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +71,7 @@ class Checked:
     result: Result | None = None
     error: str | None = None
     skipped: str | None = None  # why a history has nothing to check for linearizability
+    internal: bool = False  # the error is a bug in faultbed (exit 255), not bad input
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "elapsed_ms": round(self.elapsed_ms, 3)}
@@ -71,14 +90,18 @@ def execute(args: argparse.Namespace) -> int:
     initial = _initial(args.initial)
     started = time.perf_counter()
     outcomes: list[Checked] = []
-    for path, label in find_histories(args.paths):
-        outcome = check_path(path, label, args, initial)
-        outcomes.append(outcome)
-        _print(outcome, args.json)
+    not_histories: list[Checked] = []
+    for path, label, skip in find_histories(args.paths):
+        if skip:
+            not_histories.append(Checked(path, 0.0, skipped=skip))
+            _print(not_histories[-1], args.json)
+            continue
+        outcomes.append(check_path(path, label, args, initial))
+        _print(outcomes[-1], args.json)
     if not outcomes:
         raise FaultbedError(f"no histories found in {', '.join(args.paths)}")
     if not args.json and (len(outcomes) > 1 or any(os.path.isdir(p) for p in args.paths)):
-        print(_summary(outcomes, time.perf_counter() - started))
+        print(_summary(outcomes + not_histories, time.perf_counter() - started))
     return _exit_code(outcomes)
 
 
@@ -87,34 +110,65 @@ def _validate(args: argparse.Namespace) -> None:
         raise FaultbedError(f"unknown model {args.model!r} (known: {', '.join(MODELS)})")
     if args.format is not None and args.format not in FORMATS:
         raise FaultbedError(f"unknown format {args.format!r} (known: {', '.join(FORMATS)})")
-    if args.timeout is not None and args.timeout <= 0:
-        raise FaultbedError("--timeout must be a positive number of seconds")
+    if args.timeout is not None and not (0 < args.timeout <= MAX_TIMEOUT):
+        raise FaultbedError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {args.timeout}")
 
 
 def _initial(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise FaultbedError(f"--initial must be a JSON value (e.g. 0, '\"\"' or '{{\"x\": 0}}'): {exc}") from exc
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise FaultbedError(f"--initial must be a JSON value (e.g. 0, '\"\"' or '{{\"x\": 0}}'): "
+                            f"{str(exc)[:120]}") from exc
 
 
-def find_histories(paths: list[str]) -> Iterator[tuple[str, str]]:
-    """(history path, label for file names): files as given, directories searched."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def find_histories(paths: list[str]) -> Iterator[tuple[str, str, str | None]]:
+    """(history path, label for file names, why it is skipped or None): files as given, directories
+    searched by the rule in EPILOG."""
     for root in paths:
         if not os.path.isdir(root):
-            yield root, os.path.splitext(os.path.basename(root))[0]
+            yield root, os.path.splitext(os.path.basename(root))[0], None
             continue
         for directory, subdirectories, files in os.walk(root):
             subdirectories.sort()
             if HISTORY_FILE in files:  # a results directory: its history, not its node logs
                 subdirectories.clear()
-                yield _labelled(os.path.join(directory, HISTORY_FILE), root)
+                yield (*_labelled(os.path.join(directory, HISTORY_FILE), root),
+                       _skip_reason(os.path.join(directory, HISTORY_FILE), sniff=False))
                 continue
             for name in sorted(files):
-                if name.endswith(HISTORY_SUFFIXES) and not name.upper().startswith("README"):
-                    yield _labelled(os.path.join(directory, name), root)
+                if name.upper().startswith("README") or not name.endswith(HISTORY_SUFFIXES + SNIFFED_SUFFIXES):
+                    continue
+                path = os.path.join(directory, name)
+                yield (*_labelled(path, root), _skip_reason(path, sniff=name.endswith(SNIFFED_SUFFIXES)))
+
+
+def _skip_reason(path: str, sniff: bool) -> str | None:
+    """Why a file found in a directory is not checked: it is special (never opened), or a .log/.txt
+    file whose first line does not look like a history."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror}"
+    if not stat.S_ISREG(mode):
+        return f"{special_file_kind(mode)}, not a history file: never opened"
+    if not sniff:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    first = next((line.strip() for line in head.splitlines() if line.strip() and not line.startswith(b";")), b"")
+    if first[:1] in (b"{", b"[", b"(") or b"jepsen.util" in first:
+        return None
+    return "not a history (its first line is neither a map, a vector nor a Jepsen log line)"
 
 
 def _labelled(path: str, root: str) -> tuple[str, str]:
@@ -139,6 +193,9 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
                                 args.always_visualize)
     except FaultbedError as exc:
         return Checked(path, (time.perf_counter() - started) * 1000, error=str(exc))
+    except Exception as exc:  # a bug in faultbed: reported (exit 255), and the other histories still checked
+        return Checked(path, (time.perf_counter() - started) * 1000, error=describe(exc).removeprefix("faultbed: "),
+                       internal=True)
     return Checked(path, (time.perf_counter() - started) * 1000, history, result)
 
 
@@ -147,6 +204,8 @@ def _print(outcome: Checked, as_json: bool) -> None:
         print(f"faultbed: {outcome.error}", file=sys.stderr, flush=True)
     if as_json:
         print(json.dumps(outcome.to_json()), flush=True)
+    elif outcome.error is not None:
+        print(f"{'error':8} {outcome.path}", flush=True)  # the reason is on stderr, in one line
     elif outcome.skipped is not None:
         print(f"{'skipped':8} {outcome.path}: {outcome.skipped}", flush=True)
     elif outcome.result is not None:
@@ -160,7 +219,9 @@ def _line(outcome: Checked) -> str:
             f"{outcome.elapsed_ms:.1f} ms")
     if details.get("illegal_keys"):
         line += f", illegal keys: {', '.join(json.dumps(k) for k in details['illegal_keys'])}"
-    if outcome.result.valid == "unknown":
+    if details.get("reason"):
+        line += f", {details['reason']}"
+    elif outcome.result.valid == "unknown":
         line += ", timed out"
     if details.get("visualization"):
         line += f", see {details['visualization']}"
@@ -178,6 +239,8 @@ def _summary(outcomes: list[Checked], seconds: float) -> str:
 
 
 def _exit_code(outcomes: list[Checked]) -> int:
+    if any(o.internal for o in outcomes):
+        return EXIT_INTERNAL
     if any(o.error is not None for o in outcomes):
         return EXIT_ERROR
     return exit_code(merge_valid(o.result.valid for o in outcomes if o.result is not None))

@@ -154,8 +154,24 @@ def test_malformed_cas_value_names_the_event() -> None:
         check_history(h.events, model="cas-register")
 
 
-def test_empty_history_is_valid() -> None:
-    assert check_history([], model="kv").valid is True
+def test_a_history_where_nothing_completed_is_unknown_not_valid() -> None:
+    pending = [{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 5, "index": 0}]
+    for events in ([], pending):
+        result = check_history(events, model="kv")
+        assert result.valid == "unknown"
+        assert result.details["reason"].startswith("no operation completed")
+
+
+def test_a_pending_write_at_the_last_nanosecond_of_int64_is_not_an_anomaly() -> None:
+    """`infinity = latest + 1` wrapped around to the start of time: a false INVALID (issue 17)."""
+    end = 2**63 - 1
+    events = [{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 0},
+              {"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "time": 1},
+              {"type": "invoke", "process": 1, "f": "write", "key": "a", "value": 2, "time": end}]
+    assert check_history(events, model="kv").valid is True
+    read = [{"type": "invoke", "process": 2, "f": "read", "key": "a", "value": None, "time": end - 2},
+            {"type": "ok", "process": 2, "f": "read", "key": "a", "value": 2, "time": end - 1}]
+    assert check_history(events[:2] + read + events[2:], model="kv").valid is False  # read 2 before it was written
 
 
 def test_timeout_gives_unknown(corpus: Path) -> None:
@@ -169,7 +185,8 @@ def test_timeout_gives_unknown(corpus: Path) -> None:
 def test_missing_library_says_run_make_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(linearizable.LIBRARY_ENV, str(tmp_path / "nowhere.so"))
     with pytest.raises(SetupError, match="run `make setup`"):
-        check_history([], model="kv")
+        check_history([{"type": "invoke", "process": 0, "f": "read", "key": "a", "time": 0},
+                       {"type": "ok", "process": 0, "f": "read", "key": "a", "value": None, "time": 1}], model="kv")
 
 
 def visualization_data(path: Path) -> dict[str, Any]:
