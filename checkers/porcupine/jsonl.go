@@ -307,7 +307,7 @@ func parseEvent(line []byte, e *event) error {
 		if i >= len(line) || line[i] != '"' {
 			return &syntaxError{at: i}
 		}
-		end, err := scanValue(line, i)
+		end, err := scanValue(line, i, 0)
 		if err != nil {
 			return err
 		}
@@ -325,7 +325,7 @@ func parseEvent(line []byte, e *event) error {
 			return &syntaxError{at: i}
 		}
 		i = skipSpace(line, i+1)
-		end, err = scanValue(line, i)
+		end, err = scanValue(line, i, 0)
 		if err != nil {
 			return err
 		}
@@ -457,8 +457,12 @@ func canonical(raw []byte) ([]byte, error) {
 	}
 }
 
+// maxDepth bounds nesting: deeper values go to Python, which refuses them in one line
+// (and the recursion here never comes near Go's stack limit, which is fatal, not a panic).
+const maxDepth = 64
+
 // scanValue returns where the JSON value at line[i] ends, checking its syntax.
-func scanValue(line []byte, i int) (int, error) {
+func scanValue(line []byte, i int, depth int) (int, error) {
 	if i >= len(line) {
 		return i, &syntaxError{at: i}
 	}
@@ -476,7 +480,10 @@ func scanValue(line []byte, i int) (int, error) {
 		}
 		return len(line), &syntaxError{at: len(line)}
 	case c == '[' || c == '{':
-		return scanContainer(line, i)
+		if depth >= maxDepth {
+			return i, fallback("values nested deeper than %d levels", maxDepth)
+		}
+		return scanContainer(line, i, depth+1)
 	case isNumberStart(c):
 		j := i
 		for j < len(line) && (isNumberStart(line[j]) || line[j] == '.' || line[j] == 'e' || line[j] == 'E' ||
@@ -503,7 +510,7 @@ func scanValue(line []byte, i int) (int, error) {
 	}
 }
 
-func scanContainer(line []byte, i int) (int, error) {
+func scanContainer(line []byte, i int, depth int) (int, error) {
 	closing := byte(']')
 	if line[i] == '{' {
 		closing = '}'
@@ -517,7 +524,7 @@ func scanContainer(line []byte, i int) (int, error) {
 			if i >= len(line) || line[i] != '"' {
 				return i, &syntaxError{at: i}
 			}
-			end, err := scanValue(line, i)
+			end, err := scanValue(line, i, depth)
 			if err != nil {
 				return end, err
 			}
@@ -527,7 +534,7 @@ func scanContainer(line []byte, i int) (int, error) {
 			}
 			i = skipSpace(line, i+1)
 		}
-		end, err := scanValue(line, i)
+		end, err := scanValue(line, i, depth)
 		if err != nil {
 			return end, err
 		}
