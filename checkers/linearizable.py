@@ -27,6 +27,22 @@ MODELS = ("register", "cas-register", "kv", "mutex", "multi-register", "fifo-que
 LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
 NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
+MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
+MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
+
+
+def default_memory_limit_mb() -> float:
+    """$FAULTBED_CHECK_MEMORY_MB, else MEMORY_FRACTION of the machine's memory."""
+    configured = os.environ.get(MEMORY_ENV)
+    if configured:
+        try:
+            return float(configured)
+        except ValueError as exc:
+            raise FaultbedError(f"${MEMORY_ENV} must be a number of megabytes, not {configured!r}") from exc
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * MEMORY_FRACTION / 2**20
+    except (ValueError, OSError):
+        return 0.0  # unknown machine: no limit
 
 
 def library_path() -> str:
@@ -90,7 +106,7 @@ def _jsonable(value: Any) -> Any:
 
 def check_history(events: list[dict[str, Any]], model: str = "kv", initial: Any = None,
                   timeout: float | None = None, visualize: str | None = None,
-                  always_visualize: bool = False) -> Result:
+                  always_visualize: bool = False, memory_limit_mb: float | None = None) -> Result:
     """Check faultbed history events (nemesis events become annotations in the picture).
 
     When invalid, the first anomalous operation is found and `visualize` shows the
@@ -100,7 +116,7 @@ def check_history(events: list[dict[str, Any]], model: str = "kv", initial: Any 
     rows, lines, annotations = rows_from_events(events)
     history = ImportedHistory("history", "faultbed", rows, lines, annotations)
     full = _full_path(visualize) if visualize else None
-    result = check_imported(history, model, initial, timeout, full, always_visualize)
+    result = check_imported(history, model, initial, timeout, full, always_visualize, memory_limit_mb)
     if result.valid is not False:
         if visualize and full and os.path.exists(full):
             try:
@@ -143,7 +159,7 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
 
 def check_imported(history: ImportedHistory, model: str | None = None, initial: Any = None,
                    timeout: float | None = None, visualize: str | None = None,
-                   always_visualize: bool = False) -> Result:
+                   always_visualize: bool = False, memory_limit_mb: float | None = None) -> Result:
     """Check an imported history; the model defaults to what its format implies, else kv."""
     if model is None and history.workload is not None and history.model is None:
         raise FaultbedError(f"{history.path}: workload {history.workload!r} has no linearizability model; "
@@ -151,48 +167,53 @@ def check_imported(history: ImportedHistory, model: str | None = None, initial: 
     model = model or history.model or "kv"
     initial = initial if initial is not None else history.initial
     if history.file is not None and not visualize:
-        result = check_file(history.file, model, initial, timeout)
+        result = check_file(history.file, model, initial, timeout, memory_limit_mb)
         if result is not None:
             return result
     if history.file is not None:
         history = import_faultbed(history.file)
     return check_operations(history.ops, model, initial, timeout, visualize, always_visualize,
-                            history.annotations, history.where)
+                            history.annotations, history.where, memory_limit_mb)
 
 
 def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, timeout: float | None = None,
                      visualize: str | None = None, always_visualize: bool = False,
                      annotations: Sequence[dict[str, Any]] = (),
                      where: Callable[[int], str] = lambda row: f"operation {row}" if row >= 0 else "history",
-                     ) -> Result:
-    """Check operation rows (see checkers/formats.py) against a model."""
+                     memory_limit_mb: float | None = None) -> Result:
+    """Check operation rows (see checkers/formats.py) against a model.
+
+    The search stops (verdict unknown) after `timeout` seconds or when the process
+    passes `memory_limit_mb` (default: MEMORY_FRACTION of the machine's memory).
+    """
     started = time.perf_counter()
     bad = _unencodable_row(ops)
     if bad is not None:
         raise HistoryError(f"{where(bad[0])}: a value JSON cannot carry: {bad[1][:120]}")
-    answer = _call(model, initial, timeout, visualize, always_visualize, annotations, ops=ops)
+    answer = _call(model, initial, timeout, visualize, always_visualize, annotations, memory_limit_mb, ops=ops)
     if answer.get("error"):
         row = answer.get("error_op", -1)
         raise (HistoryError if row >= 0 else FaultbedError)(f"{where(row)}: {answer['error']}")
-    return _result(answer, model, started)
+    return _result(answer, model, started, timeout)
 
 
-def check_file(path: str, model: str, initial: Any = None, timeout: float | None = None) -> Result | None:
+def check_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
+               memory_limit_mb: float | None = None) -> Result | None:
     """Check a faultbed JSONL history that Go reads itself; None when Go leaves the
     file to Python's reader (anything unusual in it, which Python then names)."""
     started = time.perf_counter()
-    answer = _call(model, initial, timeout, None, False, (), history_file=path)
+    answer = _call(model, initial, timeout, None, False, (), memory_limit_mb, history_file=path)
     if answer.get("fallback") or answer.get("error_op", -1) >= 0:
         log.debug("%s: left to Python's reader: %s", path, answer["error"])
         return None
     if answer.get("error"):
         raise FaultbedError(f"{path}: {answer['error']}")
-    return _result(answer, model, started)
+    return _result(answer, model, started, timeout)
 
 
 def _call(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
-          annotations: Sequence[dict[str, Any]], ops: Sequence[OpRow] = (), history_file: str = ""
-          ) -> dict[str, Any]:
+          annotations: Sequence[dict[str, Any]], memory_limit_mb: float | None,
+          ops: Sequence[OpRow] = (), history_file: str = "") -> dict[str, Any]:
     if model not in MODELS:
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if visualize:
@@ -201,18 +222,22 @@ def _call(model: str, initial: Any, timeout: float | None, visualize: str | None
             os.makedirs(os.path.dirname(visualize), exist_ok=True)
         except OSError:
             pass  # Go's attempt to write the page reports it; the verdict stands
-    return call_porcupine({
-        "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0,
+    limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
+    answer = call_porcupine({
+        "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
         "visualize": visualize or "", "always_visualize": always_visualize,
         "ops": ops, "annotations": list(annotations), "history_file": history_file,
     })
+    answer["memory_limit_mb"] = limit
+    return answer
 
 
-def _result(answer: dict[str, Any], model: str, started: float) -> Result:
+def _result(answer: dict[str, Any], model: str, started: float, timeout: float | None) -> Result:
     details: dict[str, Any] = {
         "model": model,
         "ops": answer["ops"],
         "partitions": answer["partitions"],
+        "segments": answer["segments"],
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
         "porcupine_ms": answer["porcupine_ms"],
         "go_ms": answer["go_ms"],
@@ -222,6 +247,12 @@ def _result(answer: dict[str, Any], model: str, started: float) -> Result:
         details["illegal_keys"] = answer["illegal_keys"]
     if answer.get("cancelled_partitions"):
         details["cancelled_partitions"] = answer["cancelled_partitions"]
+    if answer.get("peak_rss_mb"):
+        details["peak_rss_mb"] = round(answer["peak_rss_mb"], 1)
+    if answer["result"] == "Unknown":
+        details["reason"] = (
+            f"memory limit of {answer['memory_limit_mb']:.0f} MB reached" if answer.get("memory_exceeded")
+            else f"timed out after {timeout:g} s")
     if answer.get("visualization_error"):
         log.warning("%s", answer["visualization_error"])
         details["visualization_error"] = answer["visualization_error"]

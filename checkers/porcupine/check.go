@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -49,8 +48,12 @@ func check(req *request) (resp response) {
 	timeout := time.Duration(req.TimeoutMs * float64(time.Millisecond))
 
 	searchStarted := time.Now()
-	verdicts := searchPartitions(m, h.partitions, timeout)
+	limit := &memoryLimit{bytes: int64(req.MemoryLimitMB * (1 << 20))}
+	verdicts, segments := searchSegments(m, h.partitions, timeout, limit)
+	resp.Segments = segments
 	resp.PorcupineMs = milliseconds(time.Since(searchStarted))
+	resp.MemoryExceeded = limit.exceeded.Load()
+	resp.PeakRSSMB = float64(limit.peak.Load()) / (1 << 20)
 	resp.Result = string(porcupine.Ok)
 	for i, v := range verdicts {
 		switch {
@@ -129,7 +132,7 @@ func readHistory(m *model, req *request) (history, error) {
 			h.completed++
 		}
 		pop := porcupine.Operation{ClientId: client, Input: input, Call: op.call, Output: output,
-			Return: ret, Metadata: describeOrigin(op)}
+			Return: ret, Metadata: &raw[i]} // described only when drawn (describeMetadata)
 		key := ""
 		if m.partitioned {
 			key = op.key
@@ -164,52 +167,6 @@ func describeOrigin(op rawOp) string {
 		origin += ", " + op.meta
 	}
 	return origin
-}
-
-// searchPartitions checks every partition concurrently and stops them all at the
-// first illegal one or at the timeout. porcupine cannot be cancelled from
-// outside, so the step function refuses every step once told to stop: the
-// search then unwinds quickly, and its answer is discarded as cancelled.
-func searchPartitions(m *model, partitions []partition, timeout time.Duration) []verdict {
-	var stop atomic.Bool
-	type outcome struct {
-		index   int
-		ok      bool
-		aborted bool
-	}
-	outcomes := make(chan outcome, len(partitions))
-	for i := range partitions {
-		go func(i int) {
-			aborted := false
-			stoppable := m.porcupine
-			step := m.porcupine.Step
-			stoppable.Step = func(state, input, output interface{}) (bool, interface{}) {
-				if stop.Load() {
-					aborted = true
-					return false, state
-				}
-				return step(state, input, output)
-			}
-			ok := porcupine.CheckOperations(stoppable, partitions[i].ops)
-			outcomes <- outcome{index: i, ok: ok, aborted: aborted}
-		}(i)
-	}
-	if timeout > 0 {
-		timer := time.AfterFunc(timeout, func() { stop.Store(true) })
-		defer timer.Stop()
-	}
-	verdicts := make([]verdict, len(partitions))
-	for range partitions {
-		o := <-outcomes
-		switch {
-		case o.aborted:
-			verdicts[o.index] = verdictCancelled
-		case !o.ok:
-			verdicts[o.index] = verdictIllegal
-			stop.Store(true)
-		}
-	}
-	return verdicts
 }
 
 // visualize searches again, recording partial linearizations, over the

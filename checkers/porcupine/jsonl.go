@@ -30,9 +30,9 @@ func fallback(format string, args ...interface{}) error {
 
 // event holds the fields of one line as canonical JSON texts.
 type event struct {
-	typ, process, f, key, value, index, node, errorText []byte
-	time                                                int64
-	hasTime, hasKey, hasValue, hasIndex                 bool
+	typ, process, f, key, value []byte
+	time                        int64
+	hasTime, hasKey, hasValue   bool
 }
 
 type jsonlReader struct {
@@ -197,8 +197,9 @@ func (r *jsonlReader) invoke(process string, e *event) error {
 			input = text
 		}
 		f, _ := jsonString(e.f)
+		// no meta: it only decorates the picture, and Python draws from its own reader
 		r.rows = append(r.rows, rawOp{process: process, call: e.time, f: r.internString(f), key: key,
-			input: input, output: "null", meta: "event " + indexText(e)})
+			input: input, output: "null"})
 		r.keep = append(r.keep, true)
 		return nil
 	}
@@ -211,7 +212,6 @@ func (r *jsonlReader) complete(process string, e *event) error {
 	}
 	delete(r.open, process)
 	row := &r.rows[slot]
-	row.meta = origin(row.meta, e)
 	switch string(e.typ) {
 	case `"ok"`:
 		if e.time < row.call {
@@ -233,24 +233,6 @@ func (r *jsonlReader) complete(process string, e *event) error {
 		r.retired[process] = true
 	}
 	return nil
-}
-
-func indexText(e *event) string {
-	if !e.hasIndex {
-		return "None"
-	}
-	return string(e.index)
-}
-
-// origin is formats._origin: event index, node, error (decoration for the picture).
-func origin(meta string, e *event) string {
-	if text, ok := jsonString(e.node); ok && text != "" {
-		meta += ", node " + text
-	}
-	if text, ok := jsonString(e.errorText); ok && text != "" {
-		meta += ", error " + text
-	}
-	return meta
 }
 
 // canonical interns a value's canonical text; plain values need no copy to look up.
@@ -311,12 +293,12 @@ func parseEvent(line []byte, e *event) error {
 		if err != nil {
 			return err
 		}
-		name, ok := jsonString(line[i:end])
-		if !ok || hasEscape(line[i:end]) {
+		name := line[i+1 : end-1]
+		if hasEscape(name) {
 			return fallback("escaped field name")
 		}
-		if bit := fieldBits[name]; seen&bit != 0 {
-			return fallback("field %q twice", name)
+		if bit := fieldBits[string(name)]; seen&bit != 0 {
+			return fallback("field %q twice", string(name))
 		} else {
 			seen |= bit
 		}
@@ -347,12 +329,11 @@ func parseEvent(line []byte, e *event) error {
 	}
 }
 
-var fieldBits = map[string]uint16{"type": 1, "process": 2, "f": 4, "key": 8, "value": 16, "index": 32,
-	"time": 64, "node": 128, "error": 256}
+var fieldBits = map[string]uint16{"type": 1, "process": 2, "f": 4, "key": 8, "value": 16, "time": 32}
 
-func (e *event) set(name string, raw []byte) error {
+func (e *event) set(name []byte, raw []byte) error {
 	var err error
-	switch name {
+	switch string(name) {
 	case "type":
 		e.typ = raw
 	case "process":
@@ -366,11 +347,6 @@ func (e *event) set(name string, raw []byte) error {
 		e.key, e.hasKey = raw, true
 	case "value":
 		e.value, e.hasValue = raw, true
-	case "index":
-		e.index, e.hasIndex = raw, true
-		if !isInteger(raw) {
-			return fallback("index of an unusual kind")
-		}
 	case "time":
 		if !isInteger(raw) {
 			return nil // not an integer time: Python names the event if it is an operation
@@ -380,18 +356,6 @@ func (e *event) set(name string, raw []byte) error {
 			return fallback("time out of range")
 		}
 		e.hasTime = true
-	case "node":
-		if raw[0] == '"' && !hasEscape(raw) {
-			e.node = raw
-		} else if string(raw) != "null" && string(raw) != `""` {
-			return fallback("node of an unusual kind")
-		}
-	case "error":
-		if raw[0] == '"' && !hasEscape(raw) {
-			e.errorText = raw
-		} else if string(raw) != "null" && string(raw) != "false" {
-			return fallback("error of an unusual kind")
-		}
 	}
 	return err
 }
@@ -485,18 +449,7 @@ func scanValue(line []byte, i int, depth int) (int, error) {
 		}
 		return scanContainer(line, i, depth+1)
 	case isNumberStart(c):
-		j := i
-		for j < len(line) && (isNumberStart(line[j]) || line[j] == '.' || line[j] == 'e' || line[j] == 'E' ||
-			line[j] == '+') {
-			j++
-		}
-		if _, err := strconv.ParseFloat(string(line[i:j]), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
-			return j, &syntaxError{at: i}
-		}
-		if line[i] == '0' && j > i+1 && line[i+1] >= '0' && line[i+1] <= '9' {
-			return j, &syntaxError{at: i} // leading zeros
-		}
-		return j, nil
+		return numberEnd(line, i)
 	default:
 		for _, literal := range []string{"null", "true", "false"} {
 			if len(line)-i >= len(literal) && string(line[i:i+len(literal)]) == literal {
@@ -508,6 +461,41 @@ func scanValue(line []byte, i int, depth int) (int, error) {
 		}
 		return i, &syntaxError{at: i}
 	}
+}
+
+// numberEnd reads a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(line []byte, i int) (int, error) {
+	start := i
+	digits := func() int {
+		n := 0
+		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+			i, n = i+1, n+1
+		}
+		return n
+	}
+	if line[i] == '-' {
+		i++
+	}
+	first := i
+	if digits() == 0 || (line[first] == '0' && i-first > 1) {
+		return i, &syntaxError{at: start}
+	}
+	if i < len(line) && line[i] == '.' {
+		i++
+		if digits() == 0 {
+			return i, &syntaxError{at: start}
+		}
+	}
+	if i < len(line) && (line[i] == 'e' || line[i] == 'E') {
+		i++
+		if i < len(line) && (line[i] == '+' || line[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return i, &syntaxError{at: start}
+		}
+	}
+	return i, nil
 }
 
 func scanContainer(line []byte, i int, depth int) (int, error) {

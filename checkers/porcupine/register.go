@@ -238,6 +238,9 @@ func (r *registers) describeOp(input, output interface{}) string {
 }
 
 func describeMetadata(metadata interface{}) string {
+	if op, ok := metadata.(*rawOp); ok {
+		return describeOrigin(*op)
+	}
 	if text, ok := metadata.(string); ok {
 		return text
 	}

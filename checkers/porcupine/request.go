@@ -31,6 +31,7 @@ type request struct {
 	Model           string           `json:"model"`
 	Initial         json.RawMessage  `json:"initial"`
 	TimeoutMs       float64          `json:"timeout_ms"`
+	MemoryLimitMB   float64          `json:"memory_limit_mb"` // stop (unknown) when the process's RSS passes it; 0: no limit
 	Visualize       string           `json:"visualize"`
 	AlwaysVisualize bool             `json:"always_visualize"`
 	Ops             opRows           `json:"ops"`
@@ -56,8 +57,11 @@ type response struct {
 	Ops                 int               `json:"ops"`              // operations checked (after dropping no-ops)
 	Partitions          int               `json:"partitions"`
 	Completed           int               `json:"completed"` // operations with a known return
+	Segments            int               `json:"segments"`  // long partitions are searched in segments
 	IllegalKeys         []json.RawMessage `json:"illegal_keys,omitempty"`
 	CancelledPartitions int               `json:"cancelled_partitions"`
+	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"` // stopped at the memory limit: unknown
+	PeakRSSMB           float64           `json:"peak_rss_mb,omitempty"`     // the largest resident set seen while searching
 	Visualization       string            `json:"visualization,omitempty"`
 	VisualizationError  string            `json:"visualization_error,omitempty"`
 	VisualizeMs         float64           `json:"visualize_ms,omitempty"`

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", help=f"force the input format: {', '.join(FORMATS)}")
     parser.add_argument("--initial", metavar="JSON", help="initial value as JSON, e.g. 0 or '{\"x\": 0}'")
     parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown)")
+    parser.add_argument("--memory-limit", type=float, metavar="MB",
+                        help="give up on a history (unknown) when the checker's memory passes MB "
+                             "(default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB)")
     parser.add_argument("--visualize", metavar="DIR", help="write porcupine's HTML page for invalid histories")
     parser.add_argument("--always-visualize", action="store_true", help="with --visualize: for every history")
     parser.add_argument("--json", action="store_true", help="one JSON object per history instead of text")
@@ -112,6 +115,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise FaultbedError(f"unknown format {args.format!r} (known: {', '.join(FORMATS)})")
     if args.timeout is not None and not (0 < args.timeout <= MAX_TIMEOUT):
         raise FaultbedError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {args.timeout}")
+    if args.memory_limit is not None and args.memory_limit <= 0:
+        raise FaultbedError("--memory-limit must be a positive number of megabytes")
 
 
 def _initial(text: str | None) -> Any:
@@ -190,7 +195,7 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
                                    f"(pass --model to check it anyway)")
         visualization = os.path.join(args.visualize, f"{label}.html") if args.visualize else None
         result = check_imported(history, args.model, initial, args.timeout, visualization,
-                                args.always_visualize)
+                                args.always_visualize, args.memory_limit)
     except FaultbedError as exc:
         return Checked(path, (time.perf_counter() - started) * 1000, error=str(exc))
     except Exception as exc:  # a bug in faultbed: reported (exit 255), and the other histories still checked

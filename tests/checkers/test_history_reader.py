@@ -88,3 +88,26 @@ def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: s
     with pytest.raises(HistoryError) as streamed:
         check_imported(load_history(str(path), streamed=True))
     assert str(streamed.value) == str(from_python.value)
+
+
+@pytest.mark.parametrize("shape", [
+    Shape(12_000, seed=7, keys=1, processes=4), Shape(12_000, seed=8, keys=1, processes=4, broken=True),
+    Shape(12_000, seed=9, keys=1, processes=4, broken=True, anomaly_at=0.05),
+    Shape(12_000, seed=10, keys=1, processes=4, broken=True, anomaly_at=0.97),
+    Shape(12_000, seed=11, keys=2, processes=6, info_rate=0.0005, broken=True, anomaly_at=0.9),
+], ids=lambda s: s.name())
+def test_long_keys_searched_in_segments_keep_their_verdict(tmp_path: Path, shape: Shape) -> None:
+    path = generate(shape, str(tmp_path / "history.jsonl"))
+    result = check_file(path, "kv")
+    assert result is not None and result.valid is (not shape.broken)
+    assert result.details["segments"] > shape.keys  # cut at least once per key
+    assert check_operations(import_faultbed(path).ops, "kv").valid is result.valid
+
+
+def test_memory_limit_makes_the_verdict_unknown_and_says_why(tmp_path: Path) -> None:
+    # one key, an early timeout (info): no cut, a single 20,000-op search
+    path = generate(Shape(20_000, seed=3, keys=1, processes=8, info_rate=0.001), str(tmp_path / "history.jsonl"))
+    result = check_file(path, "kv", memory_limit_mb=1)
+    assert result is not None and result.valid == "unknown"
+    assert result.details["reason"] == "memory limit of 1 MB reached"
+    assert check_file(path, "kv", timeout=0.001).details["reason"] == "timed out after 0.001 s"
