@@ -31,7 +31,7 @@ def node_values(spec: SystemFile, plan: NodePlan) -> dict[str, Any]:
     index = plan.nodes.index(plan.name) + 1
     values: dict[str, Any] = {
         "node": plan.name, "nodes": ",".join(plan.nodes), "index": index, "host": plan.listen_host,
-        "data_dir": plan.data_dir, "python": plan.python,
+        "data_dir": plan.data_dir, "python": plan.python, "dir": spec.directory,
     }
     for port, number in plan.ports.items():
         values[f"port.{port}"] = number

@@ -1,6 +1,6 @@
 """The http client: one request template per operation, and rules that turn answers into outcomes.
 
-    ok        status in `ok_status`, no `error_field` in the JSON body, and `ok_if` (when given)
+    ok        status in `missing_status` (value null: no such key); or status in `ok_status`, no `error_field` in the JSON body, and `ok_if` (when given)
               truthy; the value is read from `value` (reads) or is the operation's own value
     fail      `ok_if` false (with `fail_error`, e.g. cas-mismatch); a read that went wrong in any
               way; nothing sent (connection refused); an error whose message is in
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class HttpError(Exception):
     """The system answered, with an error (status or error field)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class HttpClient:
@@ -55,6 +59,8 @@ class HttpClient:
         except requests.Timeout:
             return Outcome(uncertain(f), error="timeout", node=self.node)
         except HttpError as exc:
+            if exc.status in operation.missing_status:
+                return Outcome(OK, None, node=self.node)
             certain = f in ("read", "read-ledger") or str(exc) in self.spec.certain_failures
             return Outcome(FAIL if certain else INFO, error=str(exc), node=self.node)
         except (requests.RequestException, ValueError) as exc:
@@ -84,7 +90,7 @@ class HttpClient:
         error = answer.get(self.spec.error_field) if isinstance(answer, dict) else None
         if response.status_code not in self.spec.ok_status or error is not None:
             message = answer.get(self.spec.message_field) if isinstance(answer, dict) else None
-            raise HttpError(str(message or error or f"HTTP {response.status_code}"))
+            raise HttpError(str(message or error or f"HTTP {response.status_code}"), response.status_code)
         return answer
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +44,8 @@ class FileClient:
         self.address = address
         self.node = node
         self.timeout = timeout
-        self.host_values = {"address": f"{address[0]}:{address[1]}", "node": node,
-                            "nodes": ""}  # nodes filled in by the runner's plan when known
+        self.host_values = {"address": f"{address[0]}:{address[1]}", "node": node, "nodes": "",
+                            "dir": self.spec.directory, "python": sys.executable}
         self._inner: Any = None
         self._http: HttpClient | None = None
 

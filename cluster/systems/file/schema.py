@@ -26,9 +26,9 @@ DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
-NODE_NAMES = ("node", "nodes", "index", "host", "data_dir", "python")
+NODE_NAMES = ("node", "nodes", "index", "host", "data_dir", "python", "dir")
 LIST_ITEM_NAMES = ("peer", "dial", "identity", "index")
-HOST_NAMES = ("address", "node", "nodes")          # commands run on the host (process client, leader, ready)
+HOST_NAMES = ("address", "node", "nodes", "dir", "python")          # commands run on the host (process client, leader, ready)
 OPERATION_NAMES = ("key", "value", "from", "to", "node")
 
 
@@ -97,6 +97,7 @@ class Operation:
     value: str | None = None         # field path of the result value (reads)
     ok_if: str | None = None         # field path that must be truthy for ok, else fail
     fail_error: str = "cas-mismatch"
+    missing_status: tuple[int, ...] = ()   # statuses meaning "no such key": ok, value null
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ def node_names_allowed(ports: Mapping[str, str], lists: Mapping[str, PeerList]) 
     return allowed
 
 
-NODE_DESCRIBE = ("node, nodes, index, host, data_dir, python, port.NAME, dial.nK.PORT (a peer port), "
+NODE_DESCRIBE = ("node, nodes, index, host, data_dir, python, dir, port.NAME, dial.nK.PORT (a peer port), "
                  "identity.nK, list.NAME")
 
 
@@ -451,7 +452,11 @@ def parse_client(table: Table, ports: Mapping[str, str]) -> Client:
                         template.check_path(path)
                     except template.TemplateError as exc:
                         op.fail(op.key(key), str(exc))
-            operations[f] = Operation(request, value, ok_if, op.text("fail_error", default="cas-mismatch"))
+            missing = op.get("missing_status", list, [])
+            if not all(isinstance(code, int) and not isinstance(code, bool) for code in missing):
+                op.fail(op.key("missing_status"), "must be a list of HTTP status codes")
+            operations[f] = Operation(request, value, ok_if, op.text("fail_error", default="cas-mismatch"),
+                                      tuple(missing))
             op.done()
         operations_table.done()
         if not operations:
@@ -589,6 +594,8 @@ def _kind(value: Any) -> str:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
              dict: "a table"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
