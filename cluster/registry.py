@@ -66,6 +66,21 @@ class RunRecord:
             self._data[key] = value
             self._save()
 
+    def note_mount(self, path: str) -> None:
+        """Record a filesystem mounted for this run (FUSE over a node's data directory)."""
+        with self._lock:
+            mounts = self._data.setdefault("mounts", [])
+            if path not in mounts:
+                mounts.append(path)
+            self._save()
+
+    def forget_mount(self, path: str) -> None:
+        with self._lock:
+            mounts = self._data.get("mounts", [])
+            if path in mounts:
+                mounts.remove(path)
+            self._save()
+
     def remove(self) -> None:
         try:
             os.unlink(self.path)
@@ -84,6 +99,7 @@ class StaleRun:
     run_id: str
     record_path: str | None
     pids: tuple[int, ...]
+    mounts: tuple[str, ...] = ()
 
 
 def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -140,12 +156,12 @@ def stale_runs(include_live: bool = False) -> list[StaleRun]:
             continue
         recorded = {p["pid"] for p in data.get("processes", {}).values() if is_alive(p["pid"], p.get("start"))}
         recorded.update(by_env.get(run_id, []))
-        runs[run_id] = StaleRun(run_id, path, tuple(sorted(recorded)))
+        runs[run_id] = StaleRun(run_id, path, tuple(sorted(recorded)), tuple(data.get("mounts", ())))
     for run_id, found in by_env.items():
         if run_id not in runs and run_id not in live:
             runs[run_id] = StaleRun(run_id, None, tuple(sorted(found)))
     own = os.getpid()
-    return [StaleRun(r.run_id, r.record_path, tuple(p for p in r.pids if p != own)) for r in runs.values()]
+    return [StaleRun(r.run_id, r.record_path, tuple(p for p in r.pids if p != own), r.mounts) for r in runs.values()]
 
 
 def kill_processes(pids: tuple[int, ...], grace: float = 2.0) -> None:

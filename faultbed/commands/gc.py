@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from faultbed.cluster.disk import detach, is_mounted
 from faultbed.cluster.registry import kill_processes, stale_runs
+from faultbed.errors import SetupError
 
-HELP = "stop and remove everything left by runs whose harness is gone"
+HELP = "stop and remove everything left by runs whose harness is gone (processes, mounts, containers)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +23,28 @@ def execute(args: argparse.Namespace) -> int:
             kill_processes(run.pids)
             print(f"gc: run {run.run_id}: stopped {len(run.pids)} process(es)")
             removed += len(run.pids)
+        removed += _unmount(run.run_id, run.mounts)
         if run.record_path and os.path.exists(run.record_path):
             os.unlink(run.record_path)
     removed += _docker_gc(args.all)
     print(f"gc: {removed} left-over resource(s) removed" if removed else "gc: nothing to clean")
     return 0
+
+
+def _unmount(run_id: str, mounts: tuple[str, ...]) -> int:
+    """Detach the FUSE mounts a dead run left (its daemons are already stopped)."""
+    count = 0
+    for path in mounts:
+        if not is_mounted(path):
+            continue
+        try:
+            detach(path)
+        except SetupError as exc:
+            print(f"gc: run {run_id}: {exc}")
+            continue
+        print(f"gc: run {run_id}: unmounted {path}")
+        count += 1
+    return count
 
 
 def _docker_gc(include_live: bool) -> int:
