@@ -10,6 +10,9 @@ the same backing directory. The caller kills the node's processes first.
 
 The daemon carries FAULTBED_RUN in its environment and the mountpoint is noted in
 the run record, so `faultbed gc` stops it and unmounts what a crash left.
+Spec options: {"diskfs": true} mounts it without any disk fault (benchmarks);
+{"diskfs_writeback": SECONDS} makes un-fsynced data durable after that long, as the
+kernel's flusher would (default 0: never, the strictest reading of POSIX).
 FAULTBED_FUSE_DEVICE names the FUSE device to require (default /dev/fuse; tests
 point it at a missing file to act out a machine without FUSE).
 """
@@ -30,6 +33,7 @@ from faultbed.errors import SetupError
 log = logging.getLogger(__name__)
 
 BINARY_ENV = "FAULTBED_DISKFS"
+NEEDS_FUSE = ("power-loss",)  # fault kinds that need the filesystem (nemesis/faults.py)
 DEVICE_ENV = "FAULTBED_FUSE_DEVICE"
 MOUNT_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -42,6 +46,11 @@ def default_binary() -> str:
 
 def fuse_device() -> str:
     return os.environ.get(DEVICE_ENV) or "/dev/fuse"
+
+
+def wanted(nemesis: tuple[str, ...], options: dict[str, object]) -> bool:
+    """Whether a run mounts faultbed-diskfs: a fault that needs it, or options {"diskfs": true}."""
+    return bool(options.get("diskfs")) or any(entry.split(":")[0].strip() in NEEDS_FUSE for entry in nemesis)
 
 
 def check_available() -> None:
@@ -81,8 +90,10 @@ class DiskMount:
     """One node's faultbed-diskfs mount: `mountpoint` over `backing`; a context manager."""
 
     def __init__(self, node: str, backing: str, mountpoint: str, record: RunRecord | None = None,
-                 run_id: str | None = None, log_path: str | None = None) -> None:
+                 run_id: str | None = None, log_path: str | None = None, writeback: float = 0.0) -> None:
+        """`writeback`: seconds after which un-fsynced data becomes durable anyway (0: never)."""
         self.node = node
+        self.writeback = writeback
         self.backing = backing
         self.mountpoint = mountpoint
         self.power_losses = 0
@@ -144,7 +155,9 @@ class DiskMount:
         if self._run_id:
             env[RUN_ENV] = self._run_id
         with open(self._log_path, "ab") as logfile:
-            proc = subprocess.Popen([default_binary(), "-backing", self.backing, "-mount", self.mountpoint],
+            command = [default_binary(), "-backing", self.backing, "-mount", self.mountpoint,
+                       "-writeback", f"{self.writeback}s"]
+            proc = subprocess.Popen(command,
                                     stdout=subprocess.PIPE, stderr=logfile, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
         self._proc = proc

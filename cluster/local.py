@@ -17,6 +17,7 @@ import sys
 import time
 from typing import IO
 
+from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
@@ -53,6 +54,7 @@ class LocalBackend:
         self._logs: dict[str, IO[bytes]] = {}
         self._plans: dict[str, NodePlan] = {}
         self._toxiproxy: ToxiproxyServer | None = None
+        self._disks: dict[str, disk.DiskMount] = {}
         self.mesh: Mesh
         os.makedirs(os.path.join(run_dir, "nodes"), exist_ok=True)
 
@@ -84,14 +86,16 @@ class LocalBackend:
         self.mesh.create()
         identity_port = self.system.peer_ports[0] if self.system.peer_ports else self.system.client_port
         identities = {n: f"{HOST}:{node_ports[n][identity_port]}" for n in self.nodes}
+        with_disk = disk.wanted(self.spec.nemesis, self.spec.options)
         for node in self.nodes:
+            data_dir = self._mount_disk(node) if with_disk else os.path.join(self.run_dir, "data", node)
             dial: dict[str, dict[str, str]] = {link.dst: {} for link in links if link.src == node}
             for link in links:
                 if link.src == node:
                     dial[link.dst][link.port] = link.listen
             self._plans[node] = NodePlan(
                 name=node, nodes=tuple(self.nodes), listen_host=HOST, ports=node_ports[node],
-                identities=identities, dial=dial, data_dir=os.path.join(self.run_dir, "data", node),
+                identities=identities, dial=dial, data_dir=data_dir,
                 python=sys.executable, bugs=self.spec.bugs, options=dict(self.spec.options))
             os.makedirs(self._plans[node].data_dir, exist_ok=True)
         for node in self.nodes:
@@ -100,6 +104,8 @@ class LocalBackend:
     def __exit__(self, *exc: object) -> None:
         for node in list(self._procs):
             self._stop_process(node)
+        for mount in self._disks.values():
+            mount.unmount()
         if self._toxiproxy is not None:
             self._toxiproxy.__exit__(None, None, None)
             self._toxiproxy = None
@@ -130,6 +136,18 @@ class LocalBackend:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=STOP_GRACE)
         log.info("killed %s", node)
+
+    def power_loss(self, node: str) -> None:
+        """SIGKILL the node, then its disk forgets every write it did not fsync; restart() brings it back."""
+        mount = self._disks.get(node)
+        if mount is None:
+            raise SetupError(f"{node} has no fault-injecting filesystem (power-loss needs faultbed-diskfs)")
+        self.kill(node)
+        mount.power_loss()
+
+    def data_dir(self, node: str) -> str:
+        """Where the node reads and writes its data (the mount, when there is one)."""
+        return self._plans[node].data_dir
 
     def pause(self, node: str) -> None:
         self._signal(node, signal.SIGSTOP)
@@ -164,6 +182,15 @@ class LocalBackend:
         return os.path.join(self.run_dir, "nodes", f"{node}.log")
 
     # -- internals -----------------------------------------------------------
+    def _mount_disk(self, node: str) -> str:
+        """faultbed-diskfs over data/<node> (the disk), mounted at mnt/<node> (where the node works)."""
+        mount = disk.DiskMount(node, os.path.join(self.run_dir, "data", node), os.path.join(self.run_dir, "mnt", node),
+                               record=self._record, run_id=self.run_id, log_path=self.log_path(f"diskfs-{node}"),
+                               writeback=float(self.spec.options.get("diskfs_writeback", 0)))
+        self._disks[node] = mount
+        mount.__enter__()
+        return mount.mountpoint
+
     def _spawn(self, node: str) -> None:
         plan = self._plans[node]
         command = self.system.command(plan)

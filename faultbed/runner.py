@@ -36,6 +36,8 @@ from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload, load_workload
 from faultbed.nemesis.executor import ScheduleExecutor
 from faultbed.nemesis.schedule import Schedule, generate_schedule, validate_nemesis
+from faultbed.nemesis.disk import DiskControl
+
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,20 @@ def validate(spec: TestSpec) -> tuple[System, Workload]:
     if spec.time_limit <= 0 or spec.rate < 0 or spec.op_timeout <= 0:
         raise FaultbedError("--time-limit and --op-timeout must be positive, --rate not negative")
     validate_nemesis(spec)
+    validate_disk_faults(spec, system)
     return system, workload
+
+
+def validate_disk_faults(spec: TestSpec, system: System) -> None:
+    """Power loss only where FUSE works, on a backend that can inject it, for a system that promises durability."""
+    kinds = {entry.split(":")[0].strip() for entry in spec.nemesis}
+    if not kinds & {"power-loss", "corrupt"}:
+        return
+    if not issubclass(backend_class(spec.backend), DiskControl):
+        raise FaultbedError(f"disk faults need the local backend (the {spec.backend} backend cannot inject them)")
+    if "power-loss" in kinds and not system.traits.durable:
+        raise FaultbedError(f"system {spec.system} promises no durability under power loss: "
+                            "power-loss would test a promise it does not make")
 
 
 def plan_length(spec: TestSpec) -> int:

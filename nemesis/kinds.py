@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 from faultbed.cluster.backend import ProcessControl
+from faultbed.cluster.systems import System
 from faultbed.cluster.mesh import BLACKHOLE, Mesh
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class NemesisCluster(Protocol):
     def backend(self) -> ProcessControl: ...
     @property
     def mesh(self) -> Mesh: ...
+    @property
+    def system(self) -> System: ...
 
 
     def leader(self, timeout: float = 1.0) -> str | None: ...

@@ -7,7 +7,9 @@
 // fsync/fdatasync (msync of a shared mapping reaches us as writes plus fsync):
 // writes go to an in-memory overlay per inode, and fsync writes it to the backing
 // file. close() does not make data durable (POSIX promises nothing; ext4's
-// auto_da_alloc heuristics are not modelled). A power loss is SIGKILL of this
+// auto_da_alloc heuristics are not modelled). By default nothing un-fsynced ever
+// becomes durable (the strictest reading of POSIX, as LazyFS does); -writeback D
+// persists data dirty for D, as the kernel's flusher (dirty_expire_centisecs) would. A power loss is SIGKILL of this
 // daemon: the overlays vanish with it, the kernel aborts the connection and drops
 // the mount's page cache, and nothing can write the lost data back. SIGTERM or
 // SIGINT is a clean shutdown: unmount, then persist every overlay.
@@ -28,7 +30,7 @@ import (
 )
 
 type diskFS struct {
-	overlays   *overlays
+	overlays    *overlays
 	syncBacking bool
 }
 
@@ -259,19 +261,20 @@ func main() {
 	backing := flag.String("backing", "", "the directory standing for the disk")
 	mountpoint := flag.String("mount", "", "where to mount")
 	syncBacking := flag.Bool("sync-backing", false, "also fsync the backing file on fsync (real disk I/O)")
+	writeBack := flag.Duration("writeback", 0, "persist data dirty for this long, as the kernel's flusher would (0: never)")
 	debug := flag.Bool("debug", false, "log every FUSE request")
 	flag.Parse()
 	if *backing == "" || *mountpoint == "" {
 		fmt.Fprintln(os.Stderr, "usage: faultbed-diskfs -backing DIR -mount DIR")
 		os.Exit(3)
 	}
-	if err := run(*backing, *mountpoint, *syncBacking, *debug); err != nil {
+	if err := run(*backing, *mountpoint, *syncBacking, *writeBack, *debug); err != nil {
 		fmt.Fprintf(os.Stderr, "faultbed-diskfs: %v\n", err)
 		os.Exit(3)
 	}
 }
 
-func run(backing, mountpoint string, syncBacking, debug bool) error {
+func run(backing, mountpoint string, syncBacking bool, writeBack time.Duration, debug bool) error {
 	disk := &diskFS{overlays: newOverlays(), syncBacking: syncBacking}
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
@@ -293,6 +296,13 @@ func run(backing, mountpoint string, syncBacking, debug bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	if writeBack > 0 {
+		go func() {
+			for range time.Tick(min(writeBack/4, time.Second)) {
+				disk.overlays.writeBack(writeBack)
+			}
+		}()
 	}
 	fmt.Println("mounted")
 	os.Stdout.Sync()

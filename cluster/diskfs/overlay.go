@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 )
 
 const pageSize = 4096
@@ -18,6 +19,7 @@ type overlay struct {
 	pages map[int64][]byte // page index -> pageSize bytes (the volatile content)
 	size  int64            // the volatile size
 	trunc int64            // backing bytes at or beyond trunc read as zero (-1: none)
+	dirty time.Time        // when the overlay first changed since it was last persisted (zero: clean)
 }
 
 // overlays maps a backing inode number to its overlay; hard links share one.
@@ -64,6 +66,24 @@ func (o *overlays) drop(ino uint64) {
 	if ov := o.byIno[ino]; ov != nil {
 		syscall.Close(ov.fd)
 		delete(o.byIno, ino)
+	}
+}
+
+// writeBack persists the overlays dirty for at least age, as the kernel's flusher writes back
+// pages older than dirty_expire_centisecs (without any ordering between files).
+func (o *overlays) writeBack(age time.Duration) {
+	o.mu.Lock()
+	due := []*overlay{}
+	for _, ov := range o.byIno {
+		ov.mu.Lock()
+		if !ov.dirty.IsZero() && time.Since(ov.dirty) >= age {
+			due = append(due, ov)
+		}
+		ov.mu.Unlock()
+	}
+	o.mu.Unlock()
+	for _, ov := range due {
+		ov.persist(false)
 	}
 }
 
@@ -122,13 +142,14 @@ func (ov *overlay) write(data []byte, off int64) syscall.Errno {
 	defer ov.mu.Unlock()
 	for done := 0; done < len(data); {
 		pos := off + int64(done)
-		p, e := ov.page(pos/pageSize)
+		p, e := ov.page(pos / pageSize)
 		if e != 0 {
 			return e
 		}
 		done += copy(p[pos%pageSize:], data[done:])
 	}
 	ov.size = max(ov.size, off+int64(len(data)))
+	ov.touch()
 	return 0
 }
 
@@ -162,7 +183,7 @@ func (ov *overlay) truncate(size int64) syscall.Errno {
 			}
 		}
 		if size%pageSize != 0 {
-			p, e := ov.page(size/pageSize)
+			p, e := ov.page(size / pageSize)
 			if e != 0 {
 				return e
 			}
@@ -173,7 +194,15 @@ func (ov *overlay) truncate(size int64) syscall.Errno {
 		}
 	}
 	ov.size = size
+	ov.touch()
 	return 0
+}
+
+// touch notes the first change since the last persist. Caller holds mu.
+func (ov *overlay) touch() {
+	if ov.dirty.IsZero() {
+		ov.dirty = time.Now()
+	}
 }
 
 // persist writes the volatile state to the backing file, optionally fsyncs it, and
@@ -212,6 +241,7 @@ func (ov *overlay) persist(sync bool) syscall.Errno {
 	}
 	clear(ov.pages)
 	ov.trunc = -1
+	ov.dirty = time.Time{}
 	return 0
 }
 

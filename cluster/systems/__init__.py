@@ -33,6 +33,10 @@ class SystemTraits:
     readiness (the runner waits at least its own default); `delivery`: "at-least-once" for a
     queue that may deliver a retried publish twice by design; `image_packages`, `image_files`:
     what the docker backend's node image needs beyond faultbed's base (a system file's [docker]).
+    queue that may deliver a retried publish twice by design; `data_files`: glob patterns
+    (relative to a node's data directory) of its durable data, what `corrupt` may damage
+    (empty: any file); `durable`: it promises that acknowledged writes survive a power loss
+    (without that promise, `power-loss` is refused for it).
     """
 
     backends: tuple[str, ...] | None = None
@@ -42,6 +46,8 @@ class SystemTraits:
     # as (absolute path in the image, absolute path on this machine).
     image_packages: tuple[str, ...] = ()
     image_files: tuple[tuple[str, str], ...] = ()
+    data_files: tuple[str, ...] = ()
+    durable: bool = False
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERIES:

@@ -49,6 +49,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of everything random (default: new)")
     parser.add_argument("--bug", action="append", default=[], metavar="NAME",
                         help="plant a bug in the system (repeatable)")
+    parser.add_argument("--disk-writeback", type=float, default=0.0, metavar="SECONDS",
+                        help="power-loss: un-fsynced data older than this survives anyway, as the kernel's "
+                             "flusher would write it back (default 0: nothing un-fsynced survives)")
     parser.add_argument("--store", default=d.store, help="results directory root (default store)")
 
 
@@ -76,7 +79,8 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
         nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,
         time_limit=args.time_limit, rate=args.rate, concurrency=args.concurrency, keys=args.keys,
         op_timeout=args.op_timeout, seed=args.seed if args.seed is not None else random.randrange(2**31),
-        bugs=tuple(args.bug), store=args.store)
+        bugs=tuple(args.bug), store=args.store,
+        options={"diskfs_writeback": args.disk_writeback} if args.disk_writeback else {})
 
 
 def execute(args: argparse.Namespace) -> int:

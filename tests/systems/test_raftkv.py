@@ -100,7 +100,8 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
             assert done.returncode == 3, done.stderr
     finally:
         cluster.close()
-    assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe"}
+    assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
+                                          "no-journal-sync"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------

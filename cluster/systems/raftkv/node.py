@@ -78,6 +78,7 @@ class NodeConfig:
             raft_port=self.raft_port,
             data_dir=self.data_dir,
             dedupe="no-dedupe" not in self.bugs,
+            sync_journal="no-journal-sync" not in self.bugs,
             timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
             compaction_entries=int(self.options.get("compaction_entries", 5000)),
         )

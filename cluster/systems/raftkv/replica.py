@@ -34,6 +34,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf
 
 from faultbed.cluster.systems.raftkv import syncobj_private as private
+from faultbed.cluster.systems.raftkv.durability import JournalSync
 from faultbed.cluster.systems.raftkv.state import KVState
 from faultbed.cluster.systems.raftkv.transport import MeshNode, RaftTransport, VoteStore
 
@@ -72,6 +73,7 @@ class ReplicaConfig:
     dedupe: bool = True
     timers: RaftTimers = RaftTimers()
     compaction_entries: int = 5000
+    sync_journal: bool = True
 
 
 class Replica:
@@ -85,6 +87,7 @@ class Replica:
         self._names = {identity: name for name, identity in config.identities.items()}
         os.makedirs(config.data_dir, exist_ok=True)
         self._votes = VoteStore(os.path.join(config.data_dir, "raft.vote.json"))
+        self.journal_sync = JournalSync(enabled=config.sync_journal)
         self._stop = threading.Event()
         self._last_leader: str | None = None
         self.sync = self._create()
@@ -115,9 +118,10 @@ class Replica:
         )
         self_node = MeshNode(c.identities[c.name])
         peers = [MeshNode(c.identities[p], c.dial[p]) for p in sorted(c.dial)]
-        transport = functools.partial(RaftTransport, vote_store=self._votes)
+        transport = functools.partial(RaftTransport, vote_store=self._votes, journal_sync=self.journal_sync)
         sync = SyncObj(self_node, peers, conf, consumers=[self.state], transportClass=transport)
         private.check(sync)
+        self.journal_sync.attach(private.journal(sync))
         return sync
 
     def _restore_vote(self) -> None:

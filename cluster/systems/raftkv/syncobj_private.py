@@ -46,6 +46,11 @@ def noop_index(sync: SyncObj) -> int | None:
     return None if value is None else int(value)
 
 
+def journal(sync: SyncObj) -> Any:
+    """pysyncobj's Raft log (a FileJournal when journalFile is set)."""
+    return getattr(sync, _LOG)
+
+
 def last_log_term(sync: SyncObj) -> int:
     return int(getattr(sync, _LOG)[-1][2])
 

@@ -44,6 +44,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.transport import TCPTransport
 
 from faultbed.cluster.systems.raftkv import syncobj_private as private
+from faultbed.cluster.systems.raftkv.durability import JournalSync
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,16 @@ class VoteStore:
 
 
 class RaftTransport(TCPTransport):
-    """TCPTransport that persists the vote before sending and gates acknowledgements."""
+    """TCPTransport that persists the vote and the journal before sending, and gates acknowledgements."""
 
-    def __init__(self, syncObj: SyncObj, selfNode: Any, otherNodes: Any, vote_store: VoteStore) -> None:
+    def __init__(self, syncObj: SyncObj, selfNode: Any, otherNodes: Any, vote_store: VoteStore,
+                 journal_sync: JournalSync | None = None) -> None:
         self._vote_store = vote_store
+        self._journal_sync = journal_sync or JournalSync(enabled=False)
         super().__init__(syncObj, selfNode, otherNodes)
 
     def send(self, node: Any, message: Any) -> bool:
+        self._journal_sync.sync()
         sync = self._syncObj
         term = private.current_term(sync)
         vote = (term, private.voted_for(sync))
