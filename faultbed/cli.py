@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Sequence
 
+from faultbed import __version__
 from faultbed.checkers.result import EXIT_ERROR
 from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, describe
 from faultbed.errors import FaultbedError
@@ -38,13 +39,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"faultbed: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, it imports only the command they name (start-up
+    time: `faultbed run` alone pulls in the cluster, the nemesis and rich)."""
     parser = _Parser(prog="faultbed", description="Jepsen-style fault injection: run, check, replay.",
                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    parser.add_argument("--version", action="version", version=f"faultbed {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    named = _named_command(argv)
     for name in SUBCOMMANDS:
+        if named is not None and name != named:
+            continue
         try:
             module = importlib.import_module(f"faultbed.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -58,10 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named_command(argv: Sequence[str] | None) -> str | None:
+    """The subcommand the arguments name, when they name a known one before any
+    option argparse would act on alone (--help, --version); None: build them all."""
+    for arg in argv or ():
+        if arg in SUBCOMMANDS:
+            return arg
+        if arg == "--version":
+            return ""  # no command needed to print it
+        if not arg.startswith("-") or arg in ("-h", "--help"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the return value is the exit code (see EXIT_CODES)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         return int(args.execute(args))
