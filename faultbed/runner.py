@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -151,6 +152,14 @@ def write_plan(spec: TestSpec, workload: Workload, run_dir: str) -> None:
                 fh.write(json.dumps({"worker": worker, "seq": seq, **op.to_json()}, default=str) + "\n")
 
 
+def _keep_system_file(system: System, run_dir: str) -> None:
+    """A system described by a file: its copy goes with the run (spec.system keeps the absolute path)."""
+    from faultbed.cluster.systems.file import FileSystem
+
+    if isinstance(system, FileSystem):
+        shutil.copyfile(system.path, os.path.join(run_dir, store.SYSTEM_FILE))
+
+
 def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | None = None) -> RunOutcome:
     """Run `spec` (with a given schedule when replaying) and return the stored verdict."""
     system, workload = validate(spec)
@@ -161,6 +170,7 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
     with run_dir_on_error(run_dir):  # a bug's traceback then goes next to the run it broke
         store.point_latest(spec, run_dir)
         store.write_json(run_dir, store.SPEC, spec.to_json())
+        _keep_system_file(system, run_dir)
         nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
         schedule = schedule or generate_schedule(spec, nodes)
         store.write_json(run_dir, store.SCHEDULE, schedule.to_json())

@@ -12,6 +12,7 @@ from faultbed.plugins import system_label
 from faultbed.spec import TestSpec
 
 SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json"
+SYSTEM_FILE = "system.toml"  # a copy of the run's system file, when it ran one (replay falls back to it)
 LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
 
 

@@ -31,6 +31,7 @@ def execute(args: argparse.Namespace) -> int:
     spec = TestSpec.from_json(store.read_json(original, store.SPEC))
     if args.store:
         spec = spec.replace(store=args.store)
+    spec = _system_file(spec, original)
     schedule = Schedule.from_json(store.read_json(original, store.SCHEDULE))
     before = _stored_verdict(original)
     code, outcome = run_and_report(spec, quiet=args.quiet, junit=args.junit, schedule=schedule)
@@ -50,6 +51,19 @@ def execute(args: argparse.Namespace) -> int:
         print(f"replay: verdict {word} (original {verdict_word(before)}, now {verdict_word(after)})")
     sys.stdout.flush()
     return code
+
+
+def _system_file(spec: TestSpec, original: str) -> TestSpec:
+    """A run of a system file replays the file at its absolute path; gone, the run's own copy."""
+    copy = os.path.join(original, store.SYSTEM_FILE)
+    if not os.path.isfile(copy):
+        return spec
+    if not os.path.isfile(spec.system):
+        print(f"replay: {spec.system} is gone; using the run's copy {copy}", file=sys.stderr)
+        return spec.replace(system=copy)
+    if not filecmp.cmp(spec.system, copy, shallow=False):
+        print(f"replay: {spec.system} changed since the run (the run's copy: {copy})", file=sys.stderr)
+    return spec
 
 
 def _stored_verdict(run_dir: str) -> Valid | None:
