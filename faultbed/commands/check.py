@@ -8,8 +8,10 @@ import os
 import stat
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
 from faultbed.checkers.linearizable import MODELS, check_imported
@@ -17,6 +19,7 @@ from faultbed.checkers.result import EXIT_ERROR, Result, exit_code, merge_valid,
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
 
+MAX_WORKERS = 4  # histories checked at once (each search is parallel inside too)
 HELP = "check recorded histories (faultbed, Jepsen EDN, porcupine logs) for linearizability"
 EPILOG = """\
 A PATH may be a history file, a faultbed results directory (its history.jsonl) or
@@ -94,18 +97,40 @@ def execute(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     outcomes: list[Checked] = []
     not_histories: list[Checked] = []
-    for path, label, skip in find_histories(args.paths):
-        if skip:
-            not_histories.append(Checked(path, 0.0, skipped=skip))
-            _print(not_histories[-1], args.json)
-            continue
-        outcomes.append(check_path(path, label, args, initial))
-        _print(outcomes[-1], args.json)
+    for outcome, is_history in _check_in_parallel(find_histories(args.paths), args, initial):
+        (outcomes if is_history else not_histories).append(outcome)
+        _print(outcome, args.json)
     if not outcomes:
         raise FaultbedError(f"no histories found in {', '.join(args.paths)}")
     if not args.json and (len(outcomes) > 1 or any(os.path.isdir(p) for p in args.paths)):
         print(_summary(outcomes + not_histories, time.perf_counter() - started))
     return _exit_code(outcomes)
+
+
+def _check_in_parallel(found: Iterable[tuple[str, str, str | None]], args: argparse.Namespace,
+                       initial: Any) -> Iterator[tuple[Checked, bool]]:
+    """(outcome, whether it is a history) in the order found, checked a few at a time: the
+    search runs in Go without the GIL, so one history is read while another is searched."""
+    workers = min(MAX_WORKERS, os.cpu_count() or 1)
+    pending: deque[tuple[Future[Checked], bool]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+        for path, label, skip in found:
+            if skip:
+                pending.append((_done(Checked(path, 0.0, skipped=skip)), False))
+            else:
+                pending.append((pool.submit(check_path, path, label, args, initial), True))
+            while pending and (pending[0][0].done() or len(pending) > 2 * workers):
+                future, is_history = pending.popleft()  # a bounded window: outcomes hold their histories
+                yield future.result(), is_history
+        while pending:
+            future, is_history = pending.popleft()
+            yield future.result(), is_history
+
+
+def _done(outcome: Checked) -> Future[Checked]:
+    future: Future[Checked] = Future()
+    future.set_result(outcome)
+    return future
 
 
 def _validate(args: argparse.Namespace) -> None:
