@@ -88,6 +88,15 @@ class FileClient:
             rendered[0] = os.path.normpath(os.path.join(self.spec.directory, rendered[0]))
         return rendered
 
+    def _probe_command(self, command: tuple[str, ...]) -> list[str]:
+        """A [ready]/[leader] command; one that runs the client program gets the planted bugs' client_args
+        too, so that it sees the system as the clients do (e.g. a bucket the probe creates)."""
+        rendered = self._host_command(command)
+        spec = self.client_spec
+        if spec.protocol == "process" and rendered[:1] == self._host_command(spec.command)[:1]:
+            rendered += list(self.client_args)
+        return rendered
+
     def _nodes(self) -> str:
         return ",".join(self.system.known_nodes())
 
@@ -113,7 +122,7 @@ class FileClient:
                 raise ValueError(f"{self.node}: {ready.http_path} answered {response.status_code}, "
                                  f"not {ready.http_status}")
         elif ready.kind == "command":
-            result = _run(self._host_command(ready.command), self.spec.directory, timeout)
+            result = _run(self._probe_command(ready.command), self.spec.directory, timeout)
             if result.returncode != 0:
                 raise ValueError(f"{self.node}: ready command exited {result.returncode}")
         else:
@@ -142,7 +151,7 @@ class FileClient:
             answer = connection.call(dict(leader.request), timeout)
             found = template.extract(answer, leader.field)
         else:
-            result = _run(self._host_command(leader.command), self.spec.directory, timeout)
+            result = _run(self._probe_command(leader.command), self.spec.directory, timeout)
             if result.returncode != 0:
                 raise ValueError(f"{self.node}: leader command exited {result.returncode}")
             lines = result.stdout.decode(errors="replace").strip().splitlines()
