@@ -6,7 +6,7 @@
 // stdout ({"type": "ok"|"fail"|"info", "value": ..., "error": "..."}).
 //
 // With --leader it prints the name of the server leading the bucket's stream and exits (faultbed's
-// `[leader] command`), or prints nothing when the stream has no leader or does not exist yet.
+// `[leader] command`), creating the bucket first when it is missing; exit 1 when no leader is known.
 package main
 
 import (
@@ -47,7 +47,7 @@ func parseOptions() options {
 	flag.StringVar(&nodes, "nodes", "", "comma list of the cluster's nodes: replicas = min(count, 5)")
 	flag.IntVar(&o.replicas, "replicas", 0, "bucket replicas (overrides --nodes)")
 	flag.BoolVar(&o.direct, "direct", false,
-		"create the bucket as nats.go does by default (allow_direct: any current replica answers gets)")
+		"allow_direct on the bucket, as nats.go creates buckets by default: any current replica answers gets")
 	flag.DurationVar(&o.timeout, "timeout", 900*time.Millisecond, "per-operation deadline unless the request says")
 	flag.BoolVar(&o.leader, "leader", false, "print the bucket stream's leader and exit")
 	flag.Parse()
@@ -89,26 +89,40 @@ func main() {
 		log.Fatalf("jetstream: %v", err)
 	}
 	if o.leader {
-		os.Exit(printLeader(js, o))
+		os.Exit(printLeader(nc, js, o))
 	}
-	serve(&store{js: js, opts: o}, os.Stdin, os.Stdout)
+	serve(&store{nc: nc, js: js, opts: o}, os.Stdin, os.Stdout)
 }
 
-func printLeader(js jetstream.JetStream, o options) int {
+// printLeader prints the name of the server leading the bucket's stream; it creates the bucket when
+// missing (so that the cluster is ready once the bucket has a leader). Exit 1: no leader known.
+func printLeader(nc *nats.Conn, js jetstream.JetStream, o options) int {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	stream, err := js.Stream(ctx, "KV_"+o.bucket)
+	s := &store{nc: nc, js: js, opts: o}
+	if !s.connected(ctx) {
+		log.Printf("leader: not connected to %s", o.server)
+		return 1
+	}
+	if _, err := s.bucket(ctx, false); err != nil {
+		log.Printf("leader: bucket: %v", err)
+		return 1
+	}
+	stream, err := js.Stream(ctx, streamName(o.bucket))
 	if err != nil {
 		log.Printf("leader: %v", err)
-		return 0 // no stream yet: no leader to name
+		return 1
 	}
-	if info := stream.CachedInfo(); info.Cluster != nil {
-		fmt.Println(info.Cluster.Leader)
+	info := stream.CachedInfo()
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return 1
 	}
+	fmt.Println(info.Cluster.Leader)
 	return 0
 }
 
 type request struct {
+	ID      json.RawMessage `json:"id"`
 	F       string          `json:"f"`
 	Key     string          `json:"key"`
 	Value   json.RawMessage `json:"value"`
@@ -116,9 +130,10 @@ type request struct {
 }
 
 type reply struct {
-	Type  string `json:"type"`
-	Value any    `json:"value"`
-	Error string `json:"error,omitempty"`
+	ID    json.RawMessage `json:"id,omitempty"`
+	Type  string          `json:"type"`
+	Value any             `json:"value"`
+	Error string          `json:"error,omitempty"`
 }
 
 func serve(s *store, in io.Reader, out io.Writer) {
@@ -137,6 +152,7 @@ func serve(s *store, in io.Reader, out io.Writer) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			rep = s.invoke(ctx, req)
+			rep.ID = req.ID
 			cancel()
 		}
 		if err := encoder.Encode(rep); err != nil {

@@ -26,6 +26,7 @@ import (
 )
 
 type store struct {
+	nc   *nats.Conn
 	js   jetstream.JetStream
 	opts options
 	kv   jetstream.KeyValue
@@ -39,7 +40,10 @@ func describe(err error) string       { return strings.TrimPrefix(err.Error(), "
 func encode(v json.RawMessage) []byte { return []byte(v) }
 
 func (s *store) invoke(ctx context.Context, req request) reply {
-	kv, err := s.bucket(ctx)
+	if !s.connected(ctx) {
+		return fail("not connected to " + s.opts.server) // nothing was sent
+	}
+	kv, err := s.bucket(ctx, true)
 	if err != nil {
 		return fail("bucket: " + describe(err)) // nothing was sent to the bucket
 	}
@@ -55,6 +59,18 @@ func (s *store) invoke(ctx context.Context, req request) reply {
 		return s.cas(ctx, kv, req)
 	}
 	return fail(fmt.Sprintf("unknown operation %q", req.F))
+}
+
+// connected waits (until ctx ends) for the connection, which is made in the background.
+func (s *store) connected(ctx context.Context) bool {
+	for !s.nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 func (s *store) read(ctx context.Context, kv jetstream.KeyValue, key string) reply {
@@ -121,8 +137,12 @@ func writeError(err error) reply {
 	return info(err)
 }
 
-// bucket binds the key-value bucket, creating it on first use.
-func (s *store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+func streamName(bucket string) string { return "KV_" + bucket }
+
+// bucket binds the key-value bucket, creating it on first use. With check, a bucket whose
+// allow_direct differs from --direct is an error: gets would not take the path asked for (and
+// nats-server 2.9 applies a changed allow_direct only at the stream's next leader election).
+func (s *store) bucket(ctx context.Context, check bool) (jetstream.KeyValue, error) {
 	if s.kv != nil {
 		return s.kv, nil
 	}
@@ -133,6 +153,16 @@ func (s *store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, err
 	}
+	if check {
+		stream, err := s.js.Stream(ctx, streamName(s.opts.bucket))
+		if err != nil {
+			return nil, err
+		}
+		if direct := stream.CachedInfo().Config.AllowDirect; direct != s.opts.direct {
+			return nil, fmt.Errorf("bucket %s has allow_direct=%v, this client was started with --direct=%v",
+				s.opts.bucket, direct, s.opts.direct)
+		}
+	}
 	s.kv = kv
 	return kv, nil
 }
@@ -142,9 +172,9 @@ func (s *store) create(ctx context.Context) (jetstream.KeyValue, error) {
 		return s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: s.opts.bucket, Replicas: s.opts.replicas, Storage: jetstream.FileStorage})
 	}
-	// The same stream nats.go would create, but without allow_direct: every get goes to the leader.
+	// The stream nats.go would create, but without allow_direct: every get goes to the stream leader.
 	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:              "KV_" + s.opts.bucket,
+		Name:              streamName(s.opts.bucket),
 		Subjects:          []string{"$KV." + s.opts.bucket + ".>"},
 		MaxMsgsPerSubject: 1,
 		MaxBytes:          -1,
