@@ -188,14 +188,12 @@ def _lines(text: str) -> list[str]:
 
 def workload_of(history_path: str) -> str | None:
     """The workload of a run, read from spec.json next to its history (None without one)."""
-    spec_path = os.path.join(os.path.dirname(os.path.abspath(history_path)), "spec.json")
-    if not os.path.exists(spec_path):
+    from faultbed.run_files import read_spec
+
+    run_dir = os.path.dirname(os.path.abspath(history_path))
+    if not os.path.exists(os.path.join(run_dir, "spec.json")):
         return None
-    try:
-        with open(spec_path, encoding="utf-8") as fh:
-            return str(json.load(fh).get("workload", "register"))
-    except (OSError, ValueError, AttributeError) as exc:
-        raise FaultbedError(f"{spec_path}: not a faultbed spec: {exc}") from exc
+    return read_spec(run_dir).workload
 
 
 # -- Jepsen-style entries (EDN, porcupine's logs) ---------------------------------------

@@ -18,6 +18,7 @@ from faultbed.checkers.result import EXIT_ERROR
 from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, describe
 from faultbed.errors import FaultbedError
 
+MAX_MESSAGE = 300
 SUBCOMMANDS = ("run", "check", "replay", "report", "list", "gc", "serve")
 
 EXIT_CODES = """\
@@ -36,6 +37,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that exits 3 (bad input) instead of 2, which means 'unknown' here."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if len(message) > MAX_MESSAGE:  # a 5,000-digit --nodes is still one readable line
+            message = message[:MAX_MESSAGE] + "..."
         self.exit(EXIT_ERROR, f"faultbed: {message}\n")
 
 

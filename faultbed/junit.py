@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from faultbed.checkers.result import UNKNOWN
+from faultbed.errors import FaultbedError
 from faultbed.report import brief_details
 
 if TYPE_CHECKING:
@@ -95,11 +96,21 @@ def _write(suite: ET.Element, path: str) -> None:
                       failures=suite.get("failures", "0"), errors=suite.get("errors", "0"))
     root.append(suite)
     ET.indent(root)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, path)
+
+
+def check_writable(path: str) -> None:
+    """FaultbedError unless `path` can be written: its directory exists (it is never created
+    silently: a typo would hide the report) and is writable, and `path` is not a directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FaultbedError(f"--junit {path}: no such directory {directory}")
+    if os.path.isdir(path):
+        raise FaultbedError(f"--junit {path}: is a directory")
+    if not os.access(directory, os.W_OK):
+        raise FaultbedError(f"--junit {path}: directory {directory} is not writable")
 
 
 def _clean(text: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 
 from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
+from faultbed.run_files import read_results, read_spec
 from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, pair_operations, read_history
 
 log = logging.getLogger(__name__)
@@ -291,8 +292,8 @@ def render_report(run_dir: str) -> str:
     """The report page of one results directory, as HTML text."""
     if not os.path.isfile(os.path.join(run_dir, store.SPEC)):
         raise FaultbedError(f"{run_dir}: not a results directory (no {store.SPEC})")
-    spec = store.read_json(run_dir, store.SPEC)
-    results = _optional_json(run_dir, store.RESULTS)
+    spec = read_spec(run_dir).to_json()  # a malformed spec or results.json is one line (exit 3)
+    results = read_results(run_dir) if os.path.exists(os.path.join(run_dir, store.RESULTS)) else None
     events, history_error = _read_events(run_dir)
     try:
         points = op_points(events)
@@ -321,16 +322,6 @@ def verdict_class(valid: Any) -> str:
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _optional_json(run_dir: str, name: str) -> Any:
-    if not os.path.exists(os.path.join(run_dir, name)):
-        return None
-    try:
-        return store.read_json(run_dir, name)
-    except FaultbedError as exc:
-        log.warning("report: %s", exc)
-        return None
 
 
 def _read_events(run_dir: str) -> tuple[list[dict[str, Any]], str | None]:

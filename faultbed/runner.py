@@ -32,7 +32,7 @@ from faultbed import plugins, store
 from faultbed.crash import run_dir_on_error
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
-from faultbed.spec import TestSpec
+from faultbed.spec import TestSpec, check_limits
 from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload, load_workload
 from faultbed.nemesis.executor import ScheduleExecutor
@@ -102,6 +102,7 @@ def backend_class(name: str) -> Any:
 
 def validate(spec: TestSpec) -> tuple[System, Workload]:
     """Every user-caused problem with a spec, as one FaultbedError, before anything starts."""
+    check_limits(spec)  # finite and in range: NaN, infinity and absurd sizes never reach a run
     system = load_system(spec.system)
     workload = load_workload(spec.workload)
     backend_class(spec.backend)
@@ -116,10 +117,6 @@ def validate(spec: TestSpec) -> tuple[System, Workload]:
     if unknown:
         raise FaultbedError(f"unknown bug(s) for {spec.system}: {', '.join(unknown)} "
                             f"(known: {', '.join(system.bugs) or 'none'})")
-    if spec.nodes < 1 or spec.concurrency < 1 or spec.keys < 1:
-        raise FaultbedError("--nodes, --concurrency and --keys must be at least 1")
-    if spec.time_limit <= 0 or spec.rate < 0 or spec.op_timeout <= 0:
-        raise FaultbedError("--time-limit and --op-timeout must be positive, --rate not negative")
     validate_nemesis(spec)
     validate_disk_faults(spec, system)
     return system, workload

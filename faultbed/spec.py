@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,12 +59,60 @@ class TestSpec:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
-def load_spec(path: str) -> TestSpec:
-    """Read spec.json written by a run."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return TestSpec.from_json(json.load(fh))
-    except OSError as exc:
-        raise FaultbedError(f"{path}: cannot read spec: {exc.strerror}") from exc
-    except (ValueError, TypeError) as exc:
-        raise FaultbedError(f"{path}: not a faultbed spec: {exc}") from exc
+@dataclass(frozen=True)
+class Limit:
+    """The documented range of a numeric field: low..high, low itself excluded when `above`."""
+
+    low: float
+    high: float
+    above: bool = False
+    integer: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        return f"{kind} {'>' if self.above else '>='} {self.low:g} and <= {self.high:g}"
+
+    def admits(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.integer and isinstance(value, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+
+# Every numeric field, within a range where a run makes sense and ends (shown in `faultbed run --help`).
+LIMITS: dict[str, Limit] = {
+    "nodes": Limit(1, 25, integer=True),
+    "concurrency": Limit(1, 1000, integer=True),
+    "keys": Limit(1, 1000, integer=True),  # final reads visit every key on every node
+    "rate": Limit(0, 10_000),  # 0: as fast as the clients go
+    "time_limit": Limit(0, 86_400, above=True),
+    "nemesis_interval": Limit(0, 86_400, above=True),
+    "op_timeout": Limit(0, 600, above=True),
+    "seed": Limit(-2**63, 2**63 - 1, integer=True),
+}
+MAX_PLANNED_OPS = 5_000_000  # the operation plan (about rate x time limit) is written before the run
+MAX_FAULTS = 100_000  # the schedule (about time limit / nemesis interval per fault) is written before the run
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a spec field: time_limit -> --time-limit."""
+    return "--" + name.replace("_", "-")
+
+
+def check_limits(spec: TestSpec) -> None:
+    """Every numeric field finite and within LIMITS; FaultbedError naming the flag otherwise."""
+    for name, limit in LIMITS.items():
+        value = getattr(spec, name)
+        if not limit.admits(value):
+            raise FaultbedError(f"{flag(name)} must be {limit.describe()}, not {str(value)[:40]}")
+    if spec.rate * spec.time_limit > MAX_PLANNED_OPS:
+        raise FaultbedError(f"--rate x --time-limit must be at most {MAX_PLANNED_OPS:,} operations "
+                            f"(the plan is written before the run), not {spec.rate * spec.time_limit:,.0f}")
+    if spec.time_limit / spec.nemesis_interval > MAX_FAULTS:
+        raise FaultbedError(f"--time-limit / --nemesis-interval must be at most {MAX_FAULTS:,} "
+                            f"(every fault is scheduled before the run)")
+    check_timeout = spec.options.get("check_timeout") if isinstance(spec.options, dict) else None
+    if check_timeout is not None and not Limit(0, 86_400, above=True).admits(check_timeout):
+        raise FaultbedError(f"option check_timeout must be a number of seconds > 0 and <= 86400, "
+                            f"not {str(check_timeout)[:40]}")

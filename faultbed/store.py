@@ -19,15 +19,19 @@ LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
 def create_run_dir(spec: TestSpec) -> str:
     """A new, empty results directory for `spec` (a suffix keeps parallel runs apart)."""
     parent = os.path.join(spec.store, f"{system_label(spec.system)}-{spec.workload}")
-    os.makedirs(parent, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for attempt in range(1000):
-        path = os.path.join(parent, stamp if attempt == 0 else f"{stamp}-{attempt}")
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            continue
-        return path
+    try:
+        os.makedirs(parent, exist_ok=True)
+        for attempt in range(1000):
+            path = os.path.join(parent, stamp if attempt == 0 else f"{stamp}-{attempt}")
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            return path
+    except OSError as exc:  # the store is a file, read-only, on a full disk, ...
+        raise FaultbedError(f"--store {spec.store}: cannot create a results directory in it: "
+                            f"{exc.strerror or exc}") from exc
     raise FaultbedError(f"cannot create a results directory under {parent}")
 
 
@@ -51,17 +55,6 @@ def write_json(run_dir: str, name: str, data: Any) -> str:
         fh.write("\n")
     os.replace(tmp, path)
     return path
-
-
-def read_json(run_dir: str, name: str) -> Any:
-    path = os.path.join(run_dir, name)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except OSError as exc:
-        raise FaultbedError(f"{path}: cannot read: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise FaultbedError(f"{path}: not JSON: {exc}") from exc
 
 
 def list_runs(store: str) -> list[str]:

@@ -7,12 +7,12 @@ import filecmp
 import os
 import sys
 
-from faultbed.checkers.result import Valid, verdict_word
+from faultbed.checkers.result import verdict_word
 from faultbed import store
 from faultbed.commands.run import run_and_report
 from faultbed.errors import FaultbedError
+from faultbed.run_files import read_schedule, read_spec, stored_verdict
 from faultbed.spec import TestSpec
-from faultbed.nemesis.schedule import Schedule
 
 HELP = "run a stored test again with the same seed, fault schedule and operation plan"
 
@@ -28,12 +28,12 @@ def execute(args: argparse.Namespace) -> int:
     original = os.path.realpath(args.run_dir)
     if not os.path.isfile(os.path.join(original, store.SPEC)):
         raise FaultbedError(f"{args.run_dir}: not a results directory (no {store.SPEC})")
-    spec = TestSpec.from_json(store.read_json(original, store.SPEC))
+    spec = read_spec(original)  # every input validated before anything runs or is stored
     if args.store:
         spec = spec.replace(store=args.store)
     spec = _system_file(spec, original)
-    schedule = Schedule.from_json(store.read_json(original, store.SCHEDULE))
-    before = _stored_verdict(original)
+    schedule = read_schedule(original)
+    before = stored_verdict(original)
     code, outcome = run_and_report(spec, quiet=args.quiet, junit=args.junit, schedule=schedule)
     if outcome is None:
         return code
@@ -64,8 +64,3 @@ def _system_file(spec: TestSpec, original: str) -> TestSpec:
     if not filecmp.cmp(spec.system, copy, shallow=False):
         print(f"replay: {spec.system} changed since the run (the run's copy: {copy})", file=sys.stderr)
     return spec
-
-
-def _stored_verdict(run_dir: str) -> Valid | None:
-    path = os.path.join(run_dir, store.RESULTS)
-    return store.read_json(run_dir, store.RESULTS)["valid"] if os.path.exists(path) else None

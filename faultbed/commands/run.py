@@ -11,7 +11,7 @@ from faultbed.checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
 from faultbed.progress import ProgressDisplay
 from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
-from faultbed.spec import TestSpec
+from faultbed.spec import LIMITS, MAX_FAULTS, MAX_PLANNED_OPS, TestSpec, flag
 
 HELP = "run a test: a real cluster, concurrent clients, faults, then a checked history"
 
@@ -55,12 +55,23 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=d.store, help="results directory root (default store)")
 
 
+def limits_epilog() -> str:
+    """The documented range of every numeric flag (checked before anything starts)."""
+    lines = ["numeric flags (finite numbers; checked before anything starts or is stored):"]
+    lines += [f"  {flag(name):<20} {limit.describe()}" for name, limit in LIMITS.items()]
+    lines.append(f"  and --rate x --time-limit <= {MAX_PLANNED_OPS:,}, --time-limit / --nemesis-interval "
+                 f"<= {MAX_FAULTS:,}")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
-    parser.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML")
+    parser.add_argument("--junit", metavar="FILE",
+                        help="also write the verdict as JUnit XML (its directory must exist)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.epilog = limits_epilog()
     try:
-        parser.epilog = _nemesis_epilog()
+        parser.epilog += "\n\n" + _nemesis_epilog()
     except ImportError:
         pass
 
@@ -93,6 +104,9 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
     """Run, print the summary; the exit code and the outcome (None if interrupted)."""
     progress = Progress()
     validate(spec)  # a spec that cannot run says so in one line, before anything is printed or started
+    if junit:
+        from faultbed.junit import check_writable
+        check_writable(junit)  # a typo in --junit is found before the run, not after it
     print(f"faultbed: {spec.system} {spec.workload} on {spec.backend}, {spec.nodes} nodes, "
           f"nemesis {','.join(spec.nemesis) or 'none'}, {spec.time_limit:g}s, seed {spec.seed}"
           + (f", bugs {','.join(spec.bugs)}" if spec.bugs else ""), file=sys.stderr)
@@ -109,12 +123,19 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
     except FaultbedError as exc:
         if junit:  # CI still gets a report that says why nothing ran
             from faultbed.junit import write_junit_error
-            write_junit_error(spec, str(exc), junit)
+            try:
+                write_junit_error(spec, str(exc), junit)
+            except OSError as error:
+                print(f"faultbed: cannot write {junit}: {error.strerror}", file=sys.stderr)
         raise
     print_summary(outcome)
     if junit:
         from faultbed.junit import write_junit
-        write_junit(outcome, junit)
+        try:
+            write_junit(outcome, junit)
+        except OSError as exc:  # the verdict is stored and printed already; CI must still see the report is missing
+            raise FaultbedError(f"cannot write the JUnit report {junit}: {exc.strerror}; the verdict "
+                                f"({verdict_word(outcome.valid)}) is kept in {outcome.run_dir}") from exc
     return exit_code(outcome.valid), outcome
 
 

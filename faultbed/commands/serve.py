@@ -19,10 +19,11 @@ import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from faultbed import store
 from faultbed.errors import FaultbedError
+from faultbed.run_files import read_results, read_spec
 
 HELP = "browse stored runs and their reports in a browser (listens on 127.0.0.1 only)"
 HOST = "127.0.0.1"
@@ -37,10 +38,12 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="store", help="results root to browse (default store)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = pick a free one below 32768)")
+                        help=f"port on 127.0.0.1, 0-65535 (default {DEFAULT_PORT}; 0 = pick a free one below 32768)")
 
 
 def execute(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise FaultbedError(f"--port must be 0-65535, not {args.port}")
     if not os.path.isdir(args.store):
         raise FaultbedError(f"{args.store}: no such store directory")
     reservation = None
@@ -90,8 +93,8 @@ def summarize_runs(store_root: str) -> list[RunSummary]:
 
     rows = []
     for run_dir in store.list_runs(store_root):
-        results = _json_or_none(run_dir, store.RESULTS)
-        spec = _json_or_none(run_dir, store.SPEC) or {}
+        results = _or_none(read_results, run_dir) if os.path.exists(os.path.join(run_dir, store.RESULTS)) else None
+        spec = _or_none(lambda path: read_spec(path).to_json(), run_dir) or {}
         valid = results.get("valid") if isinstance(results, dict) else None
         verdict = verdict_class(valid)
         label = {"valid": "valid", "invalid": "INVALID"}.get(verdict, "unknown" if results else "no verdict")
@@ -101,9 +104,10 @@ def summarize_runs(store_root: str) -> list[RunSummary]:
     return rows
 
 
-def _json_or_none(run_dir: str, name: str) -> Any:
+def _or_none(read: Callable[[str], Any], run_dir: str) -> Any:
+    """What `read` makes of the run's file; None when it is malformed (the listing shows no verdict)."""
     try:
-        return store.read_json(run_dir, name)
+        return read(run_dir)
     except FaultbedError:
         return None
 
