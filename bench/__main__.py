@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("harness", "raftkv", "ready", "checker", "docker")
+BENCHMARKS = ("harness", "raftkv", "ready", "checker", "docker", "disk")
 
 
 def main(names: list[str]) -> int:

@@ -90,10 +90,14 @@ class DiskMount:
     """One node's faultbed-diskfs mount: `mountpoint` over `backing`; a context manager."""
 
     def __init__(self, node: str, backing: str, mountpoint: str, record: RunRecord | None = None,
-                 run_id: str | None = None, log_path: str | None = None, writeback: float = 0.0) -> None:
-        """`writeback`: seconds after which un-fsynced data becomes durable anyway (0: never)."""
+                 run_id: str | None = None, log_path: str | None = None, writeback: float = 0.0,
+                 sync_backing: bool = False) -> None:
+        """`writeback`: seconds after which un-fsynced data becomes durable anyway (0: never);
+        `sync_backing`: also fsync the backing file on fsync (real disk I/O; off: the host's
+        page cache stands for the platter, since the host itself never loses power)."""
         self.node = node
         self.writeback = writeback
+        self.sync_backing = sync_backing
         self.backing = backing
         self.mountpoint = mountpoint
         self.power_losses = 0
@@ -156,7 +160,7 @@ class DiskMount:
             env[RUN_ENV] = self._run_id
         with open(self._log_path, "ab") as logfile:
             command = [default_binary(), "-backing", self.backing, "-mount", self.mountpoint,
-                       "-writeback", f"{self.writeback}s"]
+                       "-writeback", f"{self.writeback}s"] + (["-sync-backing"] if self.sync_backing else [])
             proc = subprocess.Popen(command,
                                     stdout=subprocess.PIPE, stderr=logfile, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)

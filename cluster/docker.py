@@ -48,6 +48,7 @@ import docker.types
 from docker.client import DockerClient  # (not `docker.DockerClient`: mypy may take ./docker for the package)
 from docker.models.containers import Container
 
+from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
@@ -251,6 +252,7 @@ class DockerBackend:
         self._client_ports: dict[str, int] = {}
         self._toxiproxy: Container | None = None
         self._toxiproxy_client: ToxiproxyClient
+        self._disks: dict[str, disk.DiskMount] = {}
         os.makedirs(os.path.join(self.run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -268,6 +270,8 @@ class DockerBackend:
             remove_run_resources(self._client, lambda labels: True, self.run_id)
             self._client.close()
             self._client = None
+        for mount in self._disks.values():  # after the containers, whose bind mounts hold them
+            mount.unmount()
         self._reservation.release()
         self._record.remove()
 
@@ -321,6 +325,21 @@ class DockerBackend:
             _ignore_conflict(container.kill, "SIGKILL")
             self._wait_state(node, DEAD, STOP_GRACE)
         log.info("killed %s", node)
+
+    def power_loss(self, node: str) -> None:
+        """SIGKILL the container, then its disk forgets every write it did not fsync; restart() brings it back.
+
+        The FUSE mount lives on this machine and is bind-mounted into the container; a restarted
+        container binds the fresh mount."""
+        mount = self._disks.get(node)
+        if mount is None:
+            raise SetupError(f"{node} has no fault-injecting filesystem (power-loss needs faultbed-diskfs)")
+        self.kill(node)
+        mount.power_loss()
+
+    def data_dir(self, node: str) -> str:
+        """Where the node reads and writes its data (the same path inside and outside its container)."""
+        return self._plans[node].data_dir
 
     def pause(self, node: str) -> None:
         """Freeze every process of the node (cgroup freezer)."""
@@ -461,15 +480,26 @@ class DockerBackend:
     def _plan_nodes(self) -> None:
         identity_port = self.system.peer_ports[0] if self.system.peer_ports else self.system.client_port
         identities = {n: f"{n}:{self.ports[identity_port]}" for n in self.nodes}
+        with_disk = disk.wanted(self.spec.nemesis, self.spec.options)
         for node in self.nodes:
             dial = {peer: {port: f"{peer}:{self.ports[port]}" for port in self.system.peer_ports}
                     for peer in self.nodes if peer != node}
             self._plans[node] = NodePlan(
                 name=node, nodes=tuple(self.nodes), listen_host="0.0.0.0", ports=dict(self.ports),
-                identities=identities, dial=dial, data_dir=os.path.join(self.run_dir, "data", node),
+                identities=identities, dial=dial,
+                data_dir=self._mount_disk(node) if with_disk else os.path.join(self.run_dir, "data", node),
                 python=NODE_PYTHON, bugs=self.spec.bugs, options=dict(self.spec.options))
             os.makedirs(self._plans[node].data_dir, exist_ok=True)
             self._client_ports[node] = self._reservation.take()[0]
+
+    def _mount_disk(self, node: str) -> str:
+        """faultbed-diskfs over data/<node> (the disk) at mnt/<node>, which the container binds."""
+        mount = disk.DiskMount(node, os.path.join(self.run_dir, "data", node), os.path.join(self.run_dir, "mnt", node),
+                               record=self._record, run_id=self.run_id, log_path=self.log_path(f"diskfs-{node}"),
+                               writeback=float(self.spec.options.get("diskfs_writeback", 0)))
+        self._disks[node] = mount
+        mount.__enter__()
+        return mount.mountpoint
 
     def _create_node(self, node: str, image: str) -> None:
         assert self._client is not None

@@ -128,7 +128,7 @@ def validate_disk_faults(spec: TestSpec, system: System) -> None:
     if not kinds & {"power-loss", "corrupt"}:
         return
     if not issubclass(backend_class(spec.backend), DiskControl):
-        raise FaultbedError(f"disk faults need the local backend (the {spec.backend} backend cannot inject them)")
+        raise FaultbedError(f"the {spec.backend} backend cannot inject disk faults (local and docker can)")
     if "power-loss" in kinds and not system.traits.durable:
         raise FaultbedError(f"system {spec.system} promises no durability under power loss: "
                             "power-loss would test a promise it does not make")

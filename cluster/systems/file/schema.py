@@ -135,6 +135,8 @@ class SystemFile:
     bugs: Mapping[str, Bug]
     packages: tuple[str, ...]
     files: Mapping[str, str]            # absolute path in the image -> absolute path on this machine
+    data_files: tuple[str, ...] = ()    # globs under the node's data dir: what `corrupt` may damage
+    durable: bool = False               # promises acknowledged writes survive a power loss
 
     @property
     def directory(self) -> str:
@@ -276,12 +278,15 @@ def _parse(path: str, top: Table) -> SystemFile:
     leader = _leader(leader_table, client) if leader_table else None
     bugs = _bugs(top, ports, lists, raw_client)
     packages, files = _docker(top, os.path.dirname(path))
+    data_files = top.strings("data_files")
+    durable = top.get("durable", bool, False)
     top.done()
     return SystemFile(
         path=path, name=name, description=description, workloads=workloads, backends=backends,
         ready_timeout=top_timeout or ready_timeout or DEFAULT_READY_TIMEOUT, delivery=delivery, ports=ports,
         command=command, restart_command=restart, env=env, lists=lists, ready=ready, leader=leader,
-        client=client, client_table=raw_client, bugs=bugs, packages=packages, files=files)
+        client=client, client_table=raw_client, bugs=bugs, packages=packages, files=files,
+        data_files=data_files, durable=bool(durable))
 
 
 def _ports(top: Table) -> dict[str, str]:
