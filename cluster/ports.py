@@ -47,10 +47,14 @@ class PortReservation:
             port = self._random.randrange(LOW, HIGH)
             if port in self._locks:
                 continue
-            fh = open(os.path.join(LOCK_DIR, str(port)), "ab")
+            path = os.path.join(LOCK_DIR, str(port))
+            fh = open(path, "ab")
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
+                fh.close()
+                continue
+            if not _still_linked(path, fh.fileno()):  # gc removed the file between open and flock
                 fh.close()
                 continue
             if not _bindable(self.host, port):
@@ -68,6 +72,42 @@ class PortReservation:
             finally:
                 fh.close()
         self._locks.clear()
+
+
+def _still_linked(path: str, descriptor: int) -> bool:
+    """Whether `path` still names the file open at `descriptor` (a lock on an unlinked file holds nothing)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(descriptor).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_locks() -> int:
+    """Delete the lock files no live process holds (taking each lock first, so a held one is never
+    touched); how many were removed. A reserving process checks its file is still linked."""
+    removed = 0
+    try:
+        names = os.listdir(LOCK_DIR)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if not name.isdigit():
+            continue
+        path = os.path.join(LOCK_DIR, name)
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # gone already, or not a plain file
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_linked(path, descriptor):
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            pass  # held by a live process: in use
+        finally:
+            os.close(descriptor)  # also drops the lock
+    return removed
 
 
 def _bindable(host: str, port: int) -> bool:

@@ -102,7 +102,19 @@ class StaleRun:
     mounts: tuple[str, ...] = ()
 
 
-def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
+MAX_PID = 2**22  # Linux's pid_max cannot exceed it; anything larger in a record is not a process
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    """A record gc cannot trust: it is reported and left alone, never acted on."""
+
+    path: str
+    reason: str
+
+
+def _record_files() -> Iterator[tuple[str, Any]]:
+    """(path, parsed JSON or the reason it cannot be read) of every record in the state dir."""
     if not os.path.isdir(STATE_DIR):
         return
     for name in sorted(os.listdir(STATE_DIR)):
@@ -112,8 +124,57 @@ def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             with open(path, encoding="utf-8") as fh:
                 yield path, json.load(fh)
-        except (OSError, ValueError):
-            log.warning("unreadable run record %s", path)
+        except (OSError, ValueError, RecursionError) as exc:
+            yield path, MalformedRecord(path, f"unreadable: {str(exc)[:120]}")
+
+
+def _record_problem(data: Any) -> str | None:
+    """Why a parsed record is not one faultbed wrote (None when it is well-formed)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if not isinstance(data.get("run_id"), str) or not data["run_id"]:
+        return "no run_id string"
+    harness = data.get("harness")
+    if not isinstance(harness, dict) or _process_problem(harness):
+        return f"harness: {_process_problem(harness) if isinstance(harness, dict) else 'not an object'}"
+    processes = data.get("processes", {})
+    if not isinstance(processes, dict):
+        return "processes: not an object"
+    for role, process in processes.items():
+        problem = _process_problem(process) if isinstance(process, dict) else "not an object"
+        if problem:
+            return f"process {str(role)[:40]}: {problem}"
+    mounts = data.get("mounts", [])
+    if not isinstance(mounts, list) or not all(isinstance(m, str) for m in mounts):
+        return "mounts: not a list of paths"
+    return None
+
+
+def _process_problem(process: dict[str, Any]) -> str | None:
+    pid, start = process.get("pid"), process.get("start")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID:
+        return f"pid {str(pid)[:30]} is not a process id"
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
+        return f"start {str(start)[:30]} is not a start time"
+    return None
+
+
+def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Well-formed records only (see malformed_records for the others)."""
+    for path, data in _record_files():
+        if not isinstance(data, MalformedRecord) and _record_problem(data) is None:
+            yield path, data
+
+
+def malformed_records() -> list[MalformedRecord]:
+    """Records in the state dir that gc skips: unreadable, not JSON, or not shaped as faultbed writes them."""
+    found = []
+    for path, data in _record_files():
+        if isinstance(data, MalformedRecord):
+            found.append(data)
+        elif (problem := _record_problem(data)) is not None:
+            found.append(MalformedRecord(path, problem))
+    return found
 
 
 def _processes_by_run() -> dict[str, list[int]]:
@@ -139,9 +200,9 @@ def live_run_ids() -> set[str]:
     """Runs whose harness process is still alive."""
     alive = set()
     for _, data in _read_records():
-        harness = data.get("harness", {})
-        if is_alive(int(harness.get("pid", 0)), harness.get("start")):
-            alive.add(str(data.get("run_id")))
+        harness = data["harness"]
+        if is_alive(harness["pid"], harness.get("start")):
+            alive.add(data["run_id"])
     return alive
 
 
@@ -151,10 +212,12 @@ def stale_runs(include_live: bool = False) -> list[StaleRun]:
     live = set() if include_live else live_run_ids()
     runs: dict[str, StaleRun] = {}
     for path, data in _read_records():
-        run_id = str(data.get("run_id"))
+        run_id = data["run_id"]
         if run_id in live:
             continue
-        recorded = {p["pid"] for p in data.get("processes", {}).values() if is_alive(p["pid"], p.get("start"))}
+        # a process recorded without a start time was gone when recorded: its pid may be someone else's now
+        recorded = {p["pid"] for p in data.get("processes", {}).values()
+                    if p.get("start") is not None and is_alive(p["pid"], p["start"])}
         recorded.update(by_env.get(run_id, []))
         runs[run_id] = StaleRun(run_id, path, tuple(sorted(recorded)), tuple(data.get("mounts", ())))
     for run_id, found in by_env.items():

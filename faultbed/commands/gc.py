@@ -6,10 +6,12 @@ import argparse
 import os
 
 from faultbed.cluster.disk import detach, is_mounted
-from faultbed.cluster.registry import kill_processes, stale_runs
+from faultbed.cluster.ports import LOCK_DIR, remove_stale_locks
+from faultbed.cluster.registry import kill_processes, malformed_records, stale_runs
 from faultbed.errors import SetupError
 
-HELP = "stop and remove everything left by runs whose harness is gone (processes, mounts, containers)"
+HELP = ("stop and remove everything left by runs whose harness is gone (processes, mounts, containers, "
+        "stale port lock files); malformed run records are reported and skipped")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     removed = 0
+    for record in malformed_records():  # reported and left alone: gc never acts on what it cannot trust
+        print(f"gc: skipped malformed run record {record.path}: {record.reason}")
     for run in stale_runs(include_live=args.all):
         if run.pids:
             kill_processes(run.pids)
@@ -27,6 +31,10 @@ def execute(args: argparse.Namespace) -> int:
         if run.record_path and os.path.exists(run.record_path):
             os.unlink(run.record_path)
     removed += _docker_gc(args.all)
+    locks = remove_stale_locks()
+    if locks:
+        print(f"gc: removed {locks} stale port lock file(s) from {LOCK_DIR}")
+        removed += locks
     print(f"gc: {removed} left-over resource(s) removed" if removed else "gc: nothing to clean")
     return 0
 
