@@ -56,6 +56,7 @@ from faultbed.cluster.registry import RunRecord, is_alive, process_start_time
 from faultbed.cluster.systems import DEFAULT_TRAITS, System, SystemTraits
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
 from faultbed.errors import SetupError
+from faultbed.interrupts import deferred_interrupts
 from faultbed.spec import TestSpec
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ LOG_ENV = "FAULTBED_NODE_LOG"
 LOG_WRAPPER = ["sh", "-c", f'exec "$@" >>"${LOG_ENV}" 2>&1', "sh"]
 # Adds each "address/prefix" to the interface that holds the paired primary address.
 ADD_ADDRESSES = ["sh", "-ec", 'while [ "$#" -gt 0 ]; do '
-                 'ip addr add "$1" dev "$(ip -o -4 addr show to "$2" | cut -d" " -f2)"; shift 2; done', "sh"]
+                 'ip addr replace "$1" dev "$(ip -o -4 addr show to "$2" | cut -d" " -f2)"; shift 2; done', "sh"]
 
 T = TypeVar("T")
 
@@ -253,6 +254,8 @@ class DockerBackend:
         self._toxiproxy: Container | None = None
         self._toxiproxy_client: ToxiproxyClient
         self._disks: dict[str, disk.DiskMount] = {}
+        self._toxiproxy_api_port = 0
+        self.leftovers: list[str] = []  # what teardown could not remove
         os.makedirs(os.path.join(self.run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -265,15 +268,36 @@ class DockerBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with deferred_interrupts():  # a Ctrl-C or SIGTERM now is noted, acted on once all is removed
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Remove every container and network of the run; what cannot be removed is named in
+        `leftovers` and stays in the run record (its labels let `faultbed gc` find it)."""
+        failed: list[str] = []
         if self._client is not None:
-            self._save_toxiproxy_log()
-            remove_run_resources(self._client, lambda labels: True, self.run_id)
+            try:
+                self._save_toxiproxy_log()
+                remove_run_resources(self._client, lambda labels: True, self.run_id)
+                label = {"label": f"{LABEL_RUN}={self.run_id}"}
+                failed += [f"container {c['Names'][0].lstrip('/')}"
+                           for c in self._client.api.containers(all=True, filters=label)]
+                failed += [f"network {n['Name']}" for n in self._client.api.networks(filters=label)]
+            except Exception as exc:
+                failed.append(f"docker resources of run {self.run_id}: {exc}")
             self._client.close()
             self._client = None
         for mount in self._disks.values():  # after the containers, whose bind mounts hold them
-            mount.unmount()
+            try:
+                mount.unmount()
+            except Exception as exc:
+                failed.append(f"disk mount {mount.mountpoint}: {exc}")
         self._reservation.release()
-        self._record.remove()
+        self.leftovers = failed
+        if failed:
+            log.error("docker: could not remove: %s; `faultbed gc` removes them", "; ".join(failed))
+        else:
+            self._record.remove()
 
     def _start(self) -> None:
         self._client = client = docker_client()
@@ -285,7 +309,7 @@ class DockerBackend:
             self._subnets[node] = subnet
         links = self._links()
         self._start_toxiproxy(images[1])
-        self.mesh = Mesh(self._toxiproxy_client, links)
+        self.mesh = Mesh(self._toxiproxy_client, links, restart_server=self._restart_toxiproxy)
         self.mesh.create()
         self._plan_nodes()
         _parallel(lambda node: self._create_node(node, images[0]), self.nodes)
@@ -439,6 +463,13 @@ class DockerBackend:
             api.connect_container_to_network(created["Id"], self._network_name(node),
                                              ipv4_address=self._address(node, 3))
         self._toxiproxy.start()
+        self._add_peer_addresses()
+        self._toxiproxy_api_port = api_port
+        self._toxiproxy_client = ToxiproxyClient(f"http://{HOST}:{api_port}")
+        self._wait_toxiproxy(api_port)
+
+    def _add_peer_addresses(self) -> None:
+        assert self._toxiproxy is not None
         extra = []
         for node in self.nodes:
             for peer in self.nodes:
@@ -448,8 +479,15 @@ class DockerBackend:
             code, output = self._toxiproxy.exec_run(ADD_ADDRESSES + extra)
             if code != 0:
                 raise SetupError(f"docker: cannot add the peer addresses to Toxiproxy: {output.decode().strip()}")
-        self._toxiproxy_client = ToxiproxyClient(f"http://{HOST}:{api_port}")
-        self._wait_toxiproxy(api_port)
+
+    def _restart_toxiproxy(self) -> ToxiproxyClient:
+        """Restart a Toxiproxy container that stopped answering; its extra addresses are added again."""
+        assert self._toxiproxy is not None
+        log.warning("docker: restarting the Toxiproxy container of run %s", self.run_id)
+        self._toxiproxy.restart(timeout=1)
+        self._add_peer_addresses()
+        self._wait_toxiproxy(self._toxiproxy_api_port)
+        return self._toxiproxy_client
 
     def _wait_toxiproxy(self, api_port: int, timeout: float = 10.0) -> None:
         probe = ToxiproxyClient(f"http://{HOST}:{api_port}", timeout=0.5)

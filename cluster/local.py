@@ -23,8 +23,9 @@ from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
 from faultbed.cluster.registry import RUN_ENV, RunRecord
 from faultbed.cluster.systems import System
-from faultbed.cluster.toxiproxy import ToxiproxyServer
+from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyServer
 from faultbed.errors import SetupError
+from faultbed.interrupts import deferred_interrupts
 from faultbed.spec import TestSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LocalBackend:
         self._toxiproxy: ToxiproxyServer | None = None
         self._disks: dict[str, disk.DiskMount] = {}
         self.mesh: Mesh
+        self.leftovers: list[str] = []  # what teardown could not stop
         os.makedirs(os.path.join(run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------
@@ -82,7 +84,7 @@ class LocalBackend:
         self._toxiproxy.__enter__()
         assert self._toxiproxy.pid is not None
         self._record.add_process("toxiproxy", self._toxiproxy.pid)
-        self.mesh = Mesh(self._toxiproxy.client, links)
+        self.mesh = Mesh(self._toxiproxy.client, links, restart_server=self._restart_toxiproxy)
         self.mesh.create()
         identity_port = self.system.peer_ports[0] if self.system.peer_ports else self.system.client_port
         identities = {n: f"{HOST}:{node_ports[n][identity_port]}" for n in self.nodes}
@@ -102,18 +104,38 @@ class LocalBackend:
             self._spawn(node)
 
     def __exit__(self, *exc: object) -> None:
+        with deferred_interrupts():  # a Ctrl-C or SIGTERM now is noted, acted on once all is stopped
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Stop every node and Toxiproxy; what cannot be stopped is named in `leftovers` and stays
+        in the run record, so `faultbed gc` finds it."""
+        failed: list[str] = []
         for node in list(self._procs):
-            self._stop_process(node)
+            try:
+                self._stop_process(node)
+            except Exception as exc:  # one stubborn node must not keep the others running
+                failed.append(f"{node} (pid {self._procs[node].pid}): {exc}")
         for mount in self._disks.values():
-            mount.unmount()
+            try:
+                mount.unmount()
+            except Exception as exc:
+                failed.append(f"disk mount {mount.mountpoint}: {exc}")
         if self._toxiproxy is not None:
-            self._toxiproxy.__exit__(None, None, None)
+            try:
+                self._toxiproxy.__exit__(None, None, None)
+            except Exception as exc:
+                failed.append(f"toxiproxy (pid {self._toxiproxy.pid}): {exc}")
             self._toxiproxy = None
         for fh in self._logs.values():
             fh.close()
         self._logs.clear()
         self._ports.release()
-        self._record.remove()
+        self.leftovers = failed
+        if failed:
+            log.error("could not stop: %s; `faultbed gc` removes them", "; ".join(failed))
+        else:
+            self._record.remove()
 
     # -- Backend protocol ----------------------------------------------------
     def node_names(self) -> list[str]:
@@ -190,6 +212,14 @@ class LocalBackend:
         self._disks[node] = mount
         mount.__enter__()
         return mount.mountpoint
+
+    def _restart_toxiproxy(self) -> ToxiproxyClient:
+        """A new Toxiproxy server on the same port (the mesh re-creates the proxies)."""
+        assert self._toxiproxy is not None
+        self._toxiproxy.restart()
+        assert self._toxiproxy.pid is not None
+        self._record.add_process("toxiproxy", self._toxiproxy.pid)
+        return self._toxiproxy.client
 
     def _spawn(self, node: str) -> None:
         plan = self._plans[node]

@@ -25,6 +25,15 @@ Partition modes:
 Several partitions may be active at once (by name); the mesh applies their
 union and, when one ends, only what the others do not still need is undone.
 Everything the mesh adds is tracked, so `heal()` is exact.
+
+Toxiproxy's API can wedge (its issues #159, #210, #558): a toxic change on a
+link whose receiver does not read (a paused or overloaded node) waits until it
+reads, holding the proxy's lock; if the receiver dies meanwhile, that proxy
+answers no API call ever again. The mesh keeps the state it means each proxy
+to have, so a change that gets no answer is completed by recreating the proxy
+in that state (disabled while its toxics go on, so no link can block it), and a
+server that stops answering altogether is restarted with every proxy as
+recorded (when the backend says how). Each recovery is reported to listeners.
 """
 
 from __future__ import annotations
@@ -32,11 +41,11 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from faultbed.cluster.backend import Link
-from faultbed.cluster.toxiproxy import STREAMS, ProxyConfig, ToxiproxyClient, ToxiproxyError
+from faultbed.cluster.toxiproxy import STREAMS, Proxy, ProxyConfig, ToxiproxyClient, ToxiproxyError
 from faultbed.errors import FaultbedError
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,36 @@ LINK_TOXICS = {
 }
 
 Grudge = Mapping[str, Iterable[str]]
+# (f, value, details): a recovery the mesh made, for the history
+RecoveryListener = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ToxicSpec:
+    """A toxic the mesh means a proxy to carry."""
+
+    type: str
+    stream: str
+    attributes: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    """What the mesh means one proxy to be: enabled or not, and its toxics by name."""
+
+    enabled: bool = True
+    toxics: tuple[tuple[str, ToxicSpec], ...] = ()
+
+    def with_toxic(self, name: str, toxic: ToxicSpec) -> "ProxyState":
+        return replace(self, toxics=tuple((n, t) for n, t in self.toxics if n != name) + ((name, toxic),))
+
+    def without_toxic(self, name: str) -> "ProxyState":
+        return replace(self, toxics=tuple((n, t) for n, t in self.toxics if n != name))
+
+    def matches(self, proxy: Proxy) -> bool:
+        """True when the server's view of the proxy is this state."""
+        seen = {(t.name, t.type, t.stream) for t in proxy.toxics}
+        return proxy.enabled == self.enabled and seen == {(n, t.type, t.stream) for n, t in self.toxics}
 
 
 @dataclass(frozen=True)
@@ -84,7 +123,9 @@ class PartitionState:
 class Mesh:
     """The proxies of one run's links on one Toxiproxy server; thread-safe."""
 
-    def __init__(self, client: ToxiproxyClient, links: Sequence[Link]) -> None:
+    def __init__(self, client: ToxiproxyClient, links: Sequence[Link],
+                 restart_server: Callable[[], ToxiproxyClient] | None = None) -> None:
+        """`restart_server` replaces a server that stopped answering and returns its client."""
         self.client = client
         self.links = list(links)
         self.nodes = sorted({link.src for link in self.links} | {link.dst for link in self.links})
@@ -96,6 +137,11 @@ class Mesh:
         self._applied = PartitionState()
         self._faults: dict[str, LinkFault] = {}
         self._fault_ids = itertools.count(1)
+        self._by_name = {link.name: link for link in self.links}
+        self._state = {link.name: ProxyState() for link in self.links}
+        self._restart_server = restart_server
+        self._listeners: list[RecoveryListener] = []
+        self.recoveries: list[str] = []  # one line per recovery, in order
 
     # -- proxies --------------------------------------------------------------
     def create(self) -> None:
@@ -111,6 +157,131 @@ class Mesh:
             self._partitions.clear()
             self._applied = PartitionState()
             self._faults.clear()
+            self._state = {link.name: ProxyState() for link in self.links}
+
+    def add_listener(self, listener: RecoveryListener) -> None:
+        """Call `listener(f, value, details)` after each recovery (f: toxiproxy-recreated/-restarted)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: RecoveryListener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def recorded_state(self, proxy: str) -> ProxyState:
+        """The state the mesh means `proxy` to have."""
+        with self._lock:
+            return self._state[proxy]
+
+    # -- changes, each completed by recovery when Toxiproxy does not answer -----------
+    def _add_toxic(self, proxy: str, name: str, type_: str, stream: str, attributes: Mapping[str, Any]) -> None:
+        before = self._state[proxy]
+        self._state[proxy] = before.with_toxic(name, ToxicSpec(type_, stream, dict(attributes)))
+        try:
+            self.client.add_toxic(proxy, name, type_, stream, attributes)
+        except ToxiproxyError as exc:
+            if exc.status is None:
+                self._recover(proxy, exc)
+                return
+            self._state[proxy] = before
+            raise
+
+    def _remove_toxic(self, proxy: str, name: str) -> None:
+        before = self._state[proxy]
+        self._state[proxy] = before.without_toxic(name)
+        try:
+            self.client.remove_toxic(proxy, name)
+        except ToxiproxyError as exc:
+            if exc.status == 404:
+                return
+            if exc.status is None:
+                self._recover(proxy, exc)
+                return
+            self._state[proxy] = before
+            raise
+
+    def _set_enabled(self, proxy: str, enabled: bool) -> None:
+        before = self._state[proxy]
+        self._state[proxy] = replace(before, enabled=enabled)
+        try:
+            self.client.set_enabled(proxy, enabled)
+        except ToxiproxyError as exc:
+            if exc.status is None:
+                self._recover(proxy, exc)
+                return
+            self._state[proxy] = before
+            raise
+
+    def _recover(self, proxy: str, cause: ToxiproxyError) -> None:
+        """Bring `proxy` to its recorded state after a call got no answer: recreate it, else restart the server."""
+        log.warning("mesh: %s; recreating proxy %s", cause, proxy)
+        try:
+            self._recreate(proxy)
+        except (ToxiproxyError, MeshStateError) as exc:
+            self.restart_server(f"{cause}; recreating {proxy} failed too: {exc}")
+            return
+        self._recovered("toxiproxy-recreated", f"toxiproxy proxy {proxy} stopped answering; recreated as recorded",
+                        proxy=proxy, error=cause.message)
+
+    def _recreate(self, proxy: str) -> None:
+        """Delete and create `proxy` again: disabled while its toxics go on (no link can block), then enabled."""
+        link, state = self._by_name[proxy], self._state[proxy]
+        _ignore_missing(self.client.delete_proxy, proxy)
+        self.client.create_proxy(proxy, link.listen, link.upstream, enabled=False)
+        for name, toxic in state.toxics:
+            self.client.add_toxic(proxy, name, toxic.type, toxic.stream, toxic.attributes)
+        if state.enabled:
+            self.client.enable_proxy(proxy)
+        self._verify(proxy)
+
+    def _verify(self, proxy: str) -> None:
+        seen = self.client.get_proxy(proxy)
+        if not self._state[proxy].matches(seen):
+            raise MeshStateError(f"proxy {proxy} is {_describe_proxy(seen)}, not as recorded")
+
+    def restart_server(self, reason: str) -> None:
+        """Replace the Toxiproxy server by a new one with every proxy in its recorded state.
+
+        Raises MeshStateError when the backend cannot restart it or the new one does not take the state.
+        """
+        with self._lock:
+            if self._restart_server is None:
+                raise MeshStateError(f"toxiproxy stopped answering and cannot be restarted here: {reason}")
+            log.warning("mesh: restarting toxiproxy: %s", reason)
+            try:
+                self.client = self._restart_server()
+                self.client.populate(ProxyConfig(l.name, l.listen, l.upstream, enabled=False) for l in self.links)
+                for link in self.links:
+                    for name, toxic in self._state[link.name].toxics:
+                        self.client.add_toxic(link.name, name, toxic.type, toxic.stream, toxic.attributes)
+                    if self._state[link.name].enabled:
+                        self.client.enable_proxy(link.name)
+                for link in self.links:
+                    self._verify(link.name)
+            except FaultbedError as exc:
+                raise MeshStateError(f"toxiproxy restarted but the mesh could not be re-created: {exc}") from exc
+            self._recovered("toxiproxy-restarted", "toxiproxy stopped answering; restarted, every proxy re-created "
+                            "as recorded", error=reason)
+
+    def verify(self) -> list[str]:
+        """Proxies whose server state differs from the recorded one (or that do not answer); asks each proxy."""
+        with self._lock:
+            wrong = []
+            for link in self.links:
+                try:
+                    self._verify(link.name)
+                except (ToxiproxyError, MeshStateError) as exc:
+                    wrong.append(f"{link.name}: {exc}")
+            return wrong
+
+    def _recovered(self, f: str, value: str, **details: Any) -> None:
+        self.recoveries.append(value)
+        for listener in list(self._listeners):
+            try:
+                listener(f, value, details)
+            except Exception:
+                log.exception("mesh recovery listener failed")
 
     def links_between(self, src: str, dst: str) -> list[Link]:
         """The proxies through which `src` reaches `dst` (one per peer port)."""
@@ -128,8 +299,18 @@ class Mesh:
             raise FaultbedError(f"unknown partition mode {mode!r} (known: {', '.join(PARTITION_MODES)})")
         normal = self._normal_grudge(grudge)
         with self._lock:
+            previous = self._partitions.get(name)
             self._partitions[name] = (normal, mode)
-            self._apply_partitions()
+            try:
+                self._apply_partitions()
+            except FaultbedError:
+                # not applied: take it back, so only what was asked before stays (heal retries the rest)
+                if previous is None:
+                    self._partitions.pop(name, None)
+                else:
+                    self._partitions[name] = previous
+                _best_effort(self._apply_partitions)
+                raise
         log.info("mesh: partition %s (%s): %s", name, mode, _describe(normal))
 
     def end_partition(self, name: str = "partition") -> None:
@@ -176,17 +357,16 @@ class Mesh:
         applied = self._applied
         try:
             for proxy in sorted(wanted.disabled - applied.disabled):
-                self.client.disable_proxy(proxy)
+                self._set_enabled(proxy, False)
                 applied = PartitionState(applied.blackholed, applied.disabled | {proxy})
             for proxy, stream in sorted(wanted.blackholed - applied.blackholed):
-                self.client.add_toxic(proxy, PARTITION_TOXIC.format(stream=stream), "timeout", stream,
-                                      {"timeout": 0})
+                self._add_toxic(proxy, PARTITION_TOXIC.format(stream=stream), "timeout", stream, {"timeout": 0})
                 applied = PartitionState(applied.blackholed | {(proxy, stream)}, applied.disabled)
             for proxy, stream in sorted(applied.blackholed - wanted.blackholed):
-                _ignore_missing(self.client.remove_toxic, proxy, PARTITION_TOXIC.format(stream=stream))
+                self._remove_toxic(proxy, PARTITION_TOXIC.format(stream=stream))
                 applied = PartitionState(applied.blackholed - {(proxy, stream)}, applied.disabled)
             for proxy in sorted(applied.disabled - wanted.disabled):
-                self.client.enable_proxy(proxy)
+                self._set_enabled(proxy, True)
                 applied = PartitionState(applied.blackholed, applied.disabled - {proxy})
         finally:
             self._applied = applied  # exactly what is on the server, even after an error
@@ -213,7 +393,7 @@ class Mesh:
                 for link in chosen:
                     for s in streams:
                         toxic = f"{name}-{s}"
-                        self.client.add_toxic(link.name, toxic, toxic_type, s, attributes)
+                        self._add_toxic(link.name, toxic, toxic_type, s, attributes)
                         added.append((link.name, toxic))
             finally:
                 fault = LinkFault(name, kind, dict(attributes), tuple(added))
@@ -226,7 +406,7 @@ class Mesh:
         """Remove the toxics of one link fault (already removed ones are fine)."""
         with self._lock:
             for proxy, toxic in self._faults.get(fault.name, fault).toxics:
-                _ignore_missing(self.client.remove_toxic, proxy, toxic)
+                self._remove_toxic(proxy, toxic)
             self._faults.pop(fault.name, None)
 
     def latency(self, ms: int, jitter_ms: int = 0, links: Iterable[Link] | None = None,
@@ -259,12 +439,28 @@ class Mesh:
 
     # -- healing ------------------------------------------------------------------
     def heal(self) -> None:
-        """Remove every toxic the mesh added and enable every proxy it disabled."""
+        """Remove every toxic the mesh added and enable every proxy it disabled, then check each proxy.
+
+        A proxy the server shows otherwise is recreated clean; if that fails the server is
+        restarted clean (MeshStateError only when even that fails).
+        """
         with self._lock:
             for fault in list(self._faults.values()):
-                self.remove_link_fault(fault)
+                _best_effort(lambda: self.remove_link_fault(fault))
             self._partitions.clear()
-            self._apply_partitions()
+            _best_effort(self._apply_partitions)
+            self._faults.clear()
+            self._applied = PartitionState()
+            self._state = {link.name: ProxyState() for link in self.links}
+            for line in self.verify():
+                proxy = line.split(":", 1)[0]
+                try:
+                    self._recreate(proxy)
+                except (ToxiproxyError, MeshStateError) as exc:
+                    self.restart_server(f"healing: {line}; recreating it failed: {exc}")
+                    break
+                self._recovered("toxiproxy-recreated", f"toxiproxy proxy {proxy} was not healed; recreated clean",
+                                proxy=proxy, error=line)
         log.info("mesh: healed")
 
     def is_healed(self) -> bool:
@@ -272,6 +468,22 @@ class Mesh:
         proxies = self.client.proxies()
         return all(p.name not in proxies or (proxies[p.name].enabled and not proxies[p.name].toxics)
                    for p in self.links)
+
+
+class MeshStateError(FaultbedError):
+    """The Toxiproxy server does not hold (and could not be brought to) the state the mesh records."""
+
+
+def _best_effort(call: Callable[[], None]) -> None:
+    try:
+        call()
+    except FaultbedError as exc:
+        log.warning("mesh: %s", exc)
+
+
+def _describe_proxy(proxy: Proxy) -> str:
+    toxics = ", ".join(f"{t.name}" for t in proxy.toxics) or "no toxics"
+    return f"{'enabled' if proxy.enabled else 'disabled'} with {toxics}"
 
 
 def _ignore_missing(call: Any, *args: Any) -> None:

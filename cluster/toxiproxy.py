@@ -277,10 +277,23 @@ class ToxiproxyServer:
                 return str(entry.get("error") or entry.get("message"))
         return None
 
+    def restart(self) -> None:
+        """Replace a server that stopped answering: SIGKILL (it may be stopped or wedged), then start anew."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            log.warning("toxiproxy-server pid %d stopped answering; killing and restarting it", proc.pid)
+            proc.kill()
+            proc.wait(timeout=self.stop_timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.start()
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after `stop_timeout`; idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a stopped server cannot act on SIGTERM
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=self.stop_timeout)

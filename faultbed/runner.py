@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from faultbed import plugins, store
 from faultbed.crash import run_dir_on_error
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
+from faultbed.interrupts import stop_on_interrupt
 from faultbed.spec import TestSpec, check_limits
 from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload, load_workload
@@ -48,11 +48,15 @@ FINAL_PROCESS_STRIDE = 10_000  # final worker k is process base + k, then + stri
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C or SIGTERM during a run; the history so far is kept in `run_dir`."""
+    """Ctrl-C or SIGTERM during a run; the history so far is kept in `run_dir`.
 
-    def __init__(self, run_dir: str) -> None:
+    `leftovers` names what teardown could not stop (empty when everything stopped).
+    """
+
+    def __init__(self, run_dir: str, leftovers: tuple[str, ...] = ()) -> None:
         super().__init__(run_dir)
         self.run_dir = run_dir
+        self.leftovers = leftovers
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Progress:
     time_limit: float = 0.0
     workers: list[Worker] = field(default_factory=list)
     nemesis: ScheduleExecutor | None = None
+    leftovers: tuple[str, ...] = ()  # what teardown could not stop
 
     def faults(self) -> list[str]:
         """The faults active right now, described for a person."""
@@ -174,12 +179,12 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
         write_plan(spec, workload, run_dir)
         history_path = os.path.join(run_dir, store.HISTORY)
         log.info("run %s in %s", run_id, run_dir)
-        with _sigterm_as_interrupt():
+        with stop_on_interrupt():  # the first Ctrl-C/SIGTERM stops the run; later ones cannot cut teardown short
             try:
                 with HistoryWriter(history_path) as history:
                     _execute(spec, system, workload, schedule, history, run_dir, run_id, progress)
             except KeyboardInterrupt:
-                raise RunInterrupted(run_dir) from None
+                raise RunInterrupted(run_dir, progress.leftovers) from None
         progress.phase = "check"
         return check_run(spec, workload, run_dir, run_id)
 
@@ -204,27 +209,37 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
 
 def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
              history: HistoryWriter, run_dir: str, run_id: str, progress: Progress) -> None:
-    with backend_class(spec.backend)(system, spec, run_dir, run_id) as backend:
-        cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
-        progress.phase = "waiting for the cluster"
-        patience = ready_timeout(system, READY_TIMEOUT)
-        _wait_ready(cluster, backend, patience)
-        progress.phase = "main"
-        progress.main_started = time.monotonic()
-        with ScheduleExecutor(schedule, cluster, history, ready_timeout=patience) as nemesis:
-            progress.nemesis = nemesis
-            _main_phase(spec, workload, cluster, history, progress, nemesis)
-            progress.phase = "healing"
-            nemesis.stop()
-            nemesis.heal_all(ready_timeout=patience)
-        progress.phase = "final"
-        final_ids = itertools.count(FINAL_PROCESS_BASE)
+    backend = backend_class(spec.backend)(system, spec, run_dir, run_id)
+    try:
+        with backend:
+            _phases(spec, system, workload, schedule, history, backend, progress)
+    finally:
+        progress.leftovers = tuple(backend.leftovers)
 
-        def new_worker(node: str) -> Worker:
-            return Worker(-1, next(final_ids), FINAL_PROCESS_STRIDE, cluster, history, node, spec.op_timeout)
 
-        workload.final(spec, new_worker, cluster.nodes)
-        progress.phase = "teardown"
+def _phases(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
+            history: HistoryWriter, backend: Any, progress: Progress) -> None:
+    """Ready, main phase with the nemesis, heal, final reads: everything between start and teardown."""
+    cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
+    progress.phase = "waiting for the cluster"
+    patience = ready_timeout(system, READY_TIMEOUT)
+    _wait_ready(cluster, backend, patience)
+    progress.phase = "main"
+    progress.main_started = time.monotonic()
+    with ScheduleExecutor(schedule, cluster, history, ready_timeout=patience) as nemesis:
+        progress.nemesis = nemesis
+        _main_phase(spec, workload, cluster, history, progress, nemesis)
+        progress.phase = "healing"
+        nemesis.stop()
+        nemesis.heal_all(ready_timeout=patience)
+    progress.phase = "final"
+    final_ids = itertools.count(FINAL_PROCESS_BASE)
+
+    def new_worker(node: str) -> Worker:
+        return Worker(-1, next(final_ids), FINAL_PROCESS_STRIDE, cluster, history, node, spec.op_timeout)
+
+    workload.final(spec, new_worker, cluster.nodes)
+    progress.phase = "teardown"
 
 
 def _wait_ready(cluster: RunningCluster, backend: Any, timeout: float) -> None:
@@ -273,18 +288,3 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
             worker.close()
 
 
-class _sigterm_as_interrupt:
-    """SIGTERM raises KeyboardInterrupt in the main thread, so teardown runs as for Ctrl-C."""
-
-    def __enter__(self) -> None:
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._raise)
-
-    @staticmethod
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)

@@ -6,9 +6,14 @@ the mesh and backend are serialized by one lock. Each start and stop becomes a
 `process: "nemesis"` info event: `f` is `start-<kind>` / `stop-<kind>`, `value` a
 one-line description, and `fault`, `id`, `nodes`, `grudge`, `links`, `error`...
 say what and where; a start carries its kind's `color` for the report and the
-porcupine annotations. `heal_all()` stops what is still active, heals the mesh,
-asks each kind of the schedule to heal what it may have left (kill restarts dead
-nodes, pause resumes paused ones), then waits for the cluster to be ready.
+porcupine annotations. A fault that cannot be applied is recorded as not applied
+(`applied: false`, with the error) and the schedule goes on. Recoveries of the
+Toxiproxy mesh are recorded as `toxiproxy-recreated` / `toxiproxy-restarted`.
+`heal_all()` resumes paused nodes first (a paused node's full sockets block
+Toxiproxy's toxic changes), stops what is still active, heals the mesh, asks each
+kind of the schedule to heal what it may have left (kill restarts dead nodes),
+then waits for the cluster to be ready. It always completes, recording what it
+could not do.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from faultbed.cluster.backend import PAUSED
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter
 from faultbed.nemesis.faults import FaultEntry, fault_kind
@@ -56,22 +62,25 @@ class ScheduleExecutor:
         self._threads: list[threading.Thread] = []
         self._started_at: float | None = None
         self._healed = False
+        cluster.mesh.add_listener(self._record_recovery)
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> "ScheduleExecutor":
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self._healed:
-            self.stop()
-            return
-        if exc_type is None:
-            self.heal_all()
-            return
-        try:  # heal, but never hide the error that brought us here, and do not wait for readiness
-            self.heal_all(ready_timeout=None)
-        except Exception:
-            log.exception("healing after %s failed", getattr(exc_type, "__name__", exc_type))
+        try:
+            if self._healed:
+                self.stop()
+            elif exc_type is None:
+                self.heal_all()
+            else:
+                try:  # heal, but never hide the error that brought us here, and do not wait for readiness
+                    self.heal_all(ready_timeout=None)
+                except Exception:
+                    log.exception("healing after %s failed", getattr(exc_type, "__name__", exc_type))
+        finally:
+            self.cluster.mesh.remove_listener(self._record_recovery)
 
     def start(self) -> None:
         """Start the timeline now: event times count from this call."""
@@ -126,8 +135,9 @@ class ScheduleExecutor:
         try:
             active = kind.start(self.ctx, fault_id, params)
         except Exception as exc:
-            log.exception("nemesis %s failed to start", fault_id)
-            self._record(f"start-{entry.kind}", f"{entry.text} failed to start", entry, fault_id, error=str(exc))
+            log.exception("nemesis %s could not be applied", fault_id)
+            self._record(f"start-{entry.kind}", f"{entry.text} not applied: {exc}", entry, fault_id,
+                         applied=False, error=str(exc))
             return
         finally:
             with self._lock:
@@ -166,6 +176,12 @@ class ScheduleExecutor:
         if found is not None:
             self._record(f, value, found[0], active.id, **extra)
 
+    def _record_recovery(self, f: str, value: str, details: dict[str, Any]) -> None:
+        try:
+            self.history.nemesis(f, value, **details)
+        except FaultbedError:
+            log.warning("history closed; %s not recorded", f)
+
     def _refresh_view(self) -> None:
         self._view[:] = [a.summary for _, a in self._active.values()] + list(self._starting.values())
 
@@ -181,16 +197,20 @@ class ScheduleExecutor:
     def heal_all(self, ready_timeout: float | None = 30.0) -> str | None:
         """Stop the schedule and undo every fault; then wait for a leader (unless ready_timeout is None).
 
-        Returns the leader, or None when not waited for or the cluster did not become
-        ready (recorded in the history as `ready: false`).
+        Never raises for a fault it cannot undo: what failed is recorded in the heal event
+        (`failed`, `error`) and the rest is still healed. Returns the leader, or None when not
+        waited for or the cluster did not become ready (recorded as `ready: false`).
         """
         self.stop()
+        resumed = self._resume_paused()
         with self._lock:
             still_active = list(self._active)
         for fault_id in still_active:
             self._stop(fault_id)
         with self.ctx.lock:
-            actions = self._heal_everything()
+            actions, problems = self._heal_everything()
+        if resumed:
+            actions["resumed"] = sorted(set(actions.get("resumed", [])) | set(resumed))
         self._healed = True
         leader: str | None = None
         details: dict[str, Any] = dict(actions)
@@ -200,8 +220,12 @@ class ScheduleExecutor:
                 details.update(ready=True, leader=leader)
             except SetupError as exc:
                 log.warning("cluster not ready after healing: %s", exc)
-                details.update(ready=False, error=str(exc))
-        summary = "healed: network" + "".join(
+                details.update(ready=False)
+                problems.append(str(exc))
+        if problems:
+            details["error"] = "; ".join(problems)
+        network = "network NOT healed" if any(p.startswith("network:") for p in problems) else "network"
+        summary = f"healed: {network}" + "".join(
             f", {verb} {','.join(nodes)}" for verb, nodes in actions.items() if nodes)
         try:
             self.history.nemesis("heal", summary, **details)
@@ -209,12 +233,33 @@ class ScheduleExecutor:
             log.warning("history closed; heal not recorded")
         return leader
 
-    def _heal_everything(self) -> Healed:
+    def _resume_paused(self) -> list[str]:
+        """Resume paused nodes first: Toxiproxy blocks toxic changes on links whose receiver does not read."""
+        resumed = []
+        backend = self.cluster.backend
+        with self.ctx.lock:
+            for node in self.cluster.nodes:
+                try:
+                    if backend.state(node) == PAUSED:
+                        backend.resume(node)
+                        resumed.append(node)
+                except Exception as exc:
+                    log.error("resuming %s failed: %s", node, exc)
+        return resumed
+
+    def _heal_everything(self) -> tuple[Healed, list[str]]:
         """Mesh healed, then every kind of the schedule heals what it may have left; what was
-        done, by verb. A node that cannot be healed is logged and listed under `failed`; the
-        others are still healed. A mesh that cannot be healed raises.
+        done, by verb, and the problems. A node that cannot be healed is listed under `failed`,
+        a mesh that cannot be healed (even by restarting Toxiproxy) is a problem; the rest is
+        still healed.
         """
-        self.cluster.mesh.heal()
+        problems: list[str] = []
+        try:
+            self.cluster.mesh.heal()
+        except Exception as exc:
+            log.error("healing the network failed: %s", exc)
+            problems.append(f"network: {exc}")
+            self.errors.append(f"heal network: {exc}")
         done: Healed = {}
         for kind in self._kinds.values():
             try:
@@ -223,10 +268,13 @@ class ScheduleExecutor:
                 log.exception("healing %s failed", kind.name)
                 healed = {"failed": [kind.name]}
                 self.errors.append(f"heal {kind.name}: {exc}")
+                problems.append(f"{kind.name}: {exc}")
             for verb, nodes in healed.items():
                 done.setdefault(verb, []).extend(n for n in nodes if n not in done[verb])
         self.errors.extend(f"heal {node}: failed" for node in done.get("failed", []))
+        if done.get("failed"):
+            problems.append(f"could not heal {','.join(done['failed'])}")
         with self._lock:
             self._active.clear()
             self._refresh_view()
-        return done
+        return done, problems

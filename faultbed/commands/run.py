@@ -9,6 +9,7 @@ import sys
 
 from faultbed.checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
+from faultbed.interrupts import stop_on_interrupt
 from faultbed.progress import ProgressDisplay
 from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
 from faultbed.spec import LIMITS, MAX_FAULTS, MAX_PLANNED_OPS, TestSpec, flag
@@ -101,7 +102,16 @@ def execute(args: argparse.Namespace) -> int:
 
 def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None,
                    schedule: object = None) -> tuple[int, RunOutcome | None]:
-    """Run, print the summary; the exit code and the outcome (None if interrupted)."""
+    """Run, print the summary; the exit code and the outcome (None if interrupted).
+
+    After a first Ctrl-C or SIGTERM, later ones are ignored until the process exits (with 130).
+    """
+    with stop_on_interrupt(until_exit=True):
+        return _run_and_report(spec, quiet, junit, schedule)
+
+
+def _run_and_report(spec: TestSpec, quiet: bool, junit: str | None,
+                    schedule: object) -> tuple[int, RunOutcome | None]:
     progress = Progress()
     validate(spec)  # a spec that cannot run says so in one line, before anything is printed or started
     if junit:
@@ -117,8 +127,12 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
             with ProgressDisplay(progress):
                 outcome = run(spec, schedule=schedule, progress=progress)  # type: ignore[arg-type]
     except RunInterrupted as exc:
-        print(f"faultbed: interrupted; everything stopped, history kept: faultbed check {exc.run_dir}",
-              file=sys.stderr)
+        if exc.leftovers:
+            print(f"faultbed: interrupted; could NOT stop {'; '.join(exc.leftovers)} (`faultbed gc` removes them); "
+                  f"history kept: faultbed check {exc.run_dir}", file=sys.stderr)
+        else:
+            print(f"faultbed: interrupted; everything stopped, history kept: faultbed check {exc.run_dir}",
+                  file=sys.stderr)
         return 130, None
     except FaultbedError as exc:
         if junit:  # CI still gets a report that says why nothing ran
