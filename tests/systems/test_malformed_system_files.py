@@ -77,20 +77,24 @@ CASES = [
     ("http-body-placeholder", ('protocol = "json-lines"',
                                'protocol = "http"\n[client.operations.write]\npath = "/kv"\nbody = { v = "{val}" }'),
      "client.operations.write.body: unknown placeholder {val}"),
-    ("leader-request-needs-json-lines", ('[client]', '[leader]\nrequest = { f = "status" }\nfield = "leader"\n'
-                                                     '[client]\ncommand = ["./c"]'),
-     None),  # replaced below: a process client cannot answer a json-lines leader request
+    ("leader-request-needs-json-lines",
+     ('protocol = "json-lines"', 'protocol = "process"\ncommand = ["./c"]\n'
+                                 '[leader]\nrequest = { f = "status" }\nfield = "leader"'),
+     "leader.request: asks over the client's connection: needs protocol json-lines"),
     ("bug-changes-nothing", ('args = ["--slow"]', 'description = "nothing"'), "bugs.slow: changes nothing"),
     ("bug-placeholder", ('args = ["--slow"]', 'args = ["--slow={speed}"]'), "bugs.slow.args: unknown placeholder"),
     ("bad-delivery", ('description =', 'delivery = "twice"\ndescription ='), "delivery: 'twice' is not one of"),
     ("unknown-backend", ('description =', 'backends = ["k8s"]\ndescription ='), "backends: unknown backend 'k8s'"),
+    ("node-file-outside-data-dir", ('[node.lists.peers]', '[node.files]\n"../x.conf" = "a"\n[node.lists.peers]'),
+     "node.files.../x.conf: must be a relative path inside the node's data directory"),
+    ("node-file-bad-mode", ('[node.lists.peers]', '[node.files]\n"c" = { content = "a", mode = "rw" }\n'
+                                                  '[node.lists.peers]'),
+     "node.files.c.mode: 'rw' is not an octal file mode"),
+    ("node-file-placeholder", ('[node.lists.peers]', '[node.files]\n"c" = "port {port.api}"\n[node.lists.peers]'),
+     "node.files.c: unknown placeholder {port.api}"),
     ("docker-file-missing", ('[client]', '[docker]\nfiles = { "/opt/x" = "./no-such-file" }\n[client]'),
      "docker.files./opt/x: no such file"),
 ]
-CASES[32] = ("leader-request-needs-json-lines",
-             ('protocol = "json-lines"', 'protocol = "process"\ncommand = ["./c"]\n'
-                                         '[leader]\nrequest = { f = "status" }\nfield = "leader"'),
-             "leader.request: asks over the client's connection: needs protocol json-lines")
 
 
 def malformed(case: tuple[str | None, str]) -> str:

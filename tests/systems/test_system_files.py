@@ -112,6 +112,23 @@ def test_restart_command_runs_on_every_start_after_the_first(tmp_path):
     assert outputs == ["first n1\n", "again n1\n", "again n1\n"]
 
 
+def test_node_files_are_rendered_into_the_data_directory_with_their_mode(tmp_path):
+    system = write_system(tmp_path, 'command = ["/bin/true"]\n'
+                                    '[node.files]\n'
+                                    '"conf/node.conf" = """name = {node}\nmembers = {list.members}\nliteral = {{x}}\n"""\n'
+                                    '"cookie" = { content = "secret-{index}", mode = "0400" }')
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    node_plan = NodePlan(**{**plan("n3").__dict__, "data_dir": str(data_dir), "bugs": ()})
+    for _ in range(2):  # a restart rewrites them, read-only or not
+        node_command(system.spec, node_plan)
+    assert (data_dir / "conf" / "node.conf").read_text() == (
+        "name = n3\nmembers = n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7011,n3=http://127.0.0.1:7021\n"
+        "literal = {x}\n")
+    assert (data_dir / "cookie").read_text() == "secret-3"
+    assert (data_dir / "cookie").stat().st_mode & 0o777 == 0o400
+
+
 # -- the generic clients against real servers -----------------------------------------
 def one_node(tmp_path: Path, name: str) -> Iterator[RunningCluster]:
     system = load_system_file(str(FILES / name))

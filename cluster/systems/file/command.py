@@ -1,5 +1,6 @@
 """A node's command line from its system file and NodePlan: placeholders, peer lists, env, restarts.
 
+Config files ([node.files]) are rendered into the node's data directory before it starts.
 Environment variables are passed with `env NAME=VALUE ...` and `restart_command` is chosen
 by a small `sh` wrapper (a marker file in the data directory says the node has started
 before), so both work the same on every backend without the backend knowing.
@@ -72,6 +73,7 @@ def node_command(spec: SystemFile, plan: NodePlan) -> list[str]:
             raise SetupError(f"{spec.path}: node.command names {name}, but the cluster has only "
                              f"{', '.join(plan.nodes)} (--nodes)")
     values = node_values(spec, plan)
+    write_node_files(spec, plan, values)
     bugs = [spec.bugs[name] for name in plan.bugs if name in spec.bugs]
     command = [_resolve(spec, str(template.render(text, values))) for text in spec.command]
     command += [str(template.render(text, values)) for bug in bugs for text in bug.args]
@@ -86,6 +88,18 @@ def node_command(spec: SystemFile, plan: NodePlan) -> list[str]:
     if env:
         command = [ENV, *(f"{name}={value}" for name, value in sorted(env.items())), *command]
     return command
+
+
+def write_node_files(spec: SystemFile, plan: NodePlan, values: dict[str, Any]) -> None:
+    """[node.files] rendered into the node's data directory (bind-mounted at the same path on docker)."""
+    for name, (content, mode) in spec.node_files.items():
+        path = os.path.join(plan.data_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.chmod(path, 0o600)  # a read-only file from the previous start is rewritten
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(str(template.render(content, values)))
+        os.chmod(path, mode)
 
 
 def _resolve(spec: SystemFile, program: str) -> str:

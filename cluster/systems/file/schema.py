@@ -127,6 +127,7 @@ class SystemFile:
     command: tuple[str, ...]
     restart_command: tuple[str, ...]
     env: Mapping[str, str]
+    node_files: Mapping[str, tuple[str, int]]   # path under data_dir -> (content template, mode)
     lists: Mapping[str, PeerList]
     ready: Ready
     leader: Leader | None
@@ -266,7 +267,7 @@ def _parse(path: str, top: Table) -> SystemFile:
     lists = _lists(top, ports)
     node = top.table("node", required=True)
     assert node is not None
-    command, restart, env = _node(node, ports, lists)
+    command, restart, env, node_files = _node(node, ports, lists)
     ready_table = top.table("ready")
     ready, ready_timeout = _ready(ready_table, ports) if ready_table else (Ready("tcp"), None)
     top_timeout = top.number("ready_timeout")
@@ -284,7 +285,7 @@ def _parse(path: str, top: Table) -> SystemFile:
     return SystemFile(
         path=path, name=name, description=description, workloads=workloads, backends=backends,
         ready_timeout=top_timeout or ready_timeout or DEFAULT_READY_TIMEOUT, delivery=delivery, ports=ports,
-        command=command, restart_command=restart, env=env, lists=lists, ready=ready, leader=leader,
+        command=command, restart_command=restart, env=env, node_files=node_files, lists=lists, ready=ready, leader=leader,
         client=client, client_table=raw_client, bugs=bugs, packages=packages, files=files,
         data_files=data_files, durable=bool(durable))
 
@@ -355,7 +356,7 @@ NODE_DESCRIBE = ("node, nodes, index, host, data_dir, python, dir, port.NAME, di
 
 
 def _node(node: Table, ports: Mapping[str, str], lists: Mapping[str, PeerList],
-          ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+          ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str], dict[str, tuple[str, int]]]:
     allowed = node_names_allowed(ports, lists)
     command = node.strings("command", required=True, nonempty=True)
     restart = node.strings("restart_command", nonempty=True) if node.has("restart_command") else ()
@@ -367,9 +368,37 @@ def _node(node: Table, ports: Mapping[str, str], lists: Mapping[str, PeerList],
         if not ENV_NAME.fullmatch(name):
             node.fail(node.key(f"env.{name}"), "not a valid environment variable name")
         _check(node, f"env.{name}", text, allowed, NODE_DESCRIBE)
+    files = _node_files(node, allowed)
     node.used.add("lists")
     node.done()
-    return command, restart, env
+    return command, restart, env, files
+
+
+def _node_files(node: Table, allowed: Callable[[str], bool]) -> dict[str, tuple[str, int]]:
+    """[node.files]: config files written into each node's data directory before it starts."""
+    table = node.table("files")
+    if table is None:
+        return {}
+    files = {}
+    for name, value in table.data.items():
+        key = f"node.files.{name}"
+        parts = name.split("/")
+        if os.path.isabs(name) or ".." in parts or not name:
+            table.fail(key, "must be a relative path inside the node's data directory")
+        if isinstance(value, str):
+            content, mode = value, 0o644
+        else:
+            entry = Table(table.path, key, value)
+            content = entry.text("content", required=True)
+            mode_text = entry.text("mode", default="0644")
+            if not re.fullmatch(r"0?[0-7]{3}", mode_text):
+                entry.fail(entry.key("mode"), f"{mode_text!r} is not an octal file mode like \"0600\"")
+            mode = int(mode_text, 8)
+            entry.done()
+        _check(table, name, content, allowed, NODE_DESCRIBE)
+        files[name] = (content, mode)
+    table.used.update(table.data)
+    return files
 
 
 def _ready(table: Table, ports: Mapping[str, str]) -> tuple[Ready, float | None]:
