@@ -78,9 +78,11 @@ CASES = [
                                'protocol = "http"\n[client.operations.write]\npath = "/kv"\nbody = { v = "{val}" }'),
      "client.operations.write.body: unknown placeholder {val}"),
     ("leader-request-needs-json-lines",
-     ('protocol = "json-lines"', 'protocol = "process"\ncommand = ["./c"]\n'
+     ('protocol = "json-lines"', 'protocol = "process"\ncommand = ["/bin/cat"]\n'
                                  '[leader]\nrequest = { f = "status" }\nfield = "leader"'),
      "leader.request: asks over the client's connection: needs protocol json-lines"),
+    ("process-program-missing", ('protocol = "json-lines"', 'protocol = "process"\ncommand = ["./client", "{address}"]'),
+     "client.command: no executable program"),
     ("bug-changes-nothing", ('args = ["--slow"]', 'description = "nothing"'), "bugs.slow: changes nothing"),
     ("bug-placeholder", ('args = ["--slow"]', 'args = ["--slow={speed}"]'), "bugs.slow.args: unknown placeholder"),
     ("bad-delivery", ('description =', 'delivery = "twice"\ndescription ='), "delivery: 'twice' is not one of"),

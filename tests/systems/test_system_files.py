@@ -228,3 +228,19 @@ def test_http_server_errors_are_info_for_writes_and_carry_the_message(httpkv):
         assert client.invoke("append", "k", "x", OP_TIMEOUT).type == FAIL, "an operation the file lacks fails"
     finally:
         client.close()
+
+
+def test_docker_packages_and_files_name_their_own_node_image(tmp_path):
+    """[docker] makes faultbed/node:<code hash>-<extras hash>: a new file content is a new image."""
+    from faultbed.cluster.docker import build_arguments, node_image, source_hash
+
+    (tmp_path / "kv").write_text("v1")
+    system = write_system(tmp_path, 'command = ["/opt/kv"]', '[docker]\npackages = ["jq"]\nfiles = { "/opt/kv" = "./kv" }')
+    assert system.traits.image_packages == ("jq",)
+    assert system.traits.image_files == (("/opt/kv", str(tmp_path / "kv")),)
+    assert build_arguments(system.traits) == ["--package=jq", f"--file=/opt/kv={tmp_path / 'kv'}"]
+    first = node_image(traits=system.traits)
+    assert first.startswith(f"faultbed/node:{source_hash()}-") or "FAULTBED_NODE_IMAGE" in os.environ
+    (tmp_path / "kv").write_text("v2")
+    assert node_image(traits=system.traits) != first or "FAULTBED_NODE_IMAGE" in os.environ
+    assert node_image() == f"faultbed/node:{source_hash()}" or "FAULTBED_NODE_IMAGE" in os.environ

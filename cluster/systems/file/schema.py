@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -469,6 +470,7 @@ def parse_client(table: Table, ports: Mapping[str, str]) -> Client:
         command = table.strings("command", required=True, nonempty=True)
         for text in command:
             _check(table, "command", text, lambda n: n in HOST_NAMES, ", ".join(HOST_NAMES))
+        _check_program(table, "command", command[0])
         client = Client(protocol, port, command=command)
     elif protocol == "http":
         operations_table = table.table("operations", required=True)
@@ -595,7 +597,7 @@ def _docker(top: Table, directory: str) -> tuple[tuple[str, ...], dict[str, str]
     for target, source in table.string_map("files").items():
         if not os.path.isabs(target):
             table.fail(f"docker.files.{target}", "the path in the image must be absolute")
-        resolved = os.path.join(directory, source)
+        resolved = os.path.normpath(os.path.join(directory, source))
         if not os.path.isfile(resolved):
             table.fail(f"docker.files.{target}", f"no such file {resolved}")
         files[target] = resolved
@@ -612,6 +614,21 @@ def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _check_program(table: Table, key: str, program: str) -> None:
+    """A client program named literally must exist now: a run whose every operation fails to start it
+    would be a run of nothing (build it first)."""
+    if template.placeholders(program):
+        return
+    directory = os.path.dirname(table.path)
+    if program.startswith(("./", "../")):
+        program = os.path.normpath(os.path.join(directory, program))
+    if "/" in program:
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            table.fail(table.key(key), f"no executable program {program} (build it first?)")
+    elif shutil.which(program) is None:
+        table.fail(table.key(key), f"program {program!r} not found on PATH")
 
 
 def _check(table: Table, key: str, text: str, allowed: Callable[[str], bool], describe: str) -> None:
