@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from faultbed.checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
 
 if TYPE_CHECKING:
@@ -157,11 +157,31 @@ def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Resul
     if ledger is None:
         details["error"] = "no successful read-ledger: cannot tell what was applied"
         valid = False if mismatched else UNKNOWN
-        return Result(CHECKER, valid, details)
+        return Result(CHECKER, valid, details, _summary(details))
     entries, read_index = ledger
     details.update({"ledger_read": read_index, "ledger_length": len(entries)})
     anomalies = ledger_anomalies(attempts, entries)
     for name, items in anomalies.items():
         details.update(summarize(name, items))
     valid = not mismatched and not any(anomalies.values())
-    return Result(CHECKER, valid, details)
+    return Result(CHECKER, valid, details, _summary(details))
+
+
+def _summary(details: dict[str, Any]) -> str:
+    counts = count_summary(details, ("mismatched", "lost", "duplicated", "applied_after_fail", "unexpected",
+                                     "misplaced"))
+    error = details.get("error", "")
+    return "; ".join(p for p in (counts, error) if p) or f"{details['keys_acknowledged']} keys acknowledged"
+
+
+class IdempotencyChecker:
+    """Every acknowledged apply is in the final ledger exactly once, at the position it was told."""
+
+    name = CHECKER
+    description = "acknowledged applies appear exactly once in the final ledger, where they were told"
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        return check(history, spec)
+
+
+IDEMPOTENCY = IdempotencyChecker()

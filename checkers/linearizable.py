@@ -14,15 +14,22 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, rows_from_events
 from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.checkers.shrink import first_anomaly
 from faultbed.errors import FaultbedError, HistoryError, SetupError
+from faultbed.store import LINEARIZABILITY_HTML
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
 
 log = logging.getLogger(__name__)
 
+CHECKER = "linearizable"
+CHECK_TIMEOUT = 120.0  # seconds; spec.options["check_timeout"] overrides
 MODELS = ("register", "cas-register", "kv", "mutex", "multi-register", "fifo-queue")
 LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
 NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
@@ -148,13 +155,14 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
         return result
     details = dict(result.details, first_anomaly=found.to_json(origin))
     details["first_anomaly_ms"] = details["first_anomaly"]["time_ms"]
+    summary = f"{result.summary}, first anomaly at {details['first_anomaly_ms'] / 1000:.2f} s"
     if visualize:
         minimal = check_operations(found.prefix, model, initial, visualize=visualize, annotations=annotations)
         details["visualization_full"] = details.get("visualization")
         details["visualization"] = minimal.details.get("visualization")
         if minimal.details.get("visualization_error"):
             details["visualization_error"] = minimal.details["visualization_error"]
-    return Result(result.checker, result.valid, details)
+    return Result(result.checker, result.valid, details, summary)
 
 
 def check_imported(history: ImportedHistory, model: str | None = None, initial: Any = None,
@@ -258,5 +266,34 @@ def _result(answer: dict[str, Any], model: str, started: float, timeout: float |
         details["visualization_error"] = answer["visualization_error"]
     if answer["completed"] == 0:  # an empty or torn history, a run interrupted before any operation completed
         details["reason"] = NOTHING_COMPLETED
-        return Result(checker="linearizable", valid=UNKNOWN, details=details)
-    return Result(checker="linearizable", valid=_VERDICTS[answer["result"]], details=details)
+        return Result(CHECKER, UNKNOWN, details, NOTHING_COMPLETED)
+    valid = _VERDICTS[answer["result"]]
+    return Result(CHECKER, valid, details, summary(valid, details))
+
+
+def summary(valid: Valid, details: dict[str, Any]) -> str:
+    """`illegal keys: ["k3"]`, `timed out`, or `1234 ops` (model kv)."""
+    if valid is False:
+        keys = details.get("illegal_keys") or []
+        return f"illegal keys: {json.dumps(keys[:5], default=str)[:200]}" if keys else "not linearizable"
+    if valid == UNKNOWN:
+        return "timed out"
+    return f"{details['ops']} ops, model {details['model']}"
+
+
+@dataclass(frozen=True)
+class LinearizableChecker:
+    """Linearizability against a porcupine model (kv: a register per key); draws the first anomaly."""
+
+    model: str = "kv"
+    initial: Any = None
+    name: str = CHECKER
+    description: str = "linearizable (porcupine), a register per key; draws the smallest illegal prefix"
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        visualization = os.path.join(out_dir, LINEARIZABILITY_HTML) if out_dir else None
+        timeout = float(spec.options.get("check_timeout", CHECK_TIMEOUT))
+        return check_history(history, self.model, self.initial, timeout, visualization)
+
+
+LINEARIZABLE = LinearizableChecker()

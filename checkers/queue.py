@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from faultbed.checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
 
 if TYPE_CHECKING:
@@ -226,4 +226,29 @@ def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None, duplicat
     if valid and unconsumed:
         details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"
         valid = UNKNOWN
-    return Result(CHECKER, valid, details)
+    return Result(CHECKER, valid, details, _summary(details))
+
+
+def _summary(details: dict[str, Any]) -> str:
+    counts = count_summary(details, ("lost", "duplicated", "unexpected", "reordered", "unconsumed"))
+    if counts and details["duplicates_allowed"] and details.get("duplicated_count"):
+        counts += " (duplicates allowed: at-least-once)"
+    error = details.get("error", "")
+    return "; ".join(p for p in (counts, error) if p) or f"{details['delivered']} messages delivered"
+
+
+class QueueChecker:
+    """Acknowledged messages are delivered, once, in order; duplicates are allowed when the
+    run's system says its delivery is at-least-once (its traits)."""
+
+    name = CHECKER
+    description = "no acknowledged message lost, duplicated, unexpected or reordered"
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        from faultbed.cluster.systems import AT_LEAST_ONCE, load_system
+
+        at_least_once = load_system(spec.system).traits.delivery == AT_LEAST_ONCE
+        return check(history, spec, duplicates_allowed=at_least_once)
+
+
+QUEUE = QueueChecker()

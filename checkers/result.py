@@ -1,9 +1,21 @@
-"""A checker's verdict as plain data; verdicts merge as Jepsen's do."""
+"""A checker's verdict as plain data, the one shape of a checker, and check_safe.
+
+A checker is `check(history, spec, out_dir) -> Result` (Jepsen's `check [checker test
+history opts]`): `history` the run's events, `out_dir` where it may write files (None
+when there is nowhere). Verdicts merge as Jepsen's do; `check_safe` turns a checker
+that raises into an `unknown` Result with the error, as Jepsen's check-safe does.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Union
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, Union
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
+
+log = logging.getLogger(__name__)
 
 Valid = Union[bool, Literal["unknown"]]
 UNKNOWN: Literal["unknown"] = "unknown"
@@ -13,14 +25,45 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class Result:
-    """What a checker found: `valid` is True, False or "unknown"; details are JSON-able."""
+    """What a checker found: `valid` is True, False or "unknown"; details are JSON-able;
+    `summary` is the checker's own one line of what tells (shown by the CLI, report, JUnit)."""
 
     checker: str
     valid: Valid
     details: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"checker": self.checker, "valid": self.valid, "details": self.details}
+        return {"checker": self.checker, "valid": self.valid, "summary": self.summary, "details": self.details}
+
+    def headline(self) -> str:
+        """`linearizable: INVALID (illegal keys: ["k3"])`."""
+        return f"{self.checker}: {verdict_word(self.valid)}" + (f" ({self.summary})" if self.summary else "")
+
+
+class Checker(Protocol):
+    """One checker (registered in the entry point group `faultbed.checkers`)."""
+
+    name: str
+    description: str
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result: ...
+
+
+def check_safe(checker: Checker, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    """`checker.check(...)`, or an unknown Result naming the error when it raises: one broken
+    checker never costs the others' verdicts (nor results.json)."""
+    try:
+        return checker.check(history, spec, out_dir)
+    except Exception as exc:
+        log.exception("checker %s raised", checker.name)
+        error = f"{type(exc).__name__}: {exc}"
+        return Result(checker.name, UNKNOWN, {"error": error}, summary=f"error: {error}"[:300])
+
+
+def count_summary(details: dict[str, Any], names: Iterable[str]) -> str:
+    """`lost 2, duplicated 1` from the `<name>_count` details that are not zero."""
+    return ", ".join(f"{name} {details[name + '_count']}" for name in names if details.get(name + "_count"))
 
 
 def merge_valid(values: Iterable[Valid]) -> Valid:

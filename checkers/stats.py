@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.history import pair_operations
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
@@ -32,4 +35,18 @@ def check_stats(events: list[dict[str, Any]], spec: Any = None) -> Result:
         by_f[f]["latency_ms"] = {"p50": _percentile(values, 0.5), "p99": _percentile(values, 0.99),
                                  "max": values[-1]}
     total_ok = sum(entry["ok"] for entry in by_f.values())
-    return Result("stats", True if total_ok > 0 else UNKNOWN, {"by_f": by_f, "ok": total_ok})
+    summary = f"{total_ok} ok ops" if total_ok else "no operation succeeded: nothing is proven"
+    return Result("stats", True if total_ok > 0 else UNKNOWN, {"by_f": by_f, "ok": total_ok}, summary)
+
+
+class StatsChecker:
+    """Counts and latencies per function; unknown when no operation succeeded (every run has it)."""
+
+    name = "stats"
+    description = "ok/fail/info counts and latency percentiles; unknown when nothing succeeded"
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        return check_stats(history, spec)
+
+
+STATS = StatsChecker()

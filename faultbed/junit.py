@@ -15,9 +15,8 @@ import time
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from faultbed.checkers.result import UNKNOWN
+from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
-from faultbed.report import brief_details
 
 if TYPE_CHECKING:
     from faultbed.runner import RunOutcome
@@ -41,12 +40,12 @@ def write_junit(outcome: "RunOutcome", path: str) -> None:
         if result.valid is False:
             failures += 1
             node = ET.SubElement(case, "failure", type="invalid",
-                                 message=_clean(f"{result.checker}: anomaly found{brief_details(result.details)}"))
+                                 message=_clean(f"{result.checker}: anomaly found{_said(result)}"))
             node.text = f"{detail}\n{where}"
         elif result.valid == UNKNOWN:
             errors += 1
             node = ET.SubElement(case, "error", type="unknown",
-                                 message=_clean(f"{result.checker}: inconclusive{brief_details(result.details)}"))
+                                 message=_clean(f"{result.checker}: inconclusive{_said(result)}"))
             node.text = f"{detail}\n{where}"
     _finish(suite, tests=len(outcome.results), failures=failures, errors=errors,
             duration=_history_seconds(outcome.run_dir))
@@ -132,3 +131,8 @@ def _history_seconds(run_dir: str) -> float:
         return float(json.loads(lines[-1]).get("time", 0)) / 1e9 if lines else 0.0
     except (OSError, ValueError, AttributeError):
         return 0.0
+
+
+def _said(result: Result) -> str:
+    """The checker's own summary, in parentheses: ' (illegal keys: ["k3"])'."""
+    return f" ({result.summary})" if result.summary else ""

@@ -145,13 +145,12 @@ def faultbed_spec(request: pytest.FixtureRequest, faultbed_store: str, faultbed_
 def verdict_summary(outcome: "RunOutcome", expect: Any = None) -> str:
     """A few lines for a failed test: verdict per checker, ops, results, report, replay."""
     from faultbed.checkers.result import verdict_word
-    from faultbed.report import brief_details
 
     spec = outcome.spec
     expected = "" if expect is None else f" (expected {verdict_word(expect)})"
     lines = [f"faultbed: {spec.system} {spec.workload}, nemesis {','.join(spec.nemesis) or 'none'}, "
              f"seed {spec.seed}: verdict {verdict_word(outcome.valid)}{expected}"]
-    lines += [f"  {r.checker}: {verdict_word(r.valid)}{brief_details(r.details)}" for r in outcome.results]
+    lines += [f"  {r.headline()}" for r in outcome.results]
     counts = outcome.counts
     lines.append(f"  ops: {counts.get('ok', 0)} ok, {counts.get('fail', 0)} fail, {counts.get('info', 0)} info")
     lines.append(f"results: {outcome.run_dir}")

@@ -257,23 +257,6 @@ def plot_throughput(timeline: Timeline) -> str:
     return _png(figure)
 
 
-# -- words ---------------------------------------------------------------------------
-
-TELLING_DETAILS = ("illegal_keys", "first_anomaly_ms", "lost", "duplicated", "unexpected", "duplicates",
-                   "mismatched", "error")
-
-
-def brief_details(details: dict[str, Any]) -> str:
-    """The few details that tell what went wrong, e.g. ' (illegal_keys: ["k3"])'; '' when none."""
-    parts = []
-    for key in TELLING_DETAILS:
-        value = details.get(key)
-        if value:
-            shown = value[:5] if isinstance(value, list) else value
-            parts.append(f"{key}: {json.dumps(shown, default=str)[:200]}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
 # -- the page ---------------------------------------------------------------------
 
 def write_report(run_dir: str) -> str:
@@ -377,13 +360,14 @@ def _checkers_section(results: Any) -> str:
     for result in results["results"]:
         name, details = result.get("checker", "?"), result.get("details") or {}
         rows.append(f'<tr class="checker {verdict_class(result.get("valid"))}"><td>{_e(name)}</td>'
-                    f'<td>{_verdict_badge(result.get("valid"))}</td><td>{_short_details(details)}</td></tr>')
+                    f'<td>{_verdict_badge(result.get("valid"))}</td><td>{_e(result.get("summary") or "")}</td>'
+                    f'<td>{_short_details(details)}</td></tr>')
         text = json.dumps(details, indent=2, default=str, sort_keys=True)
         if len(text) > MAX_DETAIL_CHARS:
             text = text[:MAX_DETAIL_CHARS] + "\n… (truncated; see results.json)"
         full.append(f"<details><summary>{_e(name)}: all details</summary><pre>{_e(text)}</pre></details>")
     return ('<section id="checkers"><h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th>'
-            f'<th>details</th></tr>{"".join(rows)}</table>{"".join(full)}</section>')
+            f'<th>summary</th><th>details</th></tr>{"".join(rows)}</table>{"".join(full)}</section>')
 
 
 def _plots_section(timeline: Timeline, history_error: str | None) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faultbed.checkers.result import Result, Valid, merge_valid
-from faultbed.checkers.stats import check_stats
+from faultbed.checkers.compose import run_checkers
 from faultbed.cluster.backend import DEAD
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.systems import System, load_system, ready_timeout
@@ -192,7 +192,7 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:
     """Check a stored history and write results.json (and report.html, best effort)."""
     events = read_history(os.path.join(run_dir, store.HISTORY))
-    results = list(workload.check(events, spec, run_dir)) + [check_stats(events, spec)]
+    results = run_checkers(workload.checkers, events, spec, run_dir)
     valid = merge_valid(r.valid for r in results)
     counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
               for t in ("ok", "fail", "info")}

@@ -157,7 +157,7 @@ def print_summary(outcome: RunOutcome) -> None:
     counts = outcome.counts
     print(f"verdict: {verdict_word(outcome.valid)}")
     for result in outcome.results:
-        print(f"  {result.checker}: {verdict_word(result.valid)}{_detail(result.details)}")
+        print(f"  {result.headline()}")
     print(f"  ops: {counts['ok']} ok, {counts['fail']} fail, {counts['info']} info")
     for result in outcome.results:
         first = result.details.get("first_anomaly")
@@ -178,16 +178,3 @@ def describe_operation(op: dict) -> str:
     if op.get("output") is not None and op.get("f") == "read":
         text += f" -> {json.dumps(op['output'])}"
     return text + (f" ({op['origin']})" if op.get("origin") else "")
-
-
-def _detail(details: dict) -> str:
-    parts = []
-    for key in ("illegal_keys", "lost", "duplicated", "unexpected", "duplicates", "mismatched"):
-        value = details.get(key)
-        if value:
-            shown = value if not isinstance(value, (list, dict)) else list(value)[:5]
-            parts.append(f"{key} {shown}")
-    if details.get("error"):
-        parts.append(str(details["error"]))
-    return f" ({'; '.join(parts)})" if parts else ""
-

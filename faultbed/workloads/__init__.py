@@ -1,10 +1,12 @@
-"""Workloads: what clients do (a seeded operation plan), how it is checked.
+"""Workloads: what clients do (a seeded operation plan), and which checkers judge it.
 
 A workload is a small object: `operations(spec, worker)` yields the worker's planned
 operations (a pure function of the spec's seed), `perform(worker, op)` carries one
 out through a `faultbed.worker.Worker` (which records every attempt in the
 history), `final(...)` runs final reads or a drain after the faults are healed,
-and `check(...)` turns the history into verdicts.
+and `checkers` names the checkers (entry point group `faultbed.checkers`) that turn
+the history into verdicts (checkers/compose.py runs them, plus stats). Which systems
+run a workload is said once, by the system (`System.workloads`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 from faultbed.errors import FaultbedError
 
 if TYPE_CHECKING:
-    from faultbed.checkers.result import Result
     from faultbed.spec import TestSpec
     from faultbed.worker import Worker
 
@@ -39,12 +40,11 @@ class PlannedOp:
 class Workload(Protocol):
     name: str
     description: str
-    systems: tuple[str, ...]
+    checkers: tuple[str, ...]    # checker names, e.g. ("linearizable",); stats is always added
 
     def operations(self, spec: "TestSpec", worker: int) -> Iterator[PlannedOp]: ...
     def perform(self, worker: "Worker", op: PlannedOp) -> None: ...
     def final(self, spec: "TestSpec", new_worker: Callable[[str], "Worker"], nodes: list[str]) -> None: ...
-    def check(self, events: list[dict[str, Any]], spec: "TestSpec", run_dir: str | None) -> list["Result"]: ...
 
 
 def load_workload(name: str) -> Workload:

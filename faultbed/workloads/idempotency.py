@@ -14,8 +14,6 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from faultbed.checkers.idempotency import check as check_idempotency
-from faultbed.checkers.result import Result
 from faultbed.cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker
@@ -47,7 +45,7 @@ def read_until_ok(new_worker: Callable[[str], Worker], nodes: list[str], op: Pla
 class IdempotencyWorkload:
     name = "idempotency"
     description = "applies with idempotency keys, retried on other nodes; checks exactly-once effects"
-    systems: tuple[str, ...] = ("raftkv",)
+    checkers: tuple[str, ...] = ("idempotency",)
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:
         rng = worker_random(spec, worker)
@@ -66,9 +64,6 @@ class IdempotencyWorkload:
         outcome = read_until_ok(new_worker, nodes, PlannedOp("read-ledger"), seconds)
         if outcome.type != OK:
             log.warning("no ledger read succeeded in %.0f s (last: %s %s)", seconds, outcome.type, outcome.error)
-
-    def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        return [check_idempotency(events, spec)]
 
 
 WORKLOAD = IdempotencyWorkload()

@@ -17,8 +17,6 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from faultbed.checkers.queue import check as check_queue
-from faultbed.checkers.result import Result
 from faultbed.cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec
 from faultbed.retry import execute_with_retries
@@ -75,7 +73,7 @@ def drain_queue(worker: Worker, queue: str, nodes: list[str], deadline: float) -
 class QueueWorkload:
     name = "queue"
     description = "producers and consumers with retries, a final drain; checks no loss, no duplicates"
-    systems: tuple[str, ...] = ("broker", "rabbitmq")
+    checkers: tuple[str, ...] = ("queue",)
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:
         rng = worker_random(spec, worker)
@@ -100,12 +98,6 @@ class QueueWorkload:
             for index in range(spec.keys):
                 if not drain_queue(worker, queue_name(index), nodes, deadline):
                     log.warning("queue %s not drained before the deadline", queue_name(index))
-
-    def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        from faultbed.cluster.systems import AT_LEAST_ONCE, load_system
-
-        at_least_once = load_system(spec.system).traits.delivery == AT_LEAST_ONCE
-        return [check_queue(events, spec, duplicates_allowed=at_least_once)]
 
 
 WORKLOAD = QueueWorkload()

@@ -7,12 +7,9 @@ every node reads every key once, so a node that kept stale state is caught too.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterator
 
-from faultbed.checkers.result import Result
 from faultbed.spec import TestSpec
-from faultbed.store import LINEARIZABILITY_HTML
 from faultbed.worker import Worker
 from faultbed.workloads import PlannedOp, worker_random
 
@@ -27,8 +24,7 @@ def key_name(index: int) -> str:
 class RegisterWorkload:
     name = "register"
     description = "read, write and cas on a few keys; checks linearizability with porcupine"
-    systems = ("raftkv", "etcd")
-    model = "kv"
+    checkers: tuple[str, ...] = ("linearizable",)
 
     def operations(self, spec: TestSpec, worker: int) -> Iterator[PlannedOp]:
         rng = worker_random(spec, worker)
@@ -52,13 +48,6 @@ class RegisterWorkload:
             with new_worker(node) as worker:
                 for index in range(spec.keys):
                     worker.execute(PlannedOp("read", key_name(index)))
-
-    def check(self, events: list[dict[str, Any]], spec: TestSpec, run_dir: str | None) -> list[Result]:
-        from faultbed.checkers.linearizable import check_history
-
-        visualization = os.path.join(run_dir, LINEARIZABILITY_HTML) if run_dir else None
-        timeout = float(spec.options.get("check_timeout", 120.0))
-        return [check_history(events, model=self.model, initial=None, timeout=timeout, visualize=visualization)]
 
 
 WORKLOAD = RegisterWorkload()

@@ -35,7 +35,7 @@ def test_an_anomaly_exits_1_and_is_a_junit_failure_with_the_replay_command(tmp_p
     run_dir = short_run(str(tmp_path / "store"), "--nemesis", "partition", "--bug", "stale-reads",
                         "--time-limit", "6", "--junit", junit, expect_exit=1)
     failure = junit_suite(junit).find("testcase[@name='linearizable']/failure")
-    assert failure is not None and failure.get("message").startswith("linearizable: anomaly found (illegal_keys")
+    assert failure is not None and failure.get("message").startswith("linearizable: anomaly found (illegal keys: [")
     assert f"replay: faultbed replay {run_dir}" in failure.text
     assert os.path.exists(os.path.join(run_dir, "linearizability.html"))
     with open(os.path.join(run_dir, "report.html"), encoding="utf-8") as fh:

@@ -40,19 +40,20 @@ def test_a_valid_run_is_a_passing_suite_with_one_case_per_checker(tmp_path):
 
 def test_an_anomaly_is_a_failure_that_names_the_details_results_and_replay(tmp_path):
     path = tmp_path / "junit.xml"
-    write_junit(outcome(Result("linearizable", False, {"illegal_keys": ["k3"]}), Result("stats", True)), str(path))
+    write_junit(outcome(Result("linearizable", False, {"illegal_keys": ["k3"]}, 'illegal keys: ["k3"]'),
+                        Result("stats", True)), str(path))
     root = parse(path)
     assert root.get("failures") == "1"
     failure = root.find("testsuite/testcase[@name='linearizable']/failure")
     assert failure is not None and failure.get("type") == "invalid"
-    assert failure.get("message") == 'linearizable: anomaly found (illegal_keys: ["k3"])'
+    assert failure.get("message") == 'linearizable: anomaly found (illegal keys: ["k3"])'
     assert "replay: faultbed replay /store/raftkv-register/20250101T000000Z" in failure.text
     assert root.find("testsuite/testcase[@name='stats']/failure") is None
 
 
 def test_an_inconclusive_checker_is_an_error_not_a_failure(tmp_path):
     path = tmp_path / "junit.xml"
-    write_junit(outcome(Result("linearizable", "unknown", {"error": "timed out after 120 s"})), str(path))
+    write_junit(outcome(Result("linearizable", "unknown", {"error": "timed out after 120 s"}, "timed out")), str(path))
     suite = parse(path).find("testsuite")
     assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
     error = suite.find("testcase/error")
@@ -81,9 +82,10 @@ def test_the_suite_time_is_the_history_length(tmp_path):
 
 def test_control_characters_in_details_still_make_well_formed_xml(tmp_path):
     path = tmp_path / "junit.xml"
-    write_junit(outcome(Result("queue", False, {"lost": ["msg\x00\x1b[31m"], "error": "bad\x07 byte"})), str(path))
+    write_junit(outcome(Result("queue", False, {"lost": ["msg\x00\x1b[31m"], "error": "bad\x07 byte"},
+                               "lost msg\x00\x1b[31m; bad\x07 byte")), str(path))
     failure = parse(path).find("testsuite/testcase/failure")
-    assert failure.get("message").startswith("queue: anomaly found (lost:")
+    assert failure.get("message") == "queue: anomaly found (lost msg\ufffd\ufffd[31m; bad\ufffd byte)"
     write_junit_error(SPEC, "n1 exited during startup; its log ends: \x1b[31mTraceback\x00", str(path))
     error = parse(path).find("testsuite/testcase/error")
     assert error.get("message") == "n1 exited during startup; its log ends: \ufffd[31mTraceback\ufffd"

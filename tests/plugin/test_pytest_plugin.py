@@ -33,7 +33,8 @@ def fake_run(monkeypatch):
         store.write_json(run_dir, store.SPEC, spec.to_json())
         valid = "stale-reads" not in spec.bugs
         details = {} if valid else {"illegal_keys": ["k3"]}
-        return runner.RunOutcome(spec, run_dir, valid, [Result("linearizable", valid, details),
+        summary = "" if valid else 'illegal keys: ["k3"]'
+        return runner.RunOutcome(spec, run_dir, valid, [Result("linearizable", valid, details, summary),
                                                         Result("stats", True, {"ok": 12})],
                                  {"ok": 12, "fail": 3, "info": 1})
     monkeypatch.setattr(runner, "run", fake)
@@ -140,7 +141,7 @@ def test_a_failing_check_fails_the_test_with_verdict_results_and_replay_command(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "faultbed: raftkv register, nemesis partition, seed 5: verdict INVALID (expected valid)",
-        '  linearizable: INVALID (illegal_keys: ["k3"])',
+        '  linearizable: INVALID (illegal keys: ["k3"])',
         "  stats: valid",
         "  ops: 12 ok, 3 fail, 1 info",
         "results: */raftkv-register/*",

@@ -1,0 +1,41 @@
+"""A run's checkers, composed: the workload's list by name (plus stats), each through check_safe.
+
+Checkers come from the plugin registry (entry point group `faultbed.checkers`). One that
+cannot be loaded or raises gives an `unknown` Result naming the error; the others still run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from faultbed import plugins
+from faultbed.checkers.result import UNKNOWN, Checker, Result, check_safe
+from faultbed.errors import FaultbedError
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
+
+ALWAYS = ("stats",)  # a run in which nothing succeeded proves nothing: every run is checked for it
+
+
+def checker_names(listed: Sequence[str]) -> tuple[str, ...]:
+    """The workload's checkers, then those every run gets, each once."""
+    return tuple(dict.fromkeys(tuple(listed) + ALWAYS))
+
+
+def load_checker(name: str) -> Checker:
+    return plugins.load("checkers", name)  # type: ignore[no-any-return]
+
+
+def run_checkers(listed: Sequence[str], history: list[dict[str, Any]], spec: "TestSpec",
+                 out_dir: str | None) -> list[Result]:
+    """Every checker of `listed` (and ALWAYS) on `history`; never raises for a checker's fault."""
+    results = []
+    for name in checker_names(listed):
+        try:
+            checker = load_checker(name)
+        except FaultbedError as exc:
+            results.append(Result(name, UNKNOWN, {"error": str(exc)}, summary=f"error: {exc}"[:300]))
+            continue
+        results.append(check_safe(checker, history, spec, out_dir))
+    return results
