@@ -124,14 +124,20 @@ def system_label(reference: str) -> str:
     return reference
 
 
+SYSTEM_MEMBERS = ("name", "ports", "peer_ports", "client_port", "bugs", "workloads", "traits", "command",
+                  "open_client")  # the System protocol (faultbed.cluster.systems)
+
+
 def system(reference: str) -> "System":
     """The system a `--system` value names: a registered name, a system file, or module:attribute."""
     if reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference:
         from faultbed.cluster.systems.file import load_system_file
         return load_system_file(reference)
-    if ":" in reference:
-        return load_attribute(reference)  # type: ignore[no-any-return]
-    return load("systems", reference)  # type: ignore[no-any-return]
+    found = load_attribute(reference) if ":" in reference else load("systems", reference)
+    missing = [member for member in SYSTEM_MEMBERS if not hasattr(found, member)]
+    if missing:  # e.g. --system json:dumps: bad input (exit 3), not a crash deep inside the run
+        raise FaultbedError(f"{reference!r} is not a system: it has no {', '.join(missing)}")
+    return found  # type: ignore[no-any-return]
 
 
 def workload(name: str) -> Any:

@@ -204,11 +204,11 @@ func decodeOp(index int, cols [][]byte) (rawOp, error) {
 		input: string(cols[colInput]), output: string(cols[colOutput])}
 	var err error
 	if op.call, err = strconv.ParseInt(string(cols[colCall]), 10, 64); err != nil {
-		return rawOp{}, opErrorf(index, "call time %s is not an integer", cols[colCall])
+		return rawOp{}, opErrorf(index, "call time %s is not a 64-bit integer", cols[colCall])
 	}
 	if string(cols[colReturn]) != "null" {
 		if op.ret, err = strconv.ParseInt(string(cols[colReturn]), 10, 64); err != nil {
-			return rawOp{}, opErrorf(index, "return time %s is not an integer", cols[colReturn])
+			return rawOp{}, opErrorf(index, "return time %s is not a 64-bit integer", cols[colReturn])
 		}
 		if op.ret < op.call {
 			return rawOp{}, opErrorf(index, "returns (%d) before it is called (%d)", op.ret, op.call)

@@ -159,10 +159,33 @@ number_text = st.one_of(st.sampled_from(NASTY_TEXT), st.integers(-2**70, 2**70).
                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
 
 
+STRING_RUN_FLAGS = {
+    "--system": ["raftkv", "broker", "", "os:system", "json:dumps", "nosuch", "x.toml", "/dev/null", "a:b:c", ":",
+                 "faultbed.cli:main", "tests.fuzz.inputs:NASTY_TEXT"],
+    "--workload": ["register", "queue", "idempotency", "", "nosuch", "os:system"],
+    "--backend": ["local", "docker", "", "x", "os:system"],
+    "--nemesis": ["", "none", ",", "partition:", "kill:n99", "latency:abc", "partition,partition", "pause:all",
+                  "x" * 1000, "partition-ring", "bandwidth:n1:-1", "kill:n1,kill:n1", "latency:nan", "\x00"],
+    "--bug": ["", "x", "stale-reads", "ack-before-replicate"],
+    "--partition-mode": ["blackhole", "reject", "x"],
+}
+
+
 @st.composite
 def run_flags(draw: st.DrawFn) -> list[str]:
-    """1-3 numeric flags of `faultbed run` with odd values (and sometimes an odd --junit or --store)."""
+    """1-3 numeric flags of `faultbed run` with odd values, and sometimes odd names and fault lists."""
     argv: list[str] = []
     for flag in draw(st.lists(st.sampled_from(NUMERIC_RUN_FLAGS), min_size=1, max_size=3, unique=True)):
         argv += [flag, draw(number_text)]
+    for flag in draw(st.lists(st.sampled_from(sorted(STRING_RUN_FLAGS)), max_size=3, unique=True)):
+        argv += [flag, draw(st.sampled_from(STRING_RUN_FLAGS[flag]) | st.text(max_size=12))]
+    return argv
+
+
+@st.composite
+def string_run_flags(draw: st.DrawFn) -> list[str]:
+    """Names and fault lists only: the numbers stay valid, so the string checks are what is tested."""
+    argv: list[str] = []
+    for flag in draw(st.lists(st.sampled_from(sorted(STRING_RUN_FLAGS)), min_size=1, max_size=4, unique=True)):
+        argv += [flag, draw(st.sampled_from(STRING_RUN_FLAGS[flag]) | st.text(max_size=12))]
     return argv

@@ -35,7 +35,7 @@ from faultbed.nemesis.schedule import generate_schedule
 from faultbed.spec import TestSpec
 from tests.checkers.test_linearizable_properties import SimOp, expected_verdict, mutated_histories, to_events
 from tests.fuzz.inputs import (NASTY_TEXT, any_history, broken_document, faultbed_history, good_spec, json_values,
-                               number_text, run_flags)
+                               number_text, run_flags, string_run_flags)
 
 EXAMPLES = int(os.environ.get("FAULTBED_FUZZ_EXAMPLES", "200"))
 REPORT = os.environ.get("FAULTBED_FUZZ_REPORT")
@@ -154,16 +154,24 @@ def nothing_left_running() -> Iterator[None]:
     assert children() - before == set(), "a command left a process running"
 
 
+FORCED = st.lists(st.sampled_from([["--model", m] for m in ("kv", "register", "cas-register", "mutex",
+                                                                 "multi-register", "fifo-queue")]
+                                   + [["--format", f] for f in ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")]
+                                   + [["--json"], ["--initial", "0"], ["--initial", '{"x": 0}']]),
+                   max_size=2).map(lambda pairs: [arg for pair in pairs for arg in pair])
+
+
 @budget(0.35)
-@given(any_history())
-def test_bad_histories_are_clean_errors_and_never_stop_a_good_one(history: tuple[str, bytes]) -> None:
+@given(any_history(), FORCED)
+def test_bad_histories_are_clean_errors_and_never_stop_a_good_one(history: tuple[str, bytes],
+                                                                   forced: list[str]) -> None:
     suffix, content = history
     with tempfile.TemporaryDirectory() as directory:
         bad = os.path.join(directory, f"bad{suffix}")
         Path(bad).write_bytes(content)
         Path(directory, GOOD).write_text(GOOD_HISTORY)
-        alone = invoke("history", ["check", "--timeout", "10", bad])
-        alone.assert_contract(["check", bad])
+        alone = invoke("history", ["check", "--timeout", "10", *forced, bad])
+        alone.assert_contract(["check", *forced, bad])
         together = invoke("history+good", ["check", "--timeout", "10", directory])
         together.assert_contract(["check", directory])
         assert f"valid    {directory}/{GOOD}" in together.out, together.out + together.err
@@ -226,7 +234,8 @@ def test_bad_flag_values_are_clean_errors(data: st.DataObject) -> None:
         Path(directory, GOOD).write_text(GOOD_HISTORY)
         command = data.draw(st.sampled_from(("run", "run", "check", "serve", "report", "replay")))
         if command == "run":
-            argv = ["run", "--quiet", "--store", os.path.join(directory, "store"), *data.draw(run_flags())]
+            flags = data.draw(run_flags() | string_run_flags())
+            argv = ["run", "--quiet", "--store", os.path.join(directory, "store"), *flags]
             if data.draw(st.booleans()):
                 argv += ["--junit", data.draw(st.sampled_from([os.path.join(directory, "no", "such", "j.xml"),
                                                                directory, "/dev/null/j.xml",

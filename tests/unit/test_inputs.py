@@ -159,3 +159,14 @@ def test_report_of_a_binary_history_is_written_and_says_why_it_has_no_plots(
     code, out, err = faultbed(capsys, "report", str(run_dir))
     assert code == 0, err
     assert "not UTF-8" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.parametrize("system", ["json:dumps", "os:system", "faultbed.cli:main"])
+def test_a_module_attribute_that_is_not_a_system_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                             system: str) -> None:
+    """Found by the fuzz tests: an AttributeError deep in the runner (exit 255) for a user's typo."""
+    store = tmp_path / "store"
+    code, _, err = faultbed(capsys, "run", "--system", system, "--store", str(store), "--quiet", "--time-limit", "1")
+    assert code == 3 and err.strip() == f"faultbed: {system!r} is not a system: it has no name, ports, peer_ports, " \
+                                        f"client_port, bugs, workloads, traits, command, open_client", err
+    assert not store.exists()
