@@ -19,6 +19,7 @@ point it at a missing file to act out a machine without FUSE).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import select
@@ -33,7 +34,7 @@ from faultbed.errors import SetupError
 log = logging.getLogger(__name__)
 
 BINARY_ENV = "FAULTBED_DISKFS"
-NEEDS_FUSE = ("power-loss",)  # fault kinds that need the filesystem (nemesis/faults.py)
+NEEDS_FUSE = ("power-loss", "disk-error", "disk-slow")  # fault kinds that need the filesystem (nemesis/disk.py)
 DEVICE_ENV = "FAULTBED_FUSE_DEVICE"
 MOUNT_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -105,6 +106,7 @@ class DiskMount:
         self._run_id = run_id
         self._log_path = log_path or os.devnull
         self._proc: subprocess.Popen[bytes] | None = None
+        self._faults = {"fsync_error": False, "delay_ms": 0}
 
     def __enter__(self) -> "DiskMount":
         check_available()
@@ -129,6 +131,25 @@ class DiskMount:
         self.power_losses += 1
         self._mount()
         log.info("%s: power loss: un-fsynced writes dropped, remounted", self.node)
+
+    @property
+    def control_path(self) -> str:
+        """The daemon's injected faults (JSON); kept next to the mountpoint, so a remount keeps them."""
+        return self.mountpoint.rstrip("/") + ".control"
+
+    def set_faults(self, fsync_error: bool | None = None, delay_ms: int | None = None) -> None:
+        """Make fsync fail with EIO, or every write and fsync slow, until set back (a bad disk stays bad)."""
+        if fsync_error is not None:
+            self._faults["fsync_error"] = fsync_error
+        if delay_ms is not None:
+            self._faults["delay_ms"] = delay_ms
+        tmp = self.control_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self._faults, fh)
+        os.replace(tmp, self.control_path)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+        log.info("%s: disk faults now %s", self.node, self._faults)
 
     def unmount(self) -> None:
         """Clean shutdown: the daemon unmounts and makes its overlays durable, as a sync before halt."""
@@ -160,7 +181,7 @@ class DiskMount:
             env[RUN_ENV] = self._run_id
         with open(self._log_path, "ab") as logfile:
             command = [default_binary(), "-backing", self.backing, "-mount", self.mountpoint,
-                       "-writeback", f"{self.writeback}s"] + (["-sync-backing"] if self.sync_backing else [])
+                       "-control", self.control_path, "-writeback", f"{self.writeback}s"] + (["-sync-backing"] if self.sync_backing else [])
             proc = subprocess.Popen(command,
                                     stdout=subprocess.PIPE, stderr=logfile, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)

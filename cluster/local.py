@@ -167,6 +167,13 @@ class LocalBackend:
         self.kill(node)
         mount.power_loss()
 
+    def disk_faults(self, node: str, fsync_error: bool | None = None, delay_ms: int | None = None) -> None:
+        """Make the node's disk fail fsync with EIO, or slow every write and fsync (None: unchanged)."""
+        mount = self._disks.get(node)
+        if mount is None:
+            raise SetupError(f"{node} has no fault-injecting filesystem")
+        mount.set_faults(fsync_error, delay_ms)
+
     def data_dir(self, node: str) -> str:
         """Where the node reads and writes its data (the mount, when there is one)."""
         return self._plans[node].data_dir

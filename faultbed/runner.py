@@ -130,7 +130,7 @@ def validate(spec: TestSpec) -> tuple[System, Workload]:
 def validate_disk_faults(spec: TestSpec, system: System) -> None:
     """Power loss only where FUSE works, on a backend that can inject it, for a system that promises durability."""
     kinds = {entry.split(":")[0].strip() for entry in spec.nemesis}
-    if not kinds & {"power-loss", "corrupt"}:
+    if not kinds & {"power-loss", "corrupt", "disk-error", "disk-slow"}:
         return
     if not issubclass(backend_class(spec.backend), DiskControl):
         raise FaultbedError(f"the {spec.backend} backend cannot inject disk faults (local and docker can)")

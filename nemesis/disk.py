@@ -1,4 +1,5 @@
-"""Disk fault kinds: power loss (un-fsynced writes dropped) and corruption of durable files.
+"""Disk fault kinds: power loss (un-fsynced writes dropped), corruption of durable files, failing and
+slow disks.
 
 - `power-loss:TARGET` kills the targets (all of them first: `power-loss:all` is one
   coordinated power failure), then each node's faultbed-diskfs forgets every write
@@ -9,7 +10,10 @@
   goes through the node's own view of its files (the mount, if any) and is fsync'd,
   as a disk that returns bad bytes would.
 
-Both need the backend's `DiskControl`; power loss also needs FUSE (cluster/disk.py).
+- `disk-error:TARGET` makes fsync fail with EIO (nothing becomes durable) and
+  `disk-slow:TARGET` adds 100 ms to every write and fsync, while the fault lasts.
+
+All need the backend's `DiskControl`; all but corrupt need FUSE (cluster/disk.py).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class DiskControl(Protocol):
 
     def kill(self, node: str) -> None: ...
     def power_loss(self, node: str) -> None: ...
+    def disk_faults(self, node: str, fsync_error: bool | None = None, delay_ms: int | None = None) -> None: ...
     def data_dir(self, node: str) -> str: ...
     def state(self, node: str) -> str: ...
     def restart(self, node: str) -> None: ...
@@ -219,5 +224,48 @@ class CorruptKind(FaultKindBase[tuple[str, ...]]):
         return heal_nodes(ctx, DEAD, "restarted", _restart)
 
 
+@dataclass(frozen=True)
+class DiskFaultKind(FaultKindBase[tuple[str, ...]]):
+    """Set a disk fault on the targets at start (fsync_error or delay_ms), clear it at stop and at heal."""
+
+    name: str
+    description: str
+    setting: str            # "fsync_error" or "delay_ms"
+    on: Any                 # its value while the fault lasts
+    off: Any
+    color: str              # last: FaultKindBase's class attribute is its default
+
+    def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
+             options: dict[str, Any]) -> dict[str, Any]:
+        check_power_loss_available()
+        return plan_targets(arg, nodes, rng, self.name)
+
+    def start(self, ctx: FaultContext, fault_id: str, params: dict[str, Any]) -> ActiveFault[tuple[str, ...]]:
+        nodes, extra = resolve_targets(ctx, params)
+        backend = disk_control(ctx.cluster.backend, self.name)
+        with ctx.lock:
+            for node in nodes:
+                backend.disk_faults(node, **{self.setting: self.on})
+        details = {"nodes": list(nodes), "target": params["target"], self.setting: self.on, **extra}
+        return ActiveFault(fault_id, self.name, f"{self.name} on {','.join(nodes)}", details, state=tuple(nodes))
+
+    def stop(self, ctx: FaultContext, active: ActiveFault[tuple[str, ...]]) -> str:
+        backend = disk_control(ctx.cluster.backend, self.name)
+        with ctx.lock:
+            for node in active.state:
+                backend.disk_faults(node, **{self.setting: self.off})
+        return f"{self.name} over on {','.join(active.state)}"
+
+    def heal(self, ctx: FaultContext) -> Healed:
+        backend = disk_control(ctx.cluster.backend, self.name)
+        for node in ctx.cluster.nodes:
+            backend.disk_faults(node, **{self.setting: self.off})
+        return {}
+
+
+DISK_ERROR = DiskFaultKind("disk-error", "fsync fails with EIO (disk-error:TARGET); the data stays volatile",
+                           setting="fsync_error", on=True, off=False, color="#e88b8b")
+DISK_SLOW = DiskFaultKind("disk-slow", "every write and fsync takes 100 ms longer (disk-slow:TARGET)",
+                          setting="delay_ms", on=100, off=0, color="#e8c58b")
 POWER_LOSS = PowerLossKind()
 CORRUPT = CorruptKind()

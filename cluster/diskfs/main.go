@@ -12,16 +12,20 @@
 // persists data dirty for D, as the kernel's flusher (dirty_expire_centisecs) would. A power loss is SIGKILL of this
 // daemon: the overlays vanish with it, the kernel aborts the connection and drops
 // the mount's page cache, and nothing can write the lost data back. SIGTERM or
-// SIGINT is a clean shutdown: unmount, then persist every overlay.
+// SIGINT is a clean shutdown: unmount, then persist every overlay. Slow or failing
+// fsync is injected through the -control file (read again on SIGHUP); a failed fsync
+// leaves the data volatile.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +36,36 @@ import (
 type diskFS struct {
 	overlays    *overlays
 	syncBacking bool
+	faults      atomic.Pointer[faults]
+}
+
+// faults are injected while the daemon runs: read from the -control file at start and on SIGHUP.
+type faults struct {
+	FsyncError bool `json:"fsync_error"` // fsync returns EIO and makes nothing durable
+	DelayMs    int  `json:"delay_ms"`    // added to every write and fsync
+}
+
+func (d *diskFS) loadFaults(path string) error {
+	f := &faults{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, f); err != nil {
+				return fmt.Errorf("control file %s: %w", path, err)
+			}
+		}
+	}
+	d.faults.Store(f)
+	return nil
+}
+
+func (d *diskFS) delay() {
+	if f := d.faults.Load(); f != nil && f.DelayMs > 0 {
+		time.Sleep(time.Duration(f.DelayMs) * time.Millisecond)
+	}
 }
 
 // node is a loopback node whose regular files keep their contents in overlays.
@@ -214,6 +248,7 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	f.disk.delay()
 	ov, e := f.disk.overlays.open(f.ino, f.fd)
 	if e != 0 {
 		return 0, e
@@ -226,6 +261,10 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 
 // Fsync (and fdatasync, and msync through the kernel) makes the inode's volatile state durable.
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	f.disk.delay()
+	if fl := f.disk.faults.Load(); fl != nil && fl.FsyncError {
+		return syscall.EIO // the data stays volatile
+	}
 	if ov := f.disk.overlays.get(f.ino); ov != nil {
 		return ov.persist(f.disk.syncBacking)
 	}
@@ -263,19 +302,32 @@ func main() {
 	syncBacking := flag.Bool("sync-backing", false, "also fsync the backing file on fsync (real disk I/O)")
 	writeBack := flag.Duration("writeback", 0, "persist data dirty for this long, as the kernel's flusher would (0: never)")
 	debug := flag.Bool("debug", false, "log every FUSE request")
+	control := flag.String("control", "", "JSON file of injected faults (fsync_error, delay_ms), read at start and on SIGHUP")
 	flag.Parse()
 	if *backing == "" || *mountpoint == "" {
 		fmt.Fprintln(os.Stderr, "usage: faultbed-diskfs -backing DIR -mount DIR")
 		os.Exit(3)
 	}
-	if err := run(*backing, *mountpoint, *syncBacking, *writeBack, *debug); err != nil {
+	if err := run(*backing, *mountpoint, *control, *syncBacking, *writeBack, *debug); err != nil {
 		fmt.Fprintf(os.Stderr, "faultbed-diskfs: %v\n", err)
 		os.Exit(3)
 	}
 }
 
-func run(backing, mountpoint string, syncBacking bool, writeBack time.Duration, debug bool) error {
+func run(backing, mountpoint, control string, syncBacking bool, writeBack time.Duration, debug bool) error {
 	disk := &diskFS{overlays: newOverlays(), syncBacking: syncBacking}
+	if err := disk.loadFaults(control); err != nil {
+		return err
+	}
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	go func() {
+		for range reload {
+			if err := disk.loadFaults(control); err != nil {
+				fmt.Fprintf(os.Stderr, "faultbed-diskfs: %v\n", err)
+			}
+		}
+	}()
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
 		return fmt.Errorf("backing directory %s: %w", backing, err)

@@ -94,3 +94,31 @@ def test_missing_fuse_device_is_one_clear_setup_error(tmp_path, monkeypatch):
     monkeypatch.setenv(DEVICE_ENV, str(tmp_path / "no-fuse"))
     with pytest.raises(SetupError, match="need FUSE"):
         check_available()
+
+
+def test_failing_fsync_is_eio_and_makes_nothing_durable_and_slow_disk_is_slow(tmp_path):
+    import errno
+    import time
+
+    backing, mountpoint = str(tmp_path / "disk"), str(tmp_path / "mnt")
+    with DiskMount("n1", backing, mountpoint) as disk:
+        path = os.path.join(mountpoint, "f")
+        disk.set_faults(fsync_error=True)
+        with open(path, "wb") as fh:
+            fh.write(b"never durable")
+            fh.flush()
+            with pytest.raises(OSError) as failed:
+                os.fsync(fh.fileno())
+        assert failed.value.errno == errno.EIO
+        disk.power_loss()  # the faults outlive the power loss, as a bad disk would
+        assert open(path, "rb").read() == b""
+        disk.set_faults(fsync_error=False, delay_ms=100)
+        with open(path, "wb") as fh:
+            fh.write(b"slow but durable")
+            fh.flush()
+            began = time.monotonic()
+            os.fsync(fh.fileno())
+            assert time.monotonic() - began >= 0.1
+        disk.set_faults(delay_ms=0)
+        disk.power_loss()
+        assert open(path, "rb").read() == b"slow but durable"
