@@ -149,6 +149,7 @@ class DiskMount:
         os.replace(tmp, self.control_path)
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGHUP)
+            self._expect(b"reloaded", "take the new disk faults")
         log.info("%s: disk faults now %s", self.node, self._faults)
 
     def unmount(self) -> None:
@@ -173,6 +174,16 @@ class DiskMount:
             proc.wait(timeout=STOP_TIMEOUT)
         self._proc = None
 
+    def _expect(self, word: bytes, what: str) -> None:
+        """Wait for the daemon's next line on stdout to be `word` (it says so when it is done)."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], MOUNT_TIMEOUT)
+        line = proc.stdout.readline() if ready else b""
+        if line.strip() != word:
+            raise SetupError(f"{self.node}: faultbed-diskfs did not {what} within {MOUNT_TIMEOUT:.0f}s "
+                             f"(see {self._log_path})")
+
     def _mount(self) -> None:
         if is_mounted(self.mountpoint):
             detach(self.mountpoint)
@@ -188,13 +199,11 @@ class DiskMount:
         self._proc = proc
         if self._record is not None:
             self._record.add_process(f"diskfs-{self.node}", proc.pid)
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], MOUNT_TIMEOUT)
-        line = proc.stdout.readline() if ready else b""
-        if line.strip() != b"mounted":
+        try:
+            self._expect(b"mounted", f"mount {self.mountpoint}")
+        except SetupError:
             self._kill()
-            raise SetupError(f"{self.node}: faultbed-diskfs did not mount {self.mountpoint} within "
-                             f"{MOUNT_TIMEOUT:.0f}s (see {self._log_path})")
+            raise
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not is_mounted(self.mountpoint) and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -326,6 +326,8 @@ func run(backing, mountpoint, control string, syncBacking bool, writeBack time.D
 			if err := disk.loadFaults(control); err != nil {
 				fmt.Fprintf(os.Stderr, "faultbed-diskfs: %v\n", err)
 			}
+			fmt.Println("reloaded") // the harness waits for this before it goes on
+			os.Stdout.Sync()
 		}
 	}()
 	var st syscall.Stat_t
