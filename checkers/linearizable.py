@@ -74,13 +74,17 @@ def _library(path: str) -> ctypes.CDLL:
     return library
 
 
+class UnencodableError(FaultbedError):
+    """Something in the request JSON cannot carry (NaN, infinity, map keys of mixed types)."""
+
+
 def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
     """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
     library = _library(library_path())
     try:
         payload = _encode(request).encode()
     except (TypeError, ValueError, RecursionError) as exc:
-        raise FaultbedError(f"cannot hand the history to porcupine: {str(exc)[:120]}") from exc
+        raise UnencodableError(f"cannot hand the history to porcupine: {str(exc)[:120]}") from exc
     pointer = library.FaultbedCheck(payload)
     try:
         answer = ctypes.string_at(pointer)
@@ -195,10 +199,13 @@ def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, time
     passes `memory_limit_mb` (default: MEMORY_FRACTION of the machine's memory).
     """
     started = time.perf_counter()
-    bad = _unencodable_row(ops)
-    if bad is not None:
-        raise HistoryError(f"{where(bad[0])}: a value JSON cannot carry: {bad[1][:120]}")
-    answer = _call(model, initial, timeout, visualize, always_visualize, annotations, memory_limit_mb, ops=ops)
+    try:
+        answer = _call(model, initial, timeout, visualize, always_visualize, annotations, memory_limit_mb, ops=ops)
+    except UnencodableError:
+        bad = _unencodable_row(ops)  # row by row only now: it costs as much as the whole encoding again
+        if bad is not None:
+            raise HistoryError(f"{where(bad[0])}: a value JSON cannot carry: {bad[1][:120]}") from None
+        raise
     if answer.get("error"):
         row = answer.get("error_op", -1)
         raise (HistoryError if row >= 0 else FaultbedError)(f"{where(row)}: {answer['error']}")

@@ -1,0 +1,78 @@
+"""The harness over a long run: `faultbed run` at its maximum rate against raftkv, its memory sampled.
+
+Not part of the default `make bench` (it takes the whole time limit plus the
+check): `python -m bench soak` (FAULTBED_SOAK_SECONDS, default 600; the run is
+stored in a temporary directory, or kept in $FAULTBED_SOAK_STORE). Prints the
+harness's resident memory every SAMPLE_S seconds (the harness process only; the
+nodes are processes of their own), then what was recorded and checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SECONDS = float(os.environ.get("FAULTBED_SOAK_SECONDS", "600"))
+SAMPLE_S = 10.0
+
+
+def resident_mb(pid: int) -> float | None:
+    """VmRSS of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def main() -> int:
+    kept = os.environ.get("FAULTBED_SOAK_STORE")
+    with tempfile.TemporaryDirectory(prefix="faultbed-soak-") as temporary:
+        store = kept or temporary
+        argv = [sys.executable, "-m", "faultbed", "run", "--system", "raftkv", "--rate", "0",
+                "--time-limit", f"{SECONDS:g}", "--seed", "11", "--quiet", "--store", store]
+        print(f"soak: {' '.join(argv[2:])}", flush=True)
+        started = time.monotonic()
+        child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        curve: list[tuple[float, float]] = []
+        while child.poll() is None:
+            rss = resident_mb(child.pid)
+            if rss is not None:
+                curve.append((time.monotonic() - started, rss))
+                print(f"  t={curve[-1][0]:6.0f} s  harness RSS {rss:7.1f} MB", flush=True)
+            try:
+                child.wait(timeout=SAMPLE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        out = child.stdout.read() if child.stdout else ""
+        print(out.strip()[-2000:])
+        return _summary(Path(store), curve, child.returncode)
+
+
+def _summary(store: Path, curve: list[tuple[float, float]], code: int) -> int:
+    runs = sorted(p for p in store.glob("*/*") if (p / "history.jsonl").exists())
+    if not runs:
+        print(f"soak: no run recorded (exit {code})")
+        return 1
+    run = runs[-1]
+    lines = sum(1 for _ in open(run / "history.jsonl", encoding="utf-8"))
+    results = json.loads((run / "results.json").read_text()) if (run / "results.json").exists() else {}
+    main_phase = [rss for t, rss in curve if 30 <= t <= SECONDS]
+    if main_phase:
+        print(f"soak: harness RSS during the main phase {min(main_phase):.0f}-{max(main_phase):.0f} MB "
+              f"(first {main_phase[0]:.0f}, last {main_phase[-1]:.0f}); peak overall {max(r for _, r in curve):.0f} MB")
+    print(f"soak: {lines} events recorded, exit {code}, verdict {results.get('valid')!r}")
+    return 0 if code in (0, 1, 2) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
