@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, Union
 
+from faultbed.errors import FaultbedError
+
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
 
@@ -56,8 +58,10 @@ def check_safe(checker: Checker, history: list[dict[str, Any]], spec: "TestSpec"
     try:
         return checker.check(history, spec, out_dir)
     except Exception as exc:
-        log.exception("checker %s raised", checker.name)
-        error = f"{type(exc).__name__}: {exc}"
+        # bad input (FaultbedError) says what is wrong; anything else is a bug, named by its type
+        error = str(exc) if isinstance(exc, FaultbedError) else f"{type(exc).__name__}: {exc}"
+        log.warning("checker %s could not judge: %s", checker.name, error)
+        log.debug("checker %s raised", checker.name, exc_info=True)
         return Result(checker.name, UNKNOWN, {"error": error}, summary=f"error: {error}"[:300])
 
 

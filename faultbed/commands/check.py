@@ -14,19 +14,27 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
-from faultbed.checkers.linearizable import MODELS, check_imported
-from faultbed.checkers.result import EXIT_ERROR, Result, exit_code, merge_valid, verdict_word
+from faultbed import plugins
+from faultbed.checkers.compose import load_checker
+from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, check_imported
+from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
+from faultbed.history import read_history
+from faultbed.run_files import read_spec
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
 
 MAX_WORKERS = 4  # histories checked at once (each search is parallel inside too)
-HELP = "check recorded histories (faultbed, Jepsen EDN, porcupine logs) for linearizability"
+HELP = "check recorded histories (faultbed runs, Jepsen EDN, porcupine logs): every checker of a run"
 EPILOG = """\
 A PATH may be a history file, a faultbed results directory (its history.jsonl) or
 any directory (every history in it, recursively). The format is detected from the
 content; the model defaults to what the history implies: a faultbed run's workload
 (register -> kv), kv for porcupine kv logs, cas-register for etcd logs and Jepsen EDN
 (multi-register when it has :txn ops, mutex for :acquire/:release).
+
+A faultbed run (spec.json beside its history) is re-checked by every checker its
+workload lists (idempotency, queue, ... and linearizability), unless --model asks
+for linearizability alone; its line names each checker's verdict and summary.
 
 Which files of a directory are histories: a results directory (one holding
 history.jsonl) gives its history.jsonl only. Elsewhere every file named *.jsonl or
@@ -78,6 +86,7 @@ class Checked:
     error: str | None = None
     skipped: str | None = None  # why a history has nothing to check for linearizability
     internal: bool = False  # the error is a bug in faultbed (exit 255), not bad input
+    results: tuple[Result, ...] = ()  # a faultbed run re-checked by every checker of its workload
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "elapsed_ms": round(self.elapsed_ms, 3)}
@@ -85,6 +94,9 @@ class Checked:
             return {**data, "valid": None, "skipped": self.skipped}
         if self.result is None:
             return {**data, "valid": None, "error": self.error}
+        if self.results:
+            return {**data, "format": "faultbed", "workload": self.result.checker, "valid": self.result.valid,
+                    "results": [r.to_json() for r in self.results]}
         details = self.result.details
         return {**data, "format": self.history.format if self.history else None, "model": details["model"],
                 "valid": self.result.valid, "ops": details["ops"], "porcupine_ms": details["porcupine_ms"],
@@ -214,6 +226,11 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
     started = time.perf_counter()
     try:
         history = load_history(path, args.format, streamed=True)
+        results = _workload_results(path, history, args, initial)
+        if results:
+            merged = Result(results[0].checker if len(results) == 1 else str(history.workload),
+                            merge_valid(r.valid for r in results), summary="; ".join(r.headline() for r in results))
+            return Checked(path, (time.perf_counter() - started) * 1000, history, merged, results=tuple(results))
         if args.model is None and history.workload is not None and history.model is None:
             return Checked(path, (time.perf_counter() - started) * 1000, history,
                            skipped=f"workload {history.workload!r} has no linearizability model "
@@ -242,8 +259,29 @@ def _print(outcome: Checked, as_json: bool) -> None:
         print(_line(outcome), flush=True)
 
 
+def _workload_results(path: str, history: ImportedHistory, args: argparse.Namespace,
+                      initial: Any) -> list[Result]:
+    """A faultbed run's history re-checked by every checker of its workload (read from spec.json
+    beside it), each through check_safe; [] when linearizability alone (the fast path) is wanted.
+    Linearizability of a workload with a known model keeps its fast path (Go reads the file)."""
+    if args.model is not None or args.format not in (None, "faultbed") or history.workload is None:
+        return []
+    spec = read_spec(os.path.dirname(os.path.abspath(path)))
+    names = plugins.workload(spec.workload).checkers
+    fast = LINEARIZABLE.name in names and history.model is not None
+    others = [name for name in names if not (fast and name == LINEARIZABLE.name)]
+    if not others:
+        return []
+    results = [check_imported(history, None, initial, args.timeout, None, False, args.memory_limit)] if fast else []
+    events = read_history(path)
+    return results + [check_safe(load_checker(name), events, spec, None) for name in others]
+
+
 def _line(outcome: Checked) -> str:
     assert outcome.result is not None
+    if outcome.results:
+        return f"{verdict_word(outcome.result.valid):8} {outcome.path}  {outcome.result.summary}, " \
+               f"{outcome.elapsed_ms:.1f} ms"
     details = outcome.result.details
     line = (f"{verdict_word(outcome.result.valid):8} {outcome.path}  {details['model']}, {details['ops']} ops, "
             f"{outcome.elapsed_ms:.1f} ms")

@@ -147,3 +147,60 @@ def test_bad_initial_value_for_the_model_names_the_file(capsys: pytest.CaptureFi
     assert code == 3
     assert err.strip() == (f"faultbed: {path}: multi-register initial value must be a JSON object of keys, "
                            f"not [1]")
+
+
+# -- a faultbed run is re-checked by every checker of its workload --------------------------------
+
+def run_of(path: Path, events: list[dict[str, object]], **spec: object) -> Path:
+    from faultbed.spec import TestSpec
+
+    path.mkdir(parents=True)
+    (path / "spec.json").write_text(json.dumps(TestSpec(**spec).to_json()))  # type: ignore[arg-type]
+    (path / "history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_an_idempotency_run_is_rechecked_by_its_workloads_checker(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    from tests.checkers.test_compose import idempotent_history
+
+    lost = run_of(tmp_path / "lost", idempotent_history(lost=True), system="raftkv", workload="idempotency")
+    fine = run_of(tmp_path / "fine", idempotent_history(lost=False), system="raftkv", workload="idempotency")
+    code, out, _ = run(capsys, str(lost))
+    assert code == 1
+    assert out.startswith(f"INVALID  {lost}/history.jsonl  idempotency: INVALID (lost 1),")
+    code, out, _ = run(capsys, str(fine), "--json")
+    assert code == 0
+    line = json.loads(out)
+    assert (line["workload"], line["valid"]) == ("idempotency", True)
+    assert [r["checker"] for r in line["results"]] == ["idempotency"]
+
+
+def test_a_queue_run_is_judged_by_its_systems_delivery_guarantee(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    from tests.checkers.test_queue import History as QueueHistory
+
+    history = QueueHistory()
+    history.publish(0, "0-0")
+    history.deliver(5, "0-0")
+    history.deliver(6, "0-0")  # delivered twice
+    history.consume(5, None)
+    history.drained()
+    exactly_once = run_of(tmp_path / "broker", history.events, system="broker", workload="queue")
+    at_least_once = run_of(tmp_path / "rabbitmq", history.events, system="rabbitmq", workload="queue")
+    code, out, _ = run(capsys, str(exactly_once))
+    assert code == 1 and "queue: INVALID (duplicated 1)" in out
+    code, out, _ = run(capsys, str(at_least_once))
+    assert code == 0 and "queue: valid (duplicated 1 (duplicates allowed: at-least-once))" in out
+
+
+def test_a_run_whose_checker_cannot_judge_is_unknown_and_the_reason_is_shown(capsys: pytest.CaptureFixture[str],
+                                                                            tmp_path: Path) -> None:
+    from tests.checkers.test_queue import History as QueueHistory
+
+    history = QueueHistory()
+    history.publish(0, "0-0")
+    gone = run_of(tmp_path / "gone", history.events, system="./no-such-system.toml", workload="queue")
+    code, out, _ = run(capsys, str(gone))
+    assert code == 2
+    assert out.startswith("unknown ") and "queue: unknown (error: " in out and "no such system file" in out
