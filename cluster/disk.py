@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 
-from faultbed.cluster.registry import RUN_ENV, RunRecord
+from faultbed.cluster.registry import RunRecord, run_env
 from faultbed.cluster.toxiproxy import PROJECT_ROOT
 from faultbed.errors import SetupError
 
@@ -189,7 +189,7 @@ class DiskMount:
             detach(self.mountpoint)
         env = dict(os.environ)
         if self._run_id:
-            env[RUN_ENV] = self._run_id
+            env.update(run_env(self._run_id))
         with open(self._log_path, "ab") as logfile:
             command = [default_binary(), "-backing", self.backing, "-mount", self.mountpoint,
                        "-control", self.control_path, "-writeback", f"{self.writeback}s"] + (["-sync-backing"] if self.sync_backing else [])

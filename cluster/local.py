@@ -21,7 +21,7 @@ from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
-from faultbed.cluster.registry import RUN_ENV, RunRecord
+from faultbed.cluster.registry import RunRecord, run_env
 from faultbed.cluster.systems import System
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyServer
 from faultbed.errors import SetupError
@@ -80,7 +80,7 @@ class LocalBackend:
         api_port = self._ports.take()[0]
         self._toxiproxy = ToxiproxyServer(
             host=HOST, port=api_port, log_path=os.path.join(self.run_dir, "nodes", "toxiproxy.log"),
-            env={RUN_ENV: self.run_id})
+            env=run_env(self.run_id))
         self._toxiproxy.__enter__()
         assert self._toxiproxy.pid is not None
         self._record.add_process("toxiproxy", self._toxiproxy.pid)
@@ -236,7 +236,7 @@ class LocalBackend:
         logfile = self._logs.get(node)
         if logfile is None:
             logfile = self._logs[node] = open(self.log_path(node), "ab")
-        env = dict(os.environ, **{RUN_ENV: self.run_id})
+        env = dict(os.environ, **run_env(self.run_id))
         try:
             proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=plan.data_dir, start_new_session=True)

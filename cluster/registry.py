@@ -21,6 +21,17 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = os.environ.get("FAULTBED_STATE_DIR", "/tmp/faultbed-runs")
 RUN_ENV = "FAULTBED_RUN"
+HARNESS_ENV = "FAULTBED_HARNESS"  # <pid>:<start time> of the harness that started the process
+
+
+def run_env(run_id: str) -> dict[str, str]:
+    """The environment every process of a run carries: its run id and its live harness.
+
+    The harness lets gc tell a live run from a crashed one even without its record (a
+    `faultbed gc` with another FAULTBED_STATE_DIR must never stop someone else's live run).
+    """
+    pid = os.getpid()
+    return {RUN_ENV: run_id, HARNESS_ENV: f"{pid}:{process_start_time(pid)}"}
 
 
 def process_start_time(pid: int) -> int | None:
@@ -196,6 +207,25 @@ def _processes_by_run() -> dict[str, list[int]]:
     return found
 
 
+def _harness_alive(pids: list[int]) -> bool:
+    """True when a process of `pids` names (in HARNESS_ENV) a harness that is still running."""
+    marker = f"{HARNESS_ENV}=".encode()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(marker):
+                harness, _, start = item[len(marker):].decode(errors="replace").partition(":")
+                try:
+                    return is_alive(int(harness), int(start) if start.isdigit() else None)
+                except ValueError:
+                    return False
+    return False
+
+
 def live_run_ids() -> set[str]:
     """Runs whose harness process is still alive."""
     alive = set()
@@ -221,7 +251,8 @@ def stale_runs(include_live: bool = False) -> list[StaleRun]:
         recorded.update(by_env.get(run_id, []))
         runs[run_id] = StaleRun(run_id, path, tuple(sorted(recorded)), tuple(data.get("mounts", ())))
     for run_id, found in by_env.items():
-        if run_id not in runs and run_id not in live:
+        # no record here (another state dir, or lost): stale only when its harness is gone too
+        if run_id not in runs and run_id not in live and not _harness_alive(found):
             runs[run_id] = StaleRun(run_id, None, tuple(sorted(found)))
     own = os.getpid()
     return [StaleRun(r.run_id, r.record_path, tuple(p for p in r.pids if p != own), r.mounts) for r in runs.values()]
