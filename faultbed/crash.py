@@ -42,11 +42,12 @@ def where(exc: BaseException) -> str:
     return f"{short}:{last.lineno}"
 
 
-def save_traceback(exc: BaseException) -> str:
-    """Write the full traceback to a file and return its path (or why it could not be written)."""
+def save_traceback(exc: BaseException, run_dir: str | None = None) -> str:
+    """Write the full traceback to a file (in `run_dir`, or the one the exception is marked with,
+    when there is one) and return its path, or why it could not be written."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_dir = getattr(exc, _RUN_DIR_ATTRIBUTE, None)
+    run_dir = run_dir or getattr(exc, _RUN_DIR_ATTRIBUTE, None)
     candidates = []
     if isinstance(run_dir, str) and os.path.isdir(run_dir):
         candidates.append(os.path.join(run_dir, TRACEBACK_FILE))

@@ -374,8 +374,8 @@ def _plots_section(timeline: Timeline, history_error: str | None) -> str:
     note = f'<p class="warning">{_e(history_error)}</p>' if history_error else ""
     try:
         latency, rate = plot_latency(timeline), plot_throughput(timeline)
-    except Exception as exc:  # a plotting problem must not cost the rest of the page
-        log.exception("report: plotting failed")
+    except Exception as exc:  # a plotting problem must not cost the rest of the page (said in one line)
+        log.warning("report: plotting failed: %s: %s", type(exc).__name__, exc)
         return f'<section id="plots"><h2>Over time</h2>{note}<p class="warning">plots failed: {_e(exc)}</p></section>'
     images = "".join(
         f'<figure><img class="plot" id="{name}-plot" alt="{name} over time" src="data:image/png;base64,{data}">'

@@ -28,7 +28,7 @@ from faultbed.cluster.backend import DEAD
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.systems import System, load_system, ready_timeout
 from faultbed import plugins, store
-from faultbed.crash import run_dir_on_error
+from faultbed.crash import run_dir_on_error, save_traceback
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.interrupts import stop_on_interrupt
@@ -202,8 +202,11 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
     try:  # the verdict is stored already; a report problem must never cost it
         from faultbed.report import write_report
         write_report(run_dir)
-    except Exception:
-        log.exception("could not write %s in %s", store.REPORT_HTML, run_dir)
+    except OSError as exc:
+        log.warning("could not write %s in %s: %s", store.REPORT_HTML, run_dir, exc)
+    except Exception as exc:  # one line, never a traceback on stderr: it goes to a file in the run directory
+        log.warning("could not write %s in %s: %s: %s (a bug in faultbed; traceback: %s)", store.REPORT_HTML,
+                    run_dir, type(exc).__name__, exc, save_traceback(exc, run_dir))
     return RunOutcome(spec, run_dir, valid, results, counts)
 
 

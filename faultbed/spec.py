@@ -91,6 +91,11 @@ LIMITS: dict[str, Limit] = {
     "op_timeout": Limit(0, 600, above=True),
     "seed": Limit(-2**63, 2**63 - 1, integer=True),
 }
+OPTION_LIMITS: dict[str, Limit] = {
+    "check_timeout": Limit(0, 86_400, above=True),
+    "diskfs_writeback": Limit(0, 86_400),
+}
+OPTION_FLAGS = {"diskfs_writeback": "--disk-writeback"}
 MAX_PLANNED_OPS = 5_000_000  # the operation plan (about rate x time limit) is written before the run
 MAX_FAULTS = 100_000  # the schedule (about time limit / nemesis interval per fault) is written before the run
 
@@ -112,7 +117,9 @@ def check_limits(spec: TestSpec) -> None:
     if spec.time_limit / spec.nemesis_interval > MAX_FAULTS:
         raise FaultbedError(f"--time-limit / --nemesis-interval must be at most {MAX_FAULTS:,} "
                             f"(every fault is scheduled before the run)")
-    check_timeout = spec.options.get("check_timeout") if isinstance(spec.options, dict) else None
-    if check_timeout is not None and not Limit(0, 86_400, above=True).admits(check_timeout):
-        raise FaultbedError(f"option check_timeout must be a number of seconds > 0 and <= 86400, "
-                            f"not {str(check_timeout)[:40]}")
+    options = spec.options if isinstance(spec.options, dict) else {}
+    for name, limit in OPTION_LIMITS.items():
+        value = options.get(name)
+        if value is not None and not limit.admits(value):
+            flag_name = OPTION_FLAGS.get(name, f"option {name}")
+            raise FaultbedError(f"{flag_name} must be {limit.describe()} (seconds), not {str(value)[:40]}")

@@ -58,6 +58,7 @@ HISTORY_SUFFIXES = (".jsonl", ".edn")
 SNIFFED_SUFFIXES = (".log", ".txt")  # porcupine's logs, but also prose and node logs: looked at first
 SNIFF_BYTES = 4096
 MAX_TIMEOUT = 86400.0
+MAX_MEMORY_MB = 1024.0 * 1024  # a terabyte
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,10 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"sequential model: {', '.join(MODELS)}")
     parser.add_argument("--format", help=f"force the input format: {', '.join(FORMATS)}")
     parser.add_argument("--initial", metavar="JSON", help="initial value as JSON, e.g. 0 or '{\"x\": 0}'")
-    parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown); 0 < S <= 86400")
     parser.add_argument("--memory-limit", type=float, metavar="MB",
                         help="give up on a history (unknown) when the checker's memory passes MB "
-                             "(default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB)")
+                             "(0 < MB <= 1048576; default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB)")
     parser.add_argument("--visualize", metavar="DIR", help="write porcupine's HTML page for invalid histories")
     parser.add_argument("--always-visualize", action="store_true", help="with --visualize: for every history")
     parser.add_argument("--json", action="store_true", help="one JSON object per history instead of text")
@@ -152,8 +153,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise FaultbedError(f"unknown format {args.format!r} (known: {', '.join(FORMATS)})")
     if args.timeout is not None and not (0 < args.timeout <= MAX_TIMEOUT):
         raise FaultbedError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {args.timeout}")
-    if args.memory_limit is not None and args.memory_limit <= 0:
-        raise FaultbedError("--memory-limit must be a positive number of megabytes")
+    if args.memory_limit is not None and not (0 < args.memory_limit <= MAX_MEMORY_MB):
+        raise FaultbedError(f"--memory-limit must be a number of megabytes > 0 and <= {MAX_MEMORY_MB:g}, "
+                            f"not {args.memory_limit}")
 
 
 def _initial(text: str | None) -> Any:

@@ -12,7 +12,7 @@ from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.progress import ProgressDisplay
 from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
-from faultbed.spec import LIMITS, MAX_FAULTS, MAX_PLANNED_OPS, TestSpec, flag
+from faultbed.spec import LIMITS, MAX_FAULTS, MAX_PLANNED_OPS, OPTION_FLAGS, OPTION_LIMITS, TestSpec, flag
 
 HELP = "run a test: a real cluster, concurrent clients, faults, then a checked history"
 
@@ -60,6 +60,8 @@ def limits_epilog() -> str:
     """The documented range of every numeric flag (checked before anything starts)."""
     lines = ["numeric flags (finite numbers; checked before anything starts or is stored):"]
     lines += [f"  {flag(name):<20} {limit.describe()}" for name, limit in LIMITS.items()]
+    lines += [f"  {OPTION_FLAGS[name]:<20} {limit.describe()}" for name, limit in OPTION_LIMITS.items()
+              if name in OPTION_FLAGS]
     lines.append(f"  and --rate x --time-limit <= {MAX_PLANNED_OPS:,}, --time-limit / --nemesis-interval "
                  f"<= {MAX_FAULTS:,}")
     return "\n".join(lines)

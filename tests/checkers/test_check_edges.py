@@ -146,7 +146,8 @@ def test_json_output_names_the_error(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 @pytest.mark.parametrize("flags", [["--timeout", "nan"], ["--timeout", "inf"], ["--timeout", "-1"],
-                                   ["--initial", "NaN"], ["--initial", "Infinity"], ["--initial", "[" * 5000]])
+                                   ["--initial", "NaN"], ["--initial", "Infinity"], ["--initial", "[" * 5000],
+                                   ["--memory-limit", "nan"], ["--memory-limit", "inf"], ["--memory-limit", "0"]])
 def test_bad_check_flags_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str]) -> None:
     (tmp_path / "good.jsonl").write_text(OK_WRITE)
     code, out, err = check(capsys, *flags, str(tmp_path / "good.jsonl"))

@@ -154,7 +154,7 @@ def broken_document(draw: st.DrawFn, good: dict[str, Any]) -> bytes:
 
 
 NUMERIC_RUN_FLAGS = ["--nodes", "--concurrency", "--keys", "--rate", "--time-limit", "--nemesis-interval",
-                     "--op-timeout", "--seed"]
+                     "--op-timeout", "--seed", "--disk-writeback"]
 number_text = st.one_of(st.sampled_from(NASTY_TEXT), st.integers(-2**70, 2**70).map(str),
                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
 

@@ -249,6 +249,8 @@ def test_bad_flag_values_are_clean_errors(data: st.DataObject) -> None:
                     lambda v: json.dumps(v)))]
             if data.draw(st.booleans()):
                 argv += ["--model", data.draw(st.sampled_from(["kv", "mutex", "x", ""]))]
+            if data.draw(st.booleans()):
+                argv += ["--memory-limit", data.draw(number_text)]
         elif command == "serve":
             argv = ["serve", "--store", directory, "--port", data.draw(number_text)]
         else:

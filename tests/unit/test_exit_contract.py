@@ -57,3 +57,24 @@ def test_readme_documents_every_exit_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for code in ("0", "1", "2", "3", "130", "255"):
         assert f"| {code} |" in readme, code
+
+
+def test_a_report_that_cannot_be_written_costs_neither_the_verdict_nor_a_clean_stderr(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from faultbed.history import HistoryWriter
+    from faultbed.runner import check_run
+    from faultbed.spec import TestSpec
+    from faultbed.workloads import load_workload
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "report.html").mkdir()  # in the way: the report cannot be written
+    spec = TestSpec(store=str(tmp_path))
+    (run_dir / "spec.json").write_text(spec.dumps())
+    with HistoryWriter(str(run_dir / "history.jsonl")) as history:
+        history.complete(history.invoke(0, "write", "k1", 1), "ok", 1)
+        history.complete(history.invoke(1, "read", "k1"), "ok", 1)
+    outcome = check_run(spec, load_workload("register"), str(run_dir))
+    assert outcome.valid is True and (run_dir / "results.json").exists()
+    warnings = [r for r in caplog.records if "could not write report.html" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is None  # one line, no traceback

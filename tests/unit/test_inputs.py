@@ -30,7 +30,8 @@ BAD_RUN_FLAGS = [
     ["--op-timeout", "nan"], ["--op-timeout", "0"], ["--op-timeout", "1e300"],
     ["--nodes", "0"], ["--nodes", "1000"], ["--concurrency", "0"], ["--concurrency", "100000"],
     ["--keys", "0"], ["--keys", "1000000"], ["--seed", str(2**64)], ["--nodes", "1" + "0" * 5000],
-    ["--rate", "10000", "--time-limit", "86400"],
+    ["--rate", "10000", "--time-limit", "86400"], ["--disk-writeback", "nan"], ["--disk-writeback", "-1"],
+    ["--disk-writeback", "inf"],
 ]
 
 
