@@ -28,6 +28,7 @@ type history struct {
 	ops        int
 	completed  int   // operations with a known return: none means nothing happened to check
 	infinity   int64 // where unknown operations return: after every event
+	events     int   // read from a history file: its events (lines)
 }
 
 // check runs one request: read the operations, search every partition, and draw
@@ -44,7 +45,7 @@ func check(req *request) (resp response) {
 	if err != nil {
 		return failure(resp, err)
 	}
-	resp.Ops, resp.Partitions, resp.Completed = h.ops, len(h.partitions), h.completed
+	resp.Ops, resp.Partitions, resp.Completed, resp.Events = h.ops, len(h.partitions), h.completed, h.events
 	timeout := time.Duration(req.TimeoutMs * float64(time.Millisecond))
 
 	searchStarted := time.Now()
@@ -100,7 +101,7 @@ func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 
 // model is. Processes become dense client ids in order of appearance, because
 // the visualization draws one row per id from 0 to the largest.
 func readHistory(m *model, req *request) (history, error) {
-	raw, latest, err := readOps(req)
+	raw, latest, events, err := readOps(req)
 	if err != nil {
 		return history{}, err
 	}
@@ -110,7 +111,7 @@ func readHistory(m *model, req *request) (history, error) {
 			latest = max(latest, *a.End)
 		}
 	}
-	h := history{infinity: after(latest)}
+	h := history{infinity: after(latest), events: events}
 	clients := map[string]int{}
 	byKey := map[string]int{}
 	for i, op := range raw {

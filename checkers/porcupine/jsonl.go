@@ -45,13 +45,14 @@ type jsonlReader struct {
 	latest   int64
 	scratch  []byte
 	lineNo   int
+	events   int // lines that hold an event, as Python's read_history counts them
 	canonBuf []byte
 }
 
-func readJSONL(path string) ([]rawOp, int64, error) {
+func readJSONL(path string) ([]rawOp, int64, int, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fallback("cannot open: %v", err)
+		return nil, 0, 0, fallback("cannot open: %v", err)
 	}
 	defer file.Close()
 	r := &jsonlReader{path: path, strings: map[string]string{}, open: map[string]int{}, retired: map[string]bool{}}
@@ -59,14 +60,14 @@ func readJSONL(path string) ([]rawOp, int64, error) {
 	for {
 		line, complete, err := r.readLine(in)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		if line == nil {
 			break
 		}
 		r.lineNo++
 		if err := r.line(line, complete); err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
 	rows := r.rows[:0]
@@ -75,11 +76,11 @@ func readJSONL(path string) ([]rawOp, int64, error) {
 			rows = append(rows, row)
 		}
 	}
-	return rows, r.latest, nil
+	return rows, r.latest, r.events, nil
 }
 
 // readOps returns the request's operations: its rows, or its history file read here.
-func readOps(req *request) (raw []rawOp, latest int64, err error) {
+func readOps(req *request) (raw []rawOp, latest int64, events int, err error) {
 	if req.HistoryFile != "" {
 		return readJSONL(req.HistoryFile)
 	}
@@ -89,7 +90,7 @@ func readOps(req *request) (raw []rawOp, latest int64, err error) {
 		latest = max(latest, op.call, op.ret)
 		return err
 	})
-	return raw, latest, err
+	return raw, latest, 0, err
 }
 
 // readLine returns the next line without its newline; complete is false for a
@@ -133,6 +134,7 @@ func (r *jsonlReader) line(line []byte, complete bool) error {
 		}
 		return err
 	}
+	r.events++
 	return r.event(&e)
 }
 
