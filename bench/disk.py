@@ -49,7 +49,7 @@ def raftkv_writes(work_dir: str, label: str, bugs: tuple[str, ...] = ()) -> floa
         with cluster.client(leader) as client:
             run_ops(client, "write", 0.5)
             rate, latencies, failures = run_ops(client, "write", SECONDS)
-    report(f"raftkv, {label}:", rate, latencies, failures)
+    report(f"raftkv {label}:", rate, latencies, failures)
     return rate
 
 
@@ -60,7 +60,7 @@ def mounted_raftkv(work_dir: str) -> float:
     try:
         for mount in mounts:
             mount.__enter__()
-        return raftkv_writes(work_dir, "diskfs, msync")
+        return raftkv_writes(work_dir, "diskfs+msync")
     finally:
         for mount in mounts:
             mount.unmount()
@@ -83,8 +83,8 @@ def main() -> int:
                 rate = fsynced_writes(mount.mountpoint)
             label = "4 KiB write+fsync, diskfs" + (" -sync-backing:" if sync_backing else ":")
             print(f"  {label:<40} {rate:8.0f} /s", flush=True)
-        raftkv_writes(os.path.join(tmp, "raft-plain"), "plain, msync")
-        raftkv_writes(os.path.join(tmp, "raft-nosync"), "plain, no-journal-sync", bugs=("no-journal-sync",))
+        raftkv_writes(os.path.join(tmp, "raft-plain"), "plain+msync")
+        raftkv_writes(os.path.join(tmp, "raft-nosync"), "plain, no sync", bugs=("no-journal-sync",))
         mounted_raftkv(os.path.join(tmp, "raft-diskfs"))
     return 0
 
