@@ -31,6 +31,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 type diskFS struct {
@@ -76,6 +77,7 @@ type node struct {
 
 var (
 	_ = (fs.NodeOpener)((*node)(nil))
+	_ = (fs.NodeLookuper)((*node)(nil))
 	_ = (fs.NodeCreater)((*node)(nil))
 	_ = (fs.NodeGetattrer)((*node)(nil))
 	_ = (fs.NodeSetattrer)((*node)(nil))
@@ -88,8 +90,23 @@ func (n *node) backingPath() string {
 	return filepath.Join(n.RootData.Path, n.Path(n.Root()))
 }
 
-func (n *node) ino() uint64 {
-	return n.StableAttr().Ino
+// statID is the fileID of a backing file (by fd when path is ""), as go-fuse's loopback numbers it.
+func statID(fd int, path string) (fileID, uint32, syscall.Errno) {
+	var stx unix.Statx_t
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	} else {
+		fd = unix.AT_FDCWD
+	}
+	if err := unix.Statx(fd, path, flags, unix.STATX_INO|unix.STATX_BTIME|unix.STATX_TYPE|unix.STATX_NLINK, &stx); err != nil {
+		return fileID{}, 0, errno(err)
+	}
+	gen := uint64(1)
+	if stx.Btime.Sec != 0 || stx.Btime.Nsec != 0 {
+		gen = uint64(stx.Btime.Sec)*1e9 + uint64(stx.Btime.Nsec)
+	}
+	return fileID{stx.Ino, gen}, stx.Nlink, 0
 }
 
 // openBacking opens the backing file without O_TRUNC and O_APPEND (both act on the overlay),
@@ -106,7 +123,13 @@ func openBacking(path string, flags uint32, mode uint32) (int, syscall.Errno) {
 	return fd, 0
 }
 
-func (n *node) newFile(fd int, ino uint64, flags uint32) (*file, syscall.Errno) {
+// newFile wraps an open backing file; its overlay is found by the file's own identity.
+func (n *node) newFile(fd int, flags uint32) (*file, syscall.Errno) {
+	ino, _, e := statID(fd, "")
+	if e != 0 {
+		syscall.Close(fd)
+		return nil, e
+	}
 	f := &file{fd: fd, ino: ino, disk: n.disk}
 	if flags&syscall.O_TRUNC != 0 {
 		ov, e := n.disk.overlays.open(ino, fd)
@@ -127,7 +150,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if e != 0 {
 		return nil, 0, e
 	}
-	f, e := n.newFile(fd, n.ino(), flags)
+	f, e := n.newFile(fd, flags)
 	return f, 0, e
 }
 
@@ -143,10 +166,14 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		syscall.Close(fd)
 		return nil, nil, 0, errno(err)
 	}
+	id, _, e := statID(fd, "")
+	if e != 0 {
+		syscall.Close(fd)
+		return nil, nil, 0, e
+	}
 	child := &node{LoopbackNode: fs.LoopbackNode{RootData: n.RootData}, disk: n.disk}
-	attr := fs.StableAttr{Mode: st.Mode, Ino: st.Ino}
-	inode := n.NewInode(ctx, child, attr)
-	f, e := child.newFile(fd, st.Ino, flags)
+	inode := n.NewInode(ctx, child, fs.StableAttr{Mode: st.Mode, Ino: id.ino, Gen: id.gen})
+	f, e := child.newFile(fd, flags)
 	if e != 0 {
 		return nil, nil, 0, e
 	}
@@ -159,12 +186,31 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	if e := n.LoopbackNode.Getattr(ctx, fh, out); e != 0 {
 		return e
 	}
-	if ov := n.disk.overlays.get(n.ino()); ov != nil && out.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		ov.mu.Lock()
-		out.Size = uint64(ov.size)
-		ov.mu.Unlock()
-	}
+	n.disk.patchSize(n.backingPath(), &out.Attr)
 	return 0
+}
+
+// Lookup answers with attributes too: their size must be the volatile one.
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	child, e := n.LoopbackNode.Lookup(ctx, name, out)
+	if e == 0 {
+		n.disk.patchSize(filepath.Join(n.backingPath(), name), &out.Attr)
+	}
+	return child, e
+}
+
+// patchSize replaces a regular file's durable size by its volatile one, if it has an overlay.
+func (d *diskFS) patchSize(path string, attr *fuse.Attr) {
+	if attr.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return
+	}
+	if id, _, e := statID(-1, path); e == 0 {
+		if ov := d.overlays.get(id); ov != nil {
+			ov.mu.Lock()
+			attr.Size = uint64(ov.size)
+			ov.mu.Unlock()
+		}
+	}
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -173,7 +219,12 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if e != 0 {
 			return e
 		}
-		ov, e := n.disk.overlays.open(n.ino(), fd)
+		id, _, e := statID(fd, "")
+		if e != 0 {
+			syscall.Close(fd)
+			return e
+		}
+		ov, e := n.disk.overlays.open(id, fd)
 		syscall.Close(fd)
 		if e != 0 {
 			return e
@@ -194,10 +245,8 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 
 // forget drops the overlay of the file at name in this directory when its last link goes.
 func (n *node) forget(name string) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(n.backingPath(), name), &st); err == nil &&
-		st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink <= 1 {
-		n.disk.overlays.drop(st.Ino)
+	if id, links, e := statID(-1, filepath.Join(n.backingPath(), name)); e == 0 && links <= 1 {
+		n.disk.overlays.drop(id)
 	}
 }
 
@@ -222,7 +271,7 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 // file is an open backing file; its contents are read and written through the inode's overlay.
 type file struct {
 	fd   int
-	ino  uint64
+	ino  fileID
 	disk *diskFS
 }
 

@@ -22,25 +22,31 @@ type overlay struct {
 	dirty time.Time        // when the overlay first changed since it was last persisted (zero: clean)
 }
 
-// overlays maps a backing inode number to its overlay; hard links share one.
+// fileID names a backing file: its inode number and a generation from its birth time, as
+// go-fuse's loopback does, so that a reused inode number never inherits another file's overlay.
+type fileID struct {
+	ino, gen uint64
+}
+
+// overlays maps a backing file to its overlay; hard links share one.
 type overlays struct {
 	mu    sync.Mutex
-	byIno map[uint64]*overlay
+	byIno map[fileID]*overlay
 }
 
 func newOverlays() *overlays {
-	return &overlays{byIno: map[uint64]*overlay{}}
+	return &overlays{byIno: map[fileID]*overlay{}}
 }
 
 // get returns the overlay of ino, or nil when the file has nothing volatile.
-func (o *overlays) get(ino uint64) *overlay {
+func (o *overlays) get(ino fileID) *overlay {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.byIno[ino]
 }
 
 // open returns the overlay of ino, created over the backing file fd when there is none.
-func (o *overlays) open(ino uint64, fd int) (*overlay, syscall.Errno) {
+func (o *overlays) open(ino fileID, fd int) (*overlay, syscall.Errno) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if ov := o.byIno[ino]; ov != nil {
@@ -60,7 +66,7 @@ func (o *overlays) open(ino uint64, fd int) (*overlay, syscall.Errno) {
 }
 
 // drop forgets the volatile state of ino (its file is gone).
-func (o *overlays) drop(ino uint64) {
+func (o *overlays) drop(ino fileID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if ov := o.byIno[ino]; ov != nil {

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -65,6 +66,8 @@ def test_power_loss_keeps_what_was_synced_and_forgets_the_rest(tmp_path):
         seen = _write_then_kill(mountpoint)
         assert seen["synced"] == b"durable+volatile"
         assert seen["truncated"] == b"x" * 10
+        time.sleep(1.2)  # past the kernel's attribute and entry timeouts: a fresh lookup sees the same sizes
+        assert _contents(mountpoint)["synced"] == b"durable+volatile"
         disk.power_loss()
         after = _contents(mountpoint)
         assert is_mounted(mountpoint)
@@ -98,7 +101,6 @@ def test_missing_fuse_device_is_one_clear_setup_error(tmp_path, monkeypatch):
 
 def test_failing_fsync_is_eio_and_makes_nothing_durable_and_slow_disk_is_slow(tmp_path):
     import errno
-    import time
 
     backing, mountpoint = str(tmp_path / "disk"), str(tmp_path / "mnt")
     with DiskMount("n1", backing, mountpoint) as disk:
