@@ -177,6 +177,21 @@ def _read_records() -> Iterator[tuple[str, dict[str, Any]]]:
             yield path, data
 
 
+def run_id_for(run_dir: str) -> str | None:
+    """The id of this harness's live run in `run_dir`, from its record (None when there is none).
+
+    For processes a run starts outside its backend (a system file's client programs), so
+    they carry the run's environment too and gc finds them after a crash.
+    """
+    wanted = os.path.realpath(run_dir)
+    for _, data in _read_records():
+        harness = data.get("harness") or {}
+        if harness.get("pid") == os.getpid() and data.get("run_dir") \
+                and os.path.realpath(str(data["run_dir"])) == wanted:
+            return str(data["run_id"])
+    return None
+
+
 def malformed_records() -> list[MalformedRecord]:
     """Records in the state dir that gc skips: unreadable, not JSON, or not shaped as faultbed writes them."""
     found = []

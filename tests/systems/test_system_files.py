@@ -135,6 +135,7 @@ def one_node(tmp_path: Path, name: str) -> Iterator[RunningCluster]:
     run_id = "test-" + uuid.uuid4().hex[:10]
     with LocalBackend(system, TestSpec(nodes=1), str(tmp_path), run_id) as backend:
         cluster = RunningCluster(system, backend, backend.mesh)
+        cluster.run_id = run_id  # type: ignore[attr-defined]
         cluster.leader_at_start = cluster.wait_ready(15, nodes=cluster.nodes)  # type: ignore[attr-defined]
         yield cluster
     assert processes_of_run(run_id) == [], "every node process is stopped"
@@ -202,6 +203,7 @@ def test_process_client_unanswered_is_info_and_the_program_is_started_again(proc
     try:
         assert client.invoke("write", "k", 1, OP_TIMEOUT).type == OK
         first = client._inner._proc.pid  # type: ignore[attr-defined]
+        assert first in processes_of_run(processkv.run_id), "the program carries its run's labels for gc"  # type: ignore[attr-defined]
         assert client.invoke("write", "hang", 1, 0.5).type == INFO
         assert not os.path.exists(f"/proc/{first}") or Path(f"/proc/{first}/stat").read_text().split()[2] == "Z"
         assert client.invoke("read", "k", None, OP_TIMEOUT) == Outcome(OK, 1, node="n1")

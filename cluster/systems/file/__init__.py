@@ -15,6 +15,7 @@ import os
 from typing import Any, Mapping
 
 from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.registry import run_env, run_id_for
 from faultbed.cluster.systems import Client, Outcome, SystemTraits
 from faultbed.cluster.systems.file import schema
 from faultbed.cluster.systems.file.command import node_command
@@ -40,6 +41,7 @@ class FileSystem:
         self._clients: dict[tuple[str, ...], schema.Client] = {(): spec.client}
         self._logs: dict[str, tuple[str, int]] = {}   # node -> its log file and its size at the last start
         self._nodes: tuple[str, ...] = ()
+        self._run_env: dict[str, str] = {}   # FAULTBED_RUN and FAULTBED_HARNESS for client programs
 
     def command(self, plan: NodePlan) -> list[str]:
         # Both backends keep node logs in <run>/nodes/<node>.log next to <run>/data/<node>.
@@ -50,6 +52,8 @@ class FileSystem:
             size = 0
         self._logs[plan.name] = (log, size)  # [ready] log looks only past this point
         self._nodes = plan.nodes
+        run_id = run_id_for(os.path.dirname(os.path.dirname(plan.data_dir)))
+        self._run_env = run_env(run_id) if run_id is not None else {}
         return node_command(self.spec, plan)
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float,
@@ -79,6 +83,10 @@ class FileSystem:
 
     def known_nodes(self) -> tuple[str, ...]:
         return self._nodes
+
+    def client_env(self) -> dict[str, str]:
+        """The run's labels for the client programs it starts (so `faultbed gc` finds them)."""
+        return dict(self._run_env)
 
 
 def load_system_file(path: str) -> FileSystem:

@@ -78,7 +78,8 @@ class FileClient:
                 self._inner = HttpClient(spec, self.address, self.node, self.timeout)
             else:
                 self._inner = ProcessClient(self._host_command(spec.command) + list(self.client_args),
-                                            self.node, self.spec.directory, self._client_log())
+                                            self.node, self.spec.directory, self._client_log(),
+                                            self.system.client_env())
         return self._inner
 
     def _host_command(self, command: tuple[str, ...]) -> list[str]:
@@ -122,7 +123,7 @@ class FileClient:
                 raise ValueError(f"{self.node}: {ready.http_path} answered {response.status_code}, "
                                  f"not {ready.http_status}")
         elif ready.kind == "command":
-            result = _run(self._probe_command(ready.command), self.spec.directory, timeout)
+            result = _run(self._probe_command(ready.command), self.spec.directory, timeout, self.system.client_env())
             if result.returncode != 0:
                 raise ValueError(f"{self.node}: ready command exited {result.returncode}")
         else:
@@ -151,7 +152,7 @@ class FileClient:
             answer = connection.call(dict(leader.request), timeout)
             found = template.extract(answer, leader.field)
         else:
-            result = _run(self._probe_command(leader.command), self.spec.directory, timeout)
+            result = _run(self._probe_command(leader.command), self.spec.directory, timeout, self.system.client_env())
             if result.returncode != 0:
                 raise ValueError(f"{self.node}: leader command exited {result.returncode}")
             lines = result.stdout.decode(errors="replace").strip().splitlines()
@@ -184,9 +185,9 @@ def tcp_open(address: tuple[str, int], timeout: float) -> None:
             pass
 
 
-def _run(command: list[str], cwd: str, timeout: float) -> subprocess.CompletedProcess[bytes]:
+def _run(command: list[str], cwd: str, timeout: float, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, timeout=max(0.05, timeout))
     except subprocess.TimeoutExpired as exc:
         raise TimeoutError(f"{command[0]} did not finish within {timeout:.1f}s") from exc

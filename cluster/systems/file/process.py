@@ -29,8 +29,10 @@ STOP_GRACE = 1.0
 class ProcessClient:
     """One client program, started lazily and restarted after a lost answer."""
 
-    def __init__(self, command: list[str], node: str, cwd: str, stderr_path: str | None) -> None:
+    def __init__(self, command: list[str], node: str, cwd: str, stderr_path: str | None,
+                 env: dict[str, str] | None = None) -> None:
         self.command = command
+        self.env = env or {}
         self.node = node
         self.cwd = cwd
         self.stderr_path = stderr_path
@@ -80,7 +82,7 @@ class ProcessClient:
             self._stderr = open(self.stderr_path, "ab")
         self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr if self._stderr is not None else subprocess.DEVNULL,
-                                      cwd=self.cwd, start_new_session=True)
+                                      cwd=self.cwd, start_new_session=True, env={**os.environ, **self.env})
         self._buffer = b""
         log.debug("%s: started client program pid %d", self.node, self._proc.pid)
 
