@@ -42,7 +42,8 @@ def main() -> int:
                 "--time-limit", f"{SECONDS:g}", "--seed", "11", "--quiet", "--store", store]
         print(f"soak: {' '.join(argv[2:])}", flush=True)
         started = time.monotonic()
-        child = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = open(Path(store) / "soak-output.txt", "w+", encoding="utf-8")  # a file: a pipe would fill
+        child = subprocess.Popen(argv, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, text=True)
         curve: list[tuple[float, float]] = []
         while child.poll() is None:
             rss = resident_mb(child.pid)
@@ -53,8 +54,9 @@ def main() -> int:
                 child.wait(timeout=SAMPLE_S)
             except subprocess.TimeoutExpired:
                 pass
-        out = child.stdout.read() if child.stdout else ""
-        print(out.strip()[-2000:])
+        output.seek(0)
+        print(output.read().strip()[-2000:])
+        output.close()
         return _summary(Path(store), curve, child.returncode)
 
 
