@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
 from faultbed import plugins
-from faultbed.checkers.compose import load_checker
+from faultbed.checkers.compose import checker_names, load_checker
 from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, check_imported
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.history import read_history
@@ -273,7 +273,8 @@ def _workload_results(path: str, history: ImportedHistory, args: argparse.Namesp
     fast = LINEARIZABLE.name in names and history.model is not None
     others = [name for name in names if not (fast and name == LINEARIZABLE.name)]
     if not others:
-        return []
+        return []  # linearizability alone says unknown itself when nothing completed
+    others = list(checker_names(others))  # and stats: an empty run is unknown, never a vacuous valid
     results = [check_imported(history, None, initial, args.timeout, None, False, args.memory_limit)] if fast else []
     events = read_history(path)
     return results + [check_safe(load_checker(name), events, spec, None) for name in others]

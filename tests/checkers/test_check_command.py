@@ -168,12 +168,12 @@ def test_an_idempotency_run_is_rechecked_by_its_workloads_checker(capsys: pytest
     fine = run_of(tmp_path / "fine", idempotent_history(lost=False), system="raftkv", workload="idempotency")
     code, out, _ = run(capsys, str(lost))
     assert code == 1
-    assert out.startswith(f"INVALID  {lost}/history.jsonl  idempotency: INVALID (lost 1),")
+    assert out.startswith(f"INVALID  {lost}/history.jsonl  idempotency: INVALID (lost 1); stats: valid")
     code, out, _ = run(capsys, str(fine), "--json")
     assert code == 0
     line = json.loads(out)
     assert (line["workload"], line["valid"]) == ("idempotency", True)
-    assert [r["checker"] for r in line["results"]] == ["idempotency"]
+    assert [r["checker"] for r in line["results"]] == ["idempotency", "stats"]  # as the run itself had them
 
 
 def test_a_queue_run_is_judged_by_its_systems_delivery_guarantee(capsys: pytest.CaptureFixture[str],

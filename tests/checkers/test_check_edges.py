@@ -152,3 +152,15 @@ def test_bad_check_flags_are_one_line(capsys: pytest.CaptureFixture[str], tmp_pa
     (tmp_path / "good.jsonl").write_text(OK_WRITE)
     code, out, err = check(capsys, *flags, str(tmp_path / "good.jsonl"))
     assert code == 3 and out == "" and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("system, workload", [("broker", "queue"), ("raftkv", "idempotency"), ("raftkv", "register")])
+def test_a_run_where_nothing_happened_is_unknown_for_every_workload(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path, system: str, workload: str) -> None:
+    """Re-checked by its workload's checkers, an empty run must not pass as valid (the queue's did)."""
+    from faultbed.spec import TestSpec
+
+    (tmp_path / "spec.json").write_text(TestSpec(system=system, workload=workload).dumps())
+    (tmp_path / "history.jsonl").write_text("")
+    code, out, _ = check(capsys, str(tmp_path))
+    assert code == 2 and out.startswith("unknown"), out

@@ -195,20 +195,22 @@ def test_fuzzed_histories_through_check_agree_with_the_exhaustive_reference(ops:
     assert verdict == expected_verdict(ops), f"{ops}: faultbed check says {outcome.out}"
 
 
-def _stored_run(directory: str) -> Path:
+def _stored_run(directory: str, workload: str = "register") -> Path:
     run_dir = Path(directory, "store", "raftkv-register", "20260101T000000Z")
     run_dir.mkdir(parents=True)
-    spec = TestSpec(store=str(Path(directory, "store")), time_limit=1, seed=3)
+    system = "broker" if workload == "queue" else "raftkv"
+    spec = TestSpec(store=str(Path(directory, "store")), time_limit=1, seed=3, system=system, workload=workload)
     (run_dir / "spec.json").write_text(spec.dumps())
     (run_dir / "schedule.json").write_text(generate_schedule(spec, ["n1", "n2", "n3", "n4", "n5"]).dumps())
+    (run_dir / "history.jsonl").write_text("")  # a run interrupted before its first operation
     return run_dir
 
 
-@budget(0.2)
+@budget(0.15)
 @given(st.data())
 def test_bad_run_files_in_replay_and_report_are_clean_errors(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        run_dir = _stored_run(directory)
+        run_dir = _stored_run(directory, data.draw(st.sampled_from(("register", "idempotency", "queue"))))
         target = data.draw(st.sampled_from(("spec.json", "schedule.json", "results.json", "history.jsonl")))
         if target == "history.jsonl":
             content = data.draw(faultbed_history())
@@ -219,15 +221,15 @@ def test_bad_run_files_in_replay_and_report_are_clean_errors(data: st.DataObject
                                                                         "details": {}}]})
             content = data.draw(broken_document(good))
         (run_dir / target).write_bytes(content)
-        command = data.draw(st.sampled_from(("replay", "report")))
+        command = data.draw(st.sampled_from(("replay", "replay", "check", "check", "report")))  # report plots: slow
         argv = [command, str(run_dir)]
         outcome = invoke(f"{command} {target}", argv)
         outcome.assert_contract(argv)
-        if command == "report":
-            assert outcome.code in (0, 3)
+        if command in ("report", "check") and target != "history.jsonl":
+            assert outcome.code in (0, 2, 3)  # check: an empty history is unknown; nothing here is an anomaly
 
 
-@budget(0.25)
+@budget(0.3)
 @given(st.data())
 def test_bad_flag_values_are_clean_errors(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as directory:

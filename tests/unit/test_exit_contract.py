@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,26 @@ def test_a_report_that_cannot_be_written_costs_neither_the_verdict_nor_a_clean_s
     assert outcome.valid is True and (run_dir / "results.json").exists()
     warnings = [r for r in caplog.records if "could not write report.html" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].exc_info is None  # one line, no traceback
+
+
+def test_a_bug_on_one_history_is_255_and_the_others_are_still_checked(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = faultbed.commands.check.check_imported
+
+    def buggy_on_first(history: Any, *args: Any, **kwargs: Any) -> Any:
+        if history.path.endswith("a-first.jsonl"):
+            raise ZeroDivisionError("planted bug")  # no real bug is left to use
+        return real(history, *args, **kwargs)
+
+    monkeypatch.setenv("FAULTBED_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(faultbed.commands.check, "check_imported", buggy_on_first)
+    good = ('{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 1}\n'
+            '{"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "time": 2}\n')
+    (tmp_path / "a-first.jsonl").write_text(good)
+    (tmp_path / "b-second.jsonl").write_text(good)
+    code = main(["check", str(tmp_path / "a-first.jsonl"), str(tmp_path / "b-second.jsonl")])
+    captured = capsys.readouterr()
+    assert code == EXIT_INTERNAL
+    assert f"valid    {tmp_path}/b-second.jsonl" in captured.out
+    assert len(captured.err.splitlines()) == 1 and "internal error" in captured.err
+    assert "Traceback" not in captured.err
