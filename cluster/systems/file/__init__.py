@@ -1,6 +1,8 @@
 """Systems described by a TOML file (docs/WRITING-A-SYSTEM.md): `faultbed run --system ./mykv.toml`.
 
-    schema.py     the file read and checked (one SystemFileError line for anything wrong)
+    schema.py     what a file becomes: frozen values (ports, node, ready, leader, client, bugs, docker)
+    reader.py     the file read and checked (one SystemFileError line for anything wrong)
+    table.py      typed getters over one TOML table; unknown keys refused
     template.py   placeholders: checked at load, rendered per node or per operation
     command.py    a node's command line from a NodePlan (peer lists, env, restart_command)
     jsonlines.py  the json-lines client (TCP)
@@ -17,9 +19,10 @@ from typing import Any, Mapping
 from faultbed.cluster.backend import NodePlan
 from faultbed.cluster.registry import run_env, run_id_for
 from faultbed.cluster.systems import Client, Outcome, SystemTraits
-from faultbed.cluster.systems.file import schema
+from faultbed.cluster.systems.file import reader, schema
 from faultbed.cluster.systems.file.command import node_command
 from faultbed.cluster.systems.file.schema import SystemFile, SystemFileError
+from faultbed.cluster.systems.file.table import Table
 
 
 class FileSystem:
@@ -70,7 +73,7 @@ class FileSystem:
             table: dict[str, Any] = dict(self.spec.client_table)
             for bug in overlays:
                 table = schema.merge(table, self.spec.bugs[bug].client)
-            self._clients[overlays] = schema.parse_client(schema.Table(self.spec.path, "client", table),
+            self._clients[overlays] = reader.parse_client(Table(self.spec.path, "client", table),
                                                           self.spec.ports)
         return self._clients[overlays]
 
@@ -91,7 +94,7 @@ class FileSystem:
 
 def load_system_file(path: str) -> FileSystem:
     """The System a system file describes; SystemFileError (one line) when the file is wrong."""
-    return FileSystem(schema.load(path))
+    return FileSystem(reader.load(path))
 
 
 __all__ = ["FileSystem", "SystemFileError", "load_system_file", "Outcome"]
