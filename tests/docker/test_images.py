@@ -80,7 +80,7 @@ def test_built_images_exist_and_the_node_image_runs_the_project_code():
     try:
         client.images.get(toxiproxy_image())
         output = client.containers.run(
-            node_image(), ["python3", "-c", "import cluster.systems.raftkv.node, pysyncobj, requests; print('ok')"],
+            node_image(), ["python3", "-c", "import faultbed.cluster.systems.raftkv.node, pysyncobj, requests; print('ok')"],
             remove=True, network_mode="none", labels=own_labels())
     finally:
         client.close()
