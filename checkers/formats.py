@@ -13,17 +13,16 @@ Times are faultbed's monotonic nanoseconds, or the entry order for other formats
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import stat
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.edn import read_edn
 from faultbed.errors import FaultbedError, HistoryError
-from faultbed.history import NEMESIS, events_of_lines, fault_color, pair_operations, read_history
+from faultbed.history import (NEMESIS, events_of_lines, fault_color, open_history, pair_operations, read_history,
+                              special_file_kind)
 
 FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
 OpRow = tuple[Any, ...]
@@ -88,30 +87,6 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     if format == "porcupine-kv":
         return import_porcupine_kv(text, path)
     raise FaultbedError(f"unknown history format {format!r} (known: {', '.join(FORMATS)})")
-
-
-def open_history(path: str) -> IO[str]:
-    """A history file opened as UTF-8 text. FIFOs, sockets and devices are refused before they are
-    opened (reading one may block forever); the null device reads as an empty history."""
-    kind = os.stat(path).st_mode
-    if not stat.S_ISREG(kind):
-        if stat.S_ISCHR(kind) and os.stat(path).st_rdev == os.stat(os.devnull).st_rdev:
-            return io.StringIO("")
-        raise HistoryError(f"{path}: not a regular file ({special_file_kind(kind)}): not read")
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, even if swapped for a FIFO
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise HistoryError(f"{path}: not a regular file: not read")
-    return os.fdopen(descriptor, "r", encoding="utf-8")
-
-
-def special_file_kind(mode: int) -> str:
-    """directory, FIFO, socket, character device or block device."""
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "a special file"
 
 
 def detect_format(text: str, path: str) -> str:

@@ -7,7 +7,10 @@ process: `ok` (took effect), `fail` (certainly did not) or `info` (unknown). Aft
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -111,13 +114,37 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def open_history(path: str) -> IO[str]:
+    """A history file opened as UTF-8 text. FIFOs, sockets and devices are refused before they are
+    opened (reading one may block forever); the null device reads as an empty history."""
+    kind = os.stat(path).st_mode
+    if not stat.S_ISREG(kind):
+        if stat.S_ISCHR(kind) and os.stat(path).st_rdev == os.stat(os.devnull).st_rdev:
+            return io.StringIO("")
+        raise HistoryError(f"{path}: not a regular file ({special_file_kind(kind)}): not read")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, even if swapped for a FIFO
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise HistoryError(f"{path}: not a regular file: not read")
+    return os.fdopen(descriptor, "r", encoding="utf-8")
+
+
+def special_file_kind(mode: int) -> str:
+    """directory, FIFO, socket, character device or block device."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 MAX_DEPTH = 64  # deeper values are not histories; Python's and Go's recursion limits stay far away
 
 
 def iter_history(path: str) -> Iterator[dict[str, Any]]:
     """Yield the events of a history.jsonl; a torn last line (crash mid-write) is ignored."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open_history(path) as fh:
             lines = fh.readlines()
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc

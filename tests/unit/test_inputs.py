@@ -171,3 +171,16 @@ def test_a_module_attribute_that_is_not_a_system_is_one_line(capsys: pytest.Capt
     assert code == 3 and err.strip() == f"faultbed: {system!r} is not a system: it has no name, ports, peer_ports, " \
                                         f"client_port, bugs, workloads, traits, command, open_client", err
     assert not store.exists()
+
+
+def test_report_never_opens_a_fifo_history(tmp_path: Path) -> None:
+    """Reading a FIFO blocks until someone writes: report must refuse it, not hang."""
+    import subprocess
+    import sys
+
+    run_dir = stored_run(tmp_path, results_text='{"valid": true, "results": [], "counts": {}}')
+    os.mkfifo(run_dir / "history.jsonl")
+    proc = subprocess.run([sys.executable, "-m", "faultbed", "report", str(run_dir)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "not a regular file (a FIFO)" in (run_dir / "report.html").read_text()
