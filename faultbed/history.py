@@ -179,7 +179,7 @@ def _parse(line: str, path: str, number: int) -> Any:
 
 
 def nesting_depth(text: str) -> int:
-    """The deepest bracket nesting of JSON text, outside strings."""
+    """The deepest bracket nesting of JSON text, outside strings (counted up to MAX_DEPTH + 1)."""
     depth = deepest = 0
     in_string = escaped = False
     for char in text:
@@ -195,6 +195,8 @@ def nesting_depth(text: str) -> int:
         elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest  # deep enough to refuse: a 100 MB line of "[" is not read to its end
         elif char in "]}":
             depth -= 1
     return deepest
