@@ -11,6 +11,7 @@ import io
 import json
 import os
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -173,9 +174,17 @@ def _parse(line: str, path: str, number: int) -> Any:
     if line.count("[") + line.count("{") > MAX_DEPTH and nesting_depth(line) > MAX_DEPTH:
         raise HistoryError(f"{path}:{number}: values nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(line)
+        event = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise HistoryError(f"{path}:{number}: not JSON: {str(exc)[:200]}") from exc
+    if type(event) is dict:  # one copy of each field name and short text for all events: half the memory
+        return {_intern(k): (_intern(v) if type(v) is str and len(v) <= INTERNED_CHARS else v)
+                for k, v in event.items()}
+    return event
+
+
+INTERNED_CHARS = 64  # types, fs, keys, nodes, errors repeat across a history; longer texts rarely do
+_intern = sys.intern
 
 
 def nesting_depth(text: str) -> int:

@@ -87,3 +87,18 @@ def test_clock_starts_with_the_main_phase_and_only_before_any_event(tmp_path):
     with pytest.raises(HistoryError, match="clock starts before the first event"):
         writer.start_clock()
     writer.close()
+
+
+def test_read_events_share_one_copy_of_field_names_and_short_texts(tmp_path) -> None:
+    from faultbed.history import HistoryWriter, read_history
+
+    path = str(tmp_path / "history.jsonl")
+    with HistoryWriter(path) as history:
+        for process in range(2):
+            history.complete(history.invoke(process, "write", "k1", 1), "fail", error="cas-mismatch")
+    events = read_history(path)
+    first, second = events[0], events[2]
+    assert [k for k in first if k == "process"][0] is [k for k in second if k == "process"][0]
+    assert first["key"] is second["key"] and events[1]["error"] is events[3]["error"]
+    assert first == {"type": "invoke", "process": 0, "f": "write", "key": "k1", "value": 1,
+                     "index": 0, "time": first["time"]}
