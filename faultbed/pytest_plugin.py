@@ -226,21 +226,20 @@ def faultbed_run_dir(faultbed_spec: "TestSpec") -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_cluster(spec: "TestSpec", run_dir: str) -> Iterator["RunningCluster"]:
-    """Start `spec`'s cluster on its backend, wait until it has one leader, stop everything on exit."""
-    from faultbed.cluster.running import RunningCluster
-    from faultbed.cluster.systems import load_system, ready_timeout
+    """Start `spec`'s cluster on its backend, wait until it has one leader, stop everything on exit
+    (cluster/start.py's start_cluster, as the runner does)."""
+    from faultbed.cluster.start import start_cluster
     from faultbed.errors import FaultbedError
-    from faultbed.runner import READY_TIMEOUT, backend_class
+    from faultbed.plan import resolve
 
     try:
-        system = load_system(spec.system)
-        backend_type = backend_class(spec.backend)
+        plan = resolve(spec)
     except FaultbedError as exc:
         _fail(f"faultbed: {exc}")
-    with backend_type(system, spec, run_dir, uuid.uuid4().hex[:12]) as backend:
-        cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
+    with contextlib.ExitStack() as stack:
+        backend = plan.backend(plan.system, spec, run_dir, uuid.uuid4().hex[:12])
         try:
-            cluster.wait_ready(ready_timeout(system, READY_TIMEOUT), nodes=cluster.nodes)
+            cluster = stack.enter_context(start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout))
         except FaultbedError as exc:
             _fail(f"faultbed: {exc} (logs: {os.path.join(run_dir, 'nodes')})")
         yield cluster

@@ -24,25 +24,24 @@ from typing import Any
 
 from faultbed.checkers.result import Result, Valid, merge_valid
 from faultbed.checkers.compose import run_checkers
-from faultbed.cluster.backend import DEAD
 from faultbed.cluster.running import RunningCluster
-from faultbed.cluster.systems import System, load_system, ready_timeout
+from faultbed.cluster.start import start_cluster
+from faultbed.cluster.systems import System
 from faultbed import plugins, store
 from faultbed.crash import run_dir_on_error, save_traceback
-from faultbed.errors import FaultbedError, SetupError
+from faultbed.errors import FaultbedError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.interrupts import stop_on_interrupt
-from faultbed.spec import TestSpec, check_limits
+from faultbed.spec import TestSpec
 from faultbed.worker import Worker, run_worker
-from faultbed.workloads import Workload, load_workload
+from faultbed.workloads import Workload
 from faultbed.nemesis.executor import ScheduleExecutor
-from faultbed.nemesis.schedule import Schedule, generate_schedule, validate_nemesis
-from faultbed.nemesis.disk import DiskControl
+from faultbed.nemesis.schedule import Schedule, generate_schedule
+from faultbed.plan import RunPlan, resolve
 
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 30.0
 FINAL_PROCESS_BASE = 1_000_000
 FINAL_PROCESS_STRIDE = 10_000  # final worker k is process base + k, then + stride after each info
 
@@ -106,37 +105,9 @@ def backend_class(name: str) -> Any:
 
 
 def validate(spec: TestSpec) -> tuple[System, Workload]:
-    """Every user-caused problem with a spec, as one FaultbedError, before anything starts."""
-    check_limits(spec)  # finite and in range: NaN, infinity and absurd sizes never reach a run
-    system = load_system(spec.system)
-    workload = load_workload(spec.workload)
-    backend_class(spec.backend)
-    backends = system.traits.backends
-    if backends and spec.backend not in backends:
-        raise FaultbedError(f"system {spec.system} runs on the {' or '.join(backends)} backend only "
-                            f"(--backend {backends[0]})")
-    if spec.workload not in system.workloads:
-        raise FaultbedError(f"system {spec.system} does not run workload {spec.workload} "
-                            f"(it runs: {', '.join(system.workloads)})")
-    unknown = [b for b in spec.bugs if b not in system.bugs]
-    if unknown:
-        raise FaultbedError(f"unknown bug(s) for {spec.system}: {', '.join(unknown)} "
-                            f"(known: {', '.join(system.bugs) or 'none'})")
-    validate_nemesis(spec)
-    validate_disk_faults(spec, system)
-    return system, workload
-
-
-def validate_disk_faults(spec: TestSpec, system: System) -> None:
-    """Power loss only where FUSE works, on a backend that can inject it, for a system that promises durability."""
-    kinds = {entry.split(":")[0].strip() for entry in spec.nemesis}
-    if not kinds & {"power-loss", "corrupt", "disk-error", "disk-slow"}:
-        return
-    if not issubclass(backend_class(spec.backend), DiskControl):
-        raise FaultbedError(f"the {spec.backend} backend cannot inject disk faults (local and docker can)")
-    if "power-loss" in kinds and not system.traits.durable:
-        raise FaultbedError(f"system {spec.system} promises no durability under power loss: "
-                            "power-loss would test a promise it does not make")
+    """The spec's system and workload, or FaultbedError (see faultbed.plan.resolve)."""
+    plan = resolve(spec)
+    return plan.system, plan.workload
 
 
 def plan_length(spec: TestSpec) -> int:
@@ -162,9 +133,14 @@ def _keep_system_file(system: System, run_dir: str) -> None:
         shutil.copyfile(system.path, os.path.join(run_dir, store.SYSTEM_FILE))
 
 
-def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | None = None) -> RunOutcome:
-    """Run `spec` (with a given schedule when replaying) and return the stored verdict."""
-    system, workload = validate(spec)
+def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | None = None,
+        plan: RunPlan | None = None) -> RunOutcome:
+    """Run `spec` (with a given schedule when replaying) and return the stored verdict.
+
+    `plan`: the spec already resolved (faultbed.plan.resolve); resolved here when not given.
+    """
+    plan = plan or resolve(spec)
+    system, workload = plan.system, plan.workload
     progress = progress or Progress()
     progress.time_limit = spec.time_limit
     run_id = uuid.uuid4().hex[:12]
@@ -173,8 +149,7 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
         store.point_latest(spec, run_dir)
         store.write_json(run_dir, store.SPEC, spec.to_json())
         _keep_system_file(system, run_dir)
-        nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
-        schedule = schedule or generate_schedule(spec, nodes)
+        schedule = schedule or generate_schedule(spec, plan.nodes, plan.faults)
         store.write_json(run_dir, store.SCHEDULE, schedule.to_json())
         write_plan(spec, workload, run_dir)
         history_path = os.path.join(run_dir, store.HISTORY)
@@ -182,7 +157,7 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
         with stop_on_interrupt():  # the first Ctrl-C/SIGTERM stops the run; later ones cannot cut teardown short
             try:
                 with HistoryWriter(history_path) as history:
-                    _execute(spec, system, workload, schedule, history, run_dir, run_id, progress)
+                    _execute(plan, schedule, history, run_dir, run_id, progress)
             except KeyboardInterrupt:
                 raise RunInterrupted(run_dir, progress.leftovers) from None
         progress.phase = "check"
@@ -210,23 +185,25 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
     return RunOutcome(spec, run_dir, valid, results, counts)
 
 
-def _execute(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
-             history: HistoryWriter, run_dir: str, run_id: str, progress: Progress) -> None:
-    backend = backend_class(spec.backend)(system, spec, run_dir, run_id)
+def _execute(plan: RunPlan, schedule: Schedule, history: HistoryWriter, run_dir: str, run_id: str,
+             progress: Progress) -> None:
+    spec = plan.spec
+    backend = plan.backend(plan.system, spec, run_dir, run_id)
+
+    def waiting() -> None:
+        progress.phase = "waiting for the cluster"
+
     try:
-        with backend:
-            _phases(spec, system, workload, schedule, history, backend, progress)
+        with start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout, waiting) as cluster:
+            _phases(plan, schedule, history, cluster, progress)
     finally:
         progress.leftovers = tuple(backend.leftovers)
 
 
-def _phases(spec: TestSpec, system: System, workload: Workload, schedule: Schedule,
-            history: HistoryWriter, backend: Any, progress: Progress) -> None:
-    """Ready, main phase with the nemesis, heal, final reads: everything between start and teardown."""
-    cluster = RunningCluster(system, backend, backend.mesh, spec.bugs)
-    progress.phase = "waiting for the cluster"
-    patience = ready_timeout(system, READY_TIMEOUT)
-    _wait_ready(cluster, backend, patience)
+def _phases(plan: RunPlan, schedule: Schedule, history: HistoryWriter, cluster: RunningCluster,
+            progress: Progress) -> None:
+    """Main phase with the nemesis, heal, final reads: everything between ready and teardown."""
+    spec, workload, patience = plan.spec, plan.workload, plan.ready_timeout
     progress.phase = "main"
     progress.main_started = time.monotonic()
     with ScheduleExecutor(schedule, cluster, history, ready_timeout=patience) as nemesis:
@@ -243,27 +220,6 @@ def _phases(spec: TestSpec, system: System, workload: Workload, schedule: Schedu
 
     workload.final(spec, new_worker, cluster.nodes)
     progress.phase = "teardown"
-
-
-def _wait_ready(cluster: RunningCluster, backend: Any, timeout: float) -> None:
-    try:
-        cluster.wait_ready(timeout, nodes=cluster.nodes)
-    except SetupError as exc:
-        dead = [n for n in cluster.nodes if backend.state(n) == DEAD]
-        if dead:
-            tail = _log_tail(backend.log_path(dead[0]))
-            raise SetupError(f"node(s) {', '.join(dead)} exited during startup; "
-                             f"{dead[0]}'s log ends: {tail}") from exc
-        raise
-
-
-def _log_tail(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            lines = fh.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return lines[-1] if lines else "(empty log)"
 
 
 def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, history: HistoryWriter,

@@ -135,9 +135,12 @@ def validate_nemesis(spec: TestSpec, nodes: Sequence[str] | None = None) -> list
     return validate_entries(spec.nemesis, nodes, spec.partition_mode, spec.options)
 
 
-def generate_schedule(spec: TestSpec, nodes: Sequence[str]) -> Schedule:
-    """The schedule of `spec` over `nodes`: the same spec and nodes always give the same schedule."""
-    entries = validate_nemesis(spec, nodes)
+def generate_schedule(spec: TestSpec, nodes: Sequence[str], entries: Sequence[FaultEntry] | None = None) -> Schedule:
+    """The schedule of `spec` over `nodes`: the same spec and nodes always give the same schedule.
+
+    `entries`: spec.nemesis already parsed and validated (a RunPlan's faults); else done here.
+    """
+    entries = list(entries) if entries is not None else validate_nemesis(spec, nodes)
     events: list[FaultEvent] = []
     for position, entry in enumerate(entries):
         rng = random.Random(f"faultbed-schedule:{spec.seed}:{entry.text}")

@@ -11,7 +11,8 @@ from faultbed.checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.progress import ProgressDisplay
-from faultbed.runner import Progress, RunInterrupted, RunOutcome, run, validate
+from faultbed.plan import resolve
+from faultbed.runner import Progress, RunInterrupted, RunOutcome, run
 from faultbed.spec import LIMITS, MAX_FAULTS, MAX_PLANNED_OPS, OPTION_FLAGS, OPTION_LIMITS, TestSpec, flag
 
 HELP = "run a test: a real cluster, concurrent clients, faults, then a checked history"
@@ -115,7 +116,7 @@ def run_and_report(spec: TestSpec, quiet: bool = False, junit: str | None = None
 def _run_and_report(spec: TestSpec, quiet: bool, junit: str | None,
                     schedule: object) -> tuple[int, RunOutcome | None]:
     progress = Progress()
-    validate(spec)  # a spec that cannot run says so in one line, before anything is printed or started
+    plan = resolve(spec)  # a spec that cannot run says so in one line, before anything is printed or started
     if junit:
         from faultbed.junit import check_writable
         check_writable(junit)  # a typo in --junit is found before the run, not after it
@@ -124,10 +125,10 @@ def _run_and_report(spec: TestSpec, quiet: bool, junit: str | None,
           + (f", bugs {','.join(spec.bugs)}" if spec.bugs else ""), file=sys.stderr)
     try:
         if quiet:
-            outcome = run(spec, schedule=schedule, progress=progress)  # type: ignore[arg-type]
+            outcome = run(spec, schedule=schedule, progress=progress, plan=plan)  # type: ignore[arg-type]
         else:
             with ProgressDisplay(progress):
-                outcome = run(spec, schedule=schedule, progress=progress)  # type: ignore[arg-type]
+                outcome = run(spec, schedule=schedule, progress=progress, plan=plan)  # type: ignore[arg-type]
     except RunInterrupted as exc:
         if exc.leftovers:
             print(f"faultbed: interrupted; could NOT stop {'; '.join(exc.leftovers)} (`faultbed gc` removes them); "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from faultbed.cluster.systems import OK, Outcome
 from faultbed.spec import TestSpec

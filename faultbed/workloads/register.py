@@ -7,7 +7,7 @@ every node reads every key once, so a node that kept stale state is caught too.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker
