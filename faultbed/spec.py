@@ -70,7 +70,8 @@ class Limit:
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
-        return f"{kind} {'>' if self.above else '>='} {self.low:g} and <= {self.high:g}"
+        low, high = (str(int(self.low)), str(int(self.high))) if self.integer else (f"{self.low:g}", f"{self.high:g}")
+        return f"{kind} {'>' if self.above else '>='} {low} and <= {high}"
 
     def admits(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.integer and isinstance(value, float)):
