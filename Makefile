@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FAULTBED := $(VENV)/bin/faultbed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench chaos images gc clean
+.PHONY: setup run test test-fast lint bench campaign chaos images gc clean
 
 setup:
 	@scripts/setup
@@ -12,17 +12,29 @@ setup:
 run: setup
 	$(FAULTBED) run
 
+# --dist loadgroup: the tests of a module that share one cluster (xdist_group) run on one worker,
+# so the cluster (RabbitMQ's takes ~30 s) starts once; every other test is spread as usual.
+XDIST := -n 2 --dist loadgroup
+
 test: setup images lint
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 lint: setup
 	@scripts/typecheck
 
 test-fast: setup
-	$(PY) -m pytest -q -n 2 -m "not docker and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not docker and not slow" $(PYTEST_ARGS)
 
 bench: setup images
 	$(PY) -m bench
+
+# The harness's reliability gate: correct raftkv under every fault kind; every run must give a verdict.
+CAMPAIGN_RUNS ?= 50
+CAMPAIGN_PARALLEL ?= 2
+CAMPAIGN_SEED ?= 7000
+campaign: setup
+	$(PY) -m bench.campaign --runs $(CAMPAIGN_RUNS) --parallel $(CAMPAIGN_PARALLEL) --seed-base $(CAMPAIGN_SEED) \
+		--expect valid -- --nodes 5 --nemesis partition,kill,pause,latency --nemesis-interval 4 --time-limit 20
 
 chaos: setup
 	$(PY) -m pytest -n 2 examples/chaos_suite

@@ -207,6 +207,11 @@ class LocalBackend:
             return DEAD
         return PAUSED if status in ("T", "t") else RUNNING
 
+    @property
+    def toxiproxy_pid(self) -> int | None:
+        """The pid of this run's Toxiproxy server (it changes when the mesh restarts it)."""
+        return self._toxiproxy.pid if self._toxiproxy is not None else None
+
     def log_path(self, node: str) -> str:
         return os.path.join(self.run_dir, "nodes", f"{node}.log")
 

@@ -18,7 +18,7 @@ from faultbed.errors import SetupError
 from tests.docker.conftest import new_run_id, remove_run, resources_of_run, wait_until_answering
 from tests.docker.whoami import ask_name
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("whoami3-docker-backend")]  # one whoami3 per module
 
 ROOT = Path(__file__).resolve().parents[2]
 

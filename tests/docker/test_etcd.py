@@ -22,7 +22,7 @@ from faultbed.cluster.systems.etcd import SERIALIZABLE_READS, SYSTEM
 from faultbed.spec import TestSpec
 from faultbed.nemesis.grudge import complete_grudge
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("etcd-cluster")]  # one cluster per module
 
 ROOT = Path(__file__).resolve().parents[2]
 ETCD_FILE = ROOT / "examples" / "systems" / "etcd.toml"

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from docker.client import DockerClient
 
-from faultbed.cluster.docker import node_image, node_source_files, source_hash, toxiproxy_image
+from faultbed.cluster.docker import IMAGE_REPOSITORY, node_image, node_source_files, source_hash, toxiproxy_image
 from tests.docker.conftest import own_labels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,12 @@ def test_node_image_carries_the_python_packages_and_no_caches_or_go_modules():
     assert "cluster/docker.py" in files and "faultbed/spec.py" in files
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".so"))]
     assert not [f for f in files if f.startswith("checkers/porcupine/")]
-    assert node_image().endswith(":" + source_hash()) or "FAULTBED_NODE_IMAGE" in __import__("os").environ
+
+def test_node_image_is_tagged_by_the_code_unless_named_by_hand(monkeypatch):
+    monkeypatch.delenv("FAULTBED_NODE_IMAGE", raising=False)
+    assert node_image() == f"{IMAGE_REPOSITORY}/node:{source_hash()}"
+    monkeypatch.setenv("FAULTBED_NODE_IMAGE", "somewhere/node:mine")
+    assert node_image() == "somewhere/node:mine"
 
 
 @pytest.mark.docker
@@ -87,6 +92,7 @@ def test_built_images_exist_and_the_node_image_runs_the_project_code():
     assert output.strip() == b"ok"
 
 
+@pytest.mark.docker
 def test_a_missing_node_image_is_built_for_the_current_code_and_reported_if_still_missing(monkeypatch):
     import time
 

@@ -7,7 +7,7 @@ import pytest
 from faultbed.cluster.docker import DockerBackend
 from tests.docker.conftest import dial_from
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("whoami3-isolation")]  # one whoami3 per module
 
 PEER_PORT = 7000
 

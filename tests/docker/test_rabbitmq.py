@@ -25,7 +25,7 @@ from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 from faultbed.history import pair_operations, read_history
 from faultbed.spec import TestSpec
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("rabbitmq-cluster")]  # one cluster per module
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from selenium import webdriver  # python3-selenium, installed by scripts/setup: 
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serve-store")]  # its runs made once
 
 
 def test_chromium_and_its_driver_are_installed():

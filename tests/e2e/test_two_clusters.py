@@ -9,6 +9,7 @@ cluster's value, never the other's.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -83,7 +84,11 @@ def test_two_clusters_under_different_faults_do_not_interfere(tmp_path):
         b.wait_ready(30)
         assert_every_node_reads(a, "k0", 111)
         assert_every_node_reads(b, "k0", 222)
-    assert dir_a != dir_b
+        for cluster, own in ((a, dir_a), (b, dir_b)):  # each cluster keeps its data and logs in its own run
+            for node in cluster.nodes:
+                assert os.path.commonpath([cluster.backend.plan(node).data_dir, own]) == own
+                assert os.path.getsize(cluster.backend.log_path(node)) > 0
+                assert os.path.commonpath([cluster.backend.log_path(node), own]) == own
 
 
 def assert_every_node_reads(cluster, key: str, expected: int, timeout: float = 15.0) -> None:

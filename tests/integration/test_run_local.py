@@ -31,8 +31,9 @@ def test_correct_raftkv_under_partitions_is_valid_and_stores_every_artifact(stor
                  "nodes/n1.log", "nodes/n3.log"):
         assert (run_dir / name).exists(), name
     assert "verdict: valid" in proc.stdout
-    assert f"replay: faultbed replay {run_dir}" in proc.stdout.replace(str(store.resolve()), str(store)) or \
-        "replay: faultbed replay" in proc.stdout
+    printed = next(line.removeprefix("results: ") for line in proc.stdout.splitlines() if line.startswith("results: "))
+    assert Path(printed).resolve() == run_dir, "the results line names this run's directory"
+    assert f"replay: faultbed replay {printed}" in proc.stdout.splitlines(), proc.stdout
     verdict = results(run_dir)
     assert verdict["valid"] is True and verdict["counts"]["ok"] > 50
     events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
@@ -104,7 +105,8 @@ def test_ctrl_c_stops_everything_and_keeps_a_checkable_history(store):
     assert "history kept" in err
     assert processes_of_run(run_id) == []
     check = run_faultbed("check", str(latest(store)), timeout=60)
-    assert check.returncode in (0, 1), check.stdout + check.stderr
+    # a prefix of a correct raftkv history (pending operations at the cut) is still linearizable
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_sigkilled_harness_leaves_nothing_after_gc(store):

@@ -117,9 +117,14 @@ def test_nemesis_lists_split_at_commas_outside_json() -> None:
     validate_nemesis(TestSpec(nemesis=split_nemesis(text)))
 
 
-def test_every_listed_fault_kind_is_accepted() -> None:
-    for name in fault_help():
-        validate_nemesis(TestSpec(nemesis=(name,)))
+def test_every_listed_fault_kind_is_accepted_and_scheduled() -> None:
+    listed = [name for name in fault_help() if name != "none"]
+    assert len(listed) >= 10, listed
+    for name in listed:
+        spec = TestSpec(nemesis=(name,), time_limit=20, nemesis_interval=4)
+        validate_nemesis(spec)
+        starts = [e for e in generate_schedule(spec, NODES).events if e.action == "start"]
+        assert starts and {e.fault for e in starts} == {name}, f"{name} is accepted but never scheduled"
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -22,7 +22,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 INSTALL_TIMEOUT = 300
 RUN_TIMEOUT = 240
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("third-party-venv")]  # one venv
 
 
 def _call(argv: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
