@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.e2e.conftest import SHORT_RUN, faultbed, short_run
+from tests.e2e.conftest import SHORT_RUN, STALE_READS, faultbed, short_run
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,7 @@ def test_a_valid_run_exits_0_and_writes_passing_junit_and_a_report(tmp_path):
 
 def test_an_anomaly_exits_1_and_is_a_junit_failure_with_the_replay_command(tmp_path):
     junit = str(tmp_path / "verdict.xml")
-    run_dir = short_run(str(tmp_path / "store"), "--nemesis", "partition", "--bug", "stale-reads",
-                        "--time-limit", "6", "--junit", junit, expect_exit=1)
+    run_dir = short_run(str(tmp_path / "store"), *STALE_READS, "--junit", junit, expect_exit=1)
     failure = junit_suite(junit).find("testcase[@name='linearizable']/failure")
     assert failure is not None and failure.get("message").startswith("linearizable: anomaly found (illegal keys: [")
     assert f"replay: faultbed replay {run_dir}" in failure.text

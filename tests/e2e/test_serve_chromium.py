@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, short_run
+from tests.e2e.conftest import ROOT, STALE_READS, short_run
 from tests.e2e.synthetic_runs import make_run
 
 from selenium import webdriver  # python3-selenium, installed by scripts/setup: missing fails, never skips
@@ -37,7 +37,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Two real runs (valid, then INVALID with a planted bug) and a newer one without a verdict."""
     root = str(tmp_path_factory.mktemp("serve-store"))
     valid = short_run(root, "--nemesis", "partition", expect_exit=0)
-    invalid = short_run(root, "--nemesis", "partition", "--bug", "stale-reads", "--time-limit", "6", expect_exit=1)
+    invalid = short_run(root, *STALE_READS, expect_exit=1)
     unfinished = make_run(root, "29991231T235959Z", valid=None)
     return {"root": root, "valid": valid, "invalid": invalid, "unfinished": unfinished}
 
@@ -114,7 +114,7 @@ def test_invalid_run_opens_a_report_with_plots_verdicts_faults_and_porcupine(bro
     assert widths == [["latency-plot", 1000], ["throughput-plot", 1000]]
     faults = [row.find_elements(By.TAG_NAME, "td")[0].text
               for row in browser.find_elements(By.CSS_SELECTOR, "#faults tr")[1:]]
-    assert "partition" in faults
+    assert "partition-isolate" in faults  # the invalid run isolates one node at a time
     assert browser.find_elements(By.CSS_SELECTOR, "#logs a[href='nodes/n1.log']")
     browser.set_window_size(1200, 2400)
     browser.save_screenshot(str(screenshots / "report-invalid.png"))

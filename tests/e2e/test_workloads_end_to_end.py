@@ -17,10 +17,17 @@ from tests.e2e.conftest import detection_rate, short_run
 
 pytestmark = pytest.mark.integration
 
-# 10 s, 3 nodes, partitions and kills every 1.5 s: long enough for retried requests and lost acks
-MIX = ("--nemesis", "partition,kill", "--time-limit", "10")
-IDEMPOTENCY = ("--workload", "idempotency", *MIX)
-QUEUE = ("--system", "broker", "--workload", "queue", *MIX)
+# 8-10 s, 3 nodes, a fault every 1.5 s. Valid runs get partitions and kills; detections get the mix
+# that showed the bug most often in `python -m bench.campaign` runs on the shared 2-core machine.
+IDEMPOTENCY = ("--workload", "idempotency", "--nemesis", "partition,kill", "--time-limit", "8")
+QUEUE = ("--system", "broker", "--workload", "queue", "--nemesis", "partition,kill", "--time-limit", "10")
+# the leader killed while latency slows commits, and a 0.3 s client timeout: acked-late applies are retried
+# (measured: 5 of 6 seeds; partition,kill with the same timeout: 6 of 8)
+NO_DEDUPE = ("--workload", "idempotency", "--nemesis", "kill-primary,latency", "--op-timeout", "0.3",
+             "--time-limit", "8", "--bug", "no-dedupe")
+# the leader killed or cut off right after acking (measured: 5 of 8 seeds; partition,kill: 2 of 8)
+ACK_BEFORE_REPLICATE = ("--system", "broker", "--workload", "queue", "--nemesis", "kill-primary,partition",
+                        "--time-limit", "10", "--bug", "ack-before-replicate")
 
 
 def checker_verdicts(run_dir: str) -> dict[str, object]:
@@ -41,18 +48,19 @@ def test_correct_broker_queue_under_partitions_and_kills_loses_and_duplicates_no
 
 
 def test_raftkv_without_deduplication_is_caught_applying_a_retried_request_twice(tmp_path):
-    # measured: NODEDUPE_RATE
-    rate, lines = detection_rate(str(tmp_path), *IDEMPOTENCY, "--bug", "no-dedupe", seeds=(11, 12, 13))
-    assert rate >= 2 / 3, "\n".join(lines)
-    for line in lines:
-        if "INVALID" in line:
-            assert checker_verdicts(line.rsplit(" ", 1)[1]).get("idempotency") is False, line
+    rate, lines = detection_rate(str(tmp_path), *NO_DEDUPE, seeds=(11, 12, 13))
+    assert rate >= 1 / 3, "no seed found the duplicate (measured 5 of 6):\n" + "\n".join(lines)
+    assert_found_by(lines, "idempotency")
 
 
 def test_a_broker_that_acks_before_replicating_is_caught_losing_messages(tmp_path):
-    # measured: ABR_RATE
-    rate, lines = detection_rate(str(tmp_path), *QUEUE, "--bug", "ack-before-replicate", seeds=(11, 12, 13))
-    assert rate >= 2 / 3, "\n".join(lines)
+    rate, lines = detection_rate(str(tmp_path), *ACK_BEFORE_REPLICATE, seeds=(11, 12, 13, 14))
+    assert rate >= 1 / 4, "no seed found the lost message (measured 5 of 8):\n" + "\n".join(lines)
+    assert_found_by(lines, "queue")
+
+
+def assert_found_by(lines: list[str], checker: str) -> None:
+    """Each INVALID run was judged so by `checker` (not by a crash or the stats checker)."""
     for line in lines:
         if "INVALID" in line:
-            assert checker_verdicts(line.rsplit(" ", 1)[1]).get("queue") is False, line
+            assert checker_verdicts(line.rsplit(" ", 1)[1]).get(checker) is False, line
