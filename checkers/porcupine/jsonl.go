@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"unicode/utf8"
 )
@@ -63,6 +64,12 @@ func readJSONL(path string) ([]rawOp, int64, int, error) {
 		ops := min(info.Size()/bytesPerOp, 1<<26)
 		r.rows, r.keep = make([]rawOp, 0, ops), make([]bool, 0, ops)
 	}
+	if info, err := file.Stat(); err == nil && info.Size() >= parallelBytes && runtime.GOMAXPROCS(0) > 1 {
+		if err := r.readParallel(file); err != nil {
+			return nil, 0, 0, err
+		}
+		return r.kept(), r.latest, r.events, nil
+	}
 	in := bufio.NewReaderSize(file, 1<<20)
 	for {
 		line, complete, err := r.readLine(in)
@@ -77,13 +84,18 @@ func readJSONL(path string) ([]rawOp, int64, int, error) {
 			return nil, 0, 0, err
 		}
 	}
+	return r.kept(), r.latest, r.events, nil
+}
+
+// kept drops the operations that certainly did not happen (fail).
+func (r *jsonlReader) kept() []rawOp {
 	rows := r.rows[:0]
 	for i, row := range r.rows {
 		if r.keep[i] {
 			rows = append(rows, row)
 		}
 	}
-	return rows, r.latest, r.events, nil
+	return rows
 }
 
 // readOps returns the request's operations: its rows, or its history file read here.
@@ -124,25 +136,39 @@ func (r *jsonlReader) readLine(in *bufio.Reader) (line []byte, complete bool, er
 }
 
 func (r *jsonlReader) line(line []byte, complete bool) error {
+	e, ok, err := parseLine(line, complete, r.lineNo)
+	if err != nil || !ok {
+		return err
+	}
+	return r.take(&e)
+}
+
+// take pairs one parsed event (in file order).
+func (r *jsonlReader) take(e *event) error {
+	r.events++
+	return r.event(e)
+}
+
+// parseLine reads one line; ok is false for a blank or torn last line. It
+// touches nothing shared, so blocks of lines are parsed in parallel.
+func parseLine(line []byte, complete bool, number int) (e event, ok bool, err error) {
 	if isBlank(line) {
-		return nil
+		return e, false, nil
 	}
 	if !utf8.Valid(line) {
-		return fallback("line %d is not UTF-8", r.lineNo)
+		return e, false, fallback("line %d is not UTF-8", number)
 	}
-	var e event
 	if err := parseEvent(line, &e); err != nil {
 		var syntax *syntaxError
 		if !complete && errors.As(err, &syntax) {
-			return nil // a torn last line: the prefix is still a history
+			return e, false, nil // a torn last line: the prefix is still a history
 		}
 		if errors.As(err, &syntax) {
-			return fallback("line %d: %v", r.lineNo, err)
+			return e, false, fallback("line %d: %v", number, err)
 		}
-		return err
+		return e, false, err
 	}
-	r.events++
-	return r.event(&e)
+	return e, true, nil
 }
 
 func isBlank(line []byte) bool {

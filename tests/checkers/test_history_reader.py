@@ -126,3 +126,29 @@ def test_a_runs_check_reads_the_stored_history_in_go_and_explains_an_anomaly_in_
     assert ("first_anomaly" in result.details) is broken  # Python's rows: the first anomalous operation
     assert (tmp_path / "linearizability.html").exists() is broken
     assert "events" not in result.details
+
+
+@pytest.fixture(scope="module")
+def large_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Over 8 MB: Go parses it in blocks, in parallel."""
+    path = tmp_path_factory.mktemp("large") / "history.jsonl"
+    generate(Shape(40_000, seed=13, info_rate=0.001, broken=True, anomaly_at=0.99), str(path))
+    assert path.stat().st_size > 8 << 20
+    return path
+
+
+def test_a_large_history_parsed_in_parallel_reads_as_python_reads_it(large_history: Path, tmp_path: Path) -> None:
+    assert go_verdict(str(large_history)) == python_verdict(str(large_history))
+    torn = tmp_path / "history.jsonl"
+    torn.write_text(large_history.read_text() + '{"type": "invoke", "process": 3, "f": "re')
+    assert go_verdict(str(torn)) == python_verdict(str(torn))
+    result = check_file(str(torn), "kv")
+    assert result is not None and result.details["events"] == 80_000
+
+
+def test_a_bad_line_deep_in_a_large_history_goes_to_python(large_history: Path, tmp_path: Path) -> None:
+    lines = large_history.read_text().splitlines(keepends=True)
+    lines[len(lines) // 2] = '{"type": "ok", "process": 1, "f": "read", "value": 1.5, "time": 1}\n'
+    bad = tmp_path / "history.jsonl"
+    bad.write_text("".join(lines))
+    assert check_file(str(bad), "kv") is None
