@@ -34,7 +34,7 @@ CACHE = REPO / ".tools" / "bench"
 REFERENCE = CACHE / "porcupine_reference"
 FAULTBED = [sys.executable, "-m", "faultbed"]
 SIZES = tuple(int(n) for n in os.environ.get("FAULTBED_BENCH_SIZES", "10000,100000,1000000").split(","))
-REFERENCE_CAP_GB = 4.0  # porcupine alone needs ~12 GB for 1M operations: stop it before it takes the machine
+REFERENCE_CAP_GB = 3.0  # porcupine alone needs ~12 GB for 1M operations: stop it before it takes the machine
 GENERATOR_VERSION = 1   # part of the cache's name: bump when bench/histories.py changes what it writes
 
 WALL_GOAL_S = {100_000: 1.5, 1_000_000: 10.0}
@@ -71,6 +71,17 @@ def measure(argv: list[str], timeout: float = 600) -> Run:
 
 def best(argv: list[str], rounds: int) -> Run:
     return min((measure(argv) for _ in range(rounds)), key=lambda r: r.wall_s)
+
+
+def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None) -> tuple[Run, Run]:
+    """Best of rounds each, taken in turns: the machine's load changes under both alike."""
+    mine: list[Run] = []
+    others: list[Run] = []
+    for round_ in range(rounds):
+        mine.append(measure(ours))
+        if round_ < (rounds if their_rounds is None else their_rounds):
+            others.append(measure(theirs))
+    return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s)
 
 
 def history(ops: int) -> Path:
@@ -111,12 +122,13 @@ class Row:
 
 def kv_row(ops: int) -> Row:
     path = history(ops)
-    rounds = 1 if ops >= 1_000_000 else 3
-    ours = best([*FAULTBED, "check", "--json", str(path)], rounds)
+    large = ops >= 1_000_000
+    ours, theirs = paired([*FAULTBED, "check", "--json", str(path)],
+                          [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
+                          2 if large else 3, 1 if large else None)
     answer = json.loads(ours.out.strip().splitlines()[-1])
     search = answer["porcupine_ms"] / 1000
     outside = (answer["elapsed_ms"] / 1000 - search) / search
-    theirs = best([str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)], rounds)
     report = json.loads(theirs.out)
     verdict = "stopped at cap" if report.get("exceeded") else "valid" if report["ok"] else "INVALID"
     return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs,
@@ -129,13 +141,12 @@ def jepsen_row() -> Row | None:
     if len(logs) != 103:
         print(f"checker: porcupine's Jepsen logs not found at {directory} (set FAULTBED_CORPUS)")
         return None
-    ours = best([*FAULTBED, "check", str(directory)], 3)
+    ours, theirs = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 3)
     detail = measure([*FAULTBED, "check", "--json", str(directory)])
     answers = [json.loads(line) for line in detail.out.splitlines() if line.startswith("{")]
     search = sum(a.get("porcupine_ms") or 0 for a in answers) / 1000
     inside = sum(a["elapsed_ms"] for a in answers) / 1000
     invalid = sum(a.get("valid") is False for a in answers)
-    theirs = best([str(reference()), "jepsen", *map(str, logs)], 3)
     report = json.loads(theirs.out)
     return Row("jepsen 103", sum(a.get("ops") or 0 for a in answers), ours, search, (inside - search) / search,
                f"{invalid} invalid", theirs, report["search_ms"] / 1000, f"{report['illegal']} invalid")
