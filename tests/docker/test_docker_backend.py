@@ -12,7 +12,7 @@ from docker.client import DockerClient
 import pytest
 
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
-from faultbed.cluster.docker import LABEL_HARNESS, LABEL_RUN, _alive, gc_docker
+from faultbed.cluster.docker import LABEL_HARNESS, LABEL_RUN, alive, gc_docker
 from faultbed.cluster.registry import STATE_DIR, process_start_time
 from faultbed.errors import SetupError
 from tests.docker.conftest import new_run_id, remove_run, resources_of_run, wait_until_answering
@@ -174,7 +174,7 @@ def test_gc_after_a_killed_harness_leaves_nothing_and_spares_live_runs(whoami2, 
 
 def test_a_run_is_alive_while_its_harness_runs_or_while_named_live():
     own = f"{os.getpid()}:{process_start_time(os.getpid())}"
-    assert _alive({LABEL_RUN: "r1", LABEL_HARNESS: own}, None)
-    assert not _alive({LABEL_RUN: "r1", LABEL_HARNESS: f"{os.getpid()}:1"}, None), "a reused pid is not the harness"
-    assert not _alive({LABEL_RUN: "r1"}, None), "no harness label: nobody owns it"
-    assert _alive({LABEL_RUN: "r1"}, {"r1"}) and not _alive({LABEL_RUN: "r1", LABEL_HARNESS: own}, {"r2"})
+    assert alive({LABEL_RUN: "r1", LABEL_HARNESS: own}, None)
+    assert not alive({LABEL_RUN: "r1", LABEL_HARNESS: f"{os.getpid()}:1"}, None), "a reused pid is not the harness"
+    assert not alive({LABEL_RUN: "r1"}, None), "no harness label: nobody owns it"
+    assert alive({LABEL_RUN: "r1"}, {"r1"}) and not alive({LABEL_RUN: "r1", LABEL_HARNESS: own}, {"r2"})

@@ -68,7 +68,7 @@ def test_base_tag_follows_the_package_list_and_nothing_else():
 
 def test_node_image_carries_the_python_packages_and_no_caches_or_go_modules():
     files = node_source_files()
-    assert "cluster/docker.py" in files and "faultbed/spec.py" in files
+    assert "cluster/docker/backend.py" in files and "faultbed/spec.py" in files
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".so"))]
     assert not [f for f in files if f.startswith("checkers/porcupine/")]
 

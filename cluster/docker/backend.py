@@ -1,59 +1,32 @@
-"""The Docker backend: every node in its own container, every link through one Toxiproxy container.
+"""DockerBackend: nodes as containers on isolated networks, every link through one Toxiproxy container.
 
-Networks and addresses. Each node `ni` sits alone on its own bridge network
-`faultbed-<run>-ni`, a /26 taken from FAULTBED_DOCKER_POOL (default
-10.213.0.0/16; the Docker daemon refuses overlapping subnets, so parallel runs
-simply try the next one). In that subnet:
-
-    .1  the bridge (host side)      .2  node ni        .3  the Toxiproxy container
-    .8+j  an extra address of the Toxiproxy container, reserved for peer nj
-
-Docker gives a container one address per network, so the extra addresses are
-added inside the Toxiproxy container with `ip addr add` (it has NET_ADMIN);
-they lie outside the network's IPAM range (.0/29), so Docker never hands them
-out. Node ni's /etc/hosts maps every peer name nj to its reserved address, and
-the proxy ni->nj listens there on nj's real port (every node uses the same
-ports), forwarding to nj's .2 on nj's network. Bridges are isolated from one
-another by Docker's iptables rules and masquerading is off, so a node reaches
-nothing but its own network: peers only through Toxiproxy, by their names.
-
-Nodes run with the same identities as anywhere (`n2:7000`), listen on 0.0.0.0
-and publish only the client port, on 127.0.0.1 (a port from PortReservation);
-the Toxiproxy API is published on 127.0.0.1 the same way. A node's data
-directory and its log (<run>/nodes/<node>.log) are bind-mounted at the same
-path as on the host and written as the harness's user, so a restart keeps the
-data and the log is live. Every container and network carries the labels
-`faultbed.run=<run id>` and `faultbed.harness=<pid>:<start time>`; `gc_docker`
-removes those whose harness is gone.
-
-Images (built by docker/build): faultbed/node:<hash of the project code> and
-faultbed/toxiproxy:latest, both on faultbed/base (Debian from mmdebstrap).
+The lifecycle, the Backend protocol's verbs, the Toxiproxy container and the node containers;
+images, networks and cleanup are the package's other rooms.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import logging
 import os
-import random
-import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Collection, Iterable, TypeVar
+from typing import Any
 
 import docker.errors
 import docker.types
-from docker.client import DockerClient  # (not `docker.DockerClient`: mypy may take ./docker for the package)
+from docker.client import DockerClient
 from docker.models.containers import Container
 
 from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
+from faultbed.cluster.docker.engine import LABEL_HARNESS, LABEL_ROLE, LABEL_RUN, docker_client, ignore_conflict, parallel
+from faultbed.cluster.docker.gc import remove_run_resources
+from faultbed.cluster.docker.images import node_image, require_image, toxiproxy_image
+from faultbed.cluster.docker.network import FIRST_PEER_ADDRESS, SUBNET_PREFIX, create_network, hosts
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.ports import PortReservation
-from faultbed.cluster.registry import RunRecord, is_alive, process_start_time
-from faultbed.cluster.systems import DEFAULT_TRAITS, System, SystemTraits
+from faultbed.cluster.registry import RunRecord, process_start_time
+from faultbed.cluster.systems import System
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
 from faultbed.errors import SetupError
 from faultbed.interrupts import deferred_interrupts
@@ -61,170 +34,17 @@ from faultbed.spec import TestSpec
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
-LABEL_RUN = "faultbed.run"
-LABEL_HARNESS = "faultbed.harness"
-LABEL_ROLE = "faultbed.role"
-IMAGE_REPOSITORY = os.environ.get("FAULTBED_IMAGE_REPOSITORY", "faultbed")
-NODE_IMAGE_ENV = "FAULTBED_NODE_IMAGE"  # run another node image than the current code's (at your own risk)
-SUBNET_POOL = os.environ.get("FAULTBED_DOCKER_POOL", "10.213.0.0/16")
-SUBNET_PREFIX = 26
-FIRST_PEER_ADDRESS = 8          # .8+j in a node's subnet is reserved for peer j
-DYNAMIC_RANGE_PREFIX = 29       # Docker's IPAM may hand out .0-.7 only
 FIRST_NODE_PORT = 7000          # system port k listens on 7000+k in every container
 TOXIPROXY_API_PORT = 8474
 NODE_PYTHON = "/usr/bin/python3"
-# Each source folder of the node image and where it lives under the one import name.
-NODE_PACKAGES = {"faultbed": "faultbed", "cluster": "faultbed/cluster", "nemesis": "faultbed/nemesis",
-                 "checkers": "faultbed/checkers"}
-NODE_DOCKERFILE = os.path.join("docker", "node.Dockerfile")
-API_TIMEOUT = 60.0
 STOP_GRACE = 3
-PARALLEL = 8
 LOG_ENV = "FAULTBED_NODE_LOG"
 # Runs the node's command with its output appended to the bind-mounted log file.
 LOG_WRAPPER = ["sh", "-c", f'exec "$@" >>"${LOG_ENV}" 2>&1', "sh"]
 # Adds each "address/prefix" to the interface that holds the paired primary address.
 ADD_ADDRESSES = ["sh", "-ec", 'while [ "$#" -gt 0 ]; do '
                  'ip addr replace "$1" dev "$(ip -o -4 addr show to "$2" | cut -d" " -f2)"; shift 2; done', "sh"]
-
-T = TypeVar("T")
-
-
-# -- images ---------------------------------------------------------------------------
-def node_source_files(root: str = PROJECT_ROOT) -> list[str]:
-    """The files the node image carries: the project's Python packages, sorted, relative to `root`.
-
-    Compiled files, caches and Go modules (checkers/porcupine) stay out.
-    """
-    files = []
-    for package in NODE_PACKAGES:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, package)):
-            if "go.mod" in filenames:
-                dirnames[:] = []
-                continue
-            dirnames[:] = [d for d in dirnames
-                           if not d.startswith(".") and d != "__pycache__" and not d.endswith(".egg-info")]
-            for name in filenames:
-                if name.startswith(".") or name.endswith((".pyc", ".so", ".o", ".h")):
-                    continue
-                files.append(os.path.relpath(os.path.join(dirpath, name), root))
-    return sorted(files)
-
-
-def installed_path(relative: str) -> str:
-    """Where a source file (relative to the repository) lives in the installed package tree."""
-    top, _, rest = relative.partition(os.sep)
-    return os.path.join(NODE_PACKAGES[top], rest)
-
-
-def source_hash(root: str = PROJECT_ROOT) -> str:
-    """A short hash of the node image's content: its Dockerfile and every file it carries."""
-    digest = hashlib.sha256()
-    for relative in [NODE_DOCKERFILE, *node_source_files(root)]:
-        with open(os.path.join(root, relative), "rb") as fh:
-            digest.update(f"{relative}\0{hashlib.sha256(fh.read()).hexdigest()}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def extras_hash(packages: Iterable[str] = (), files: Iterable[tuple[str, str]] = ()) -> str:
-    """A short hash of what a system adds to the node image (packages, files' contents); "" for nothing."""
-    packages, files = sorted(set(packages)), sorted(files)
-    if not packages and not files:
-        return ""
-    digest = hashlib.sha256(json.dumps(packages).encode())
-    for target, source in files:
-        with open(source, "rb") as fh:
-            digest.update(f"{target}\0{hashlib.sha256(fh.read()).hexdigest()}\n".encode())
-    return digest.hexdigest()[:10]
-
-
-def node_image(root: str = PROJECT_ROOT, repository: str = IMAGE_REPOSITORY,
-               traits: SystemTraits = DEFAULT_TRAITS) -> str:
-    """The node image built for the code in `root` and the system's `traits` (extra packages, files).
-
-    NODE_IMAGE_ENV, when set, names another one.
-    """
-    extra = extras_hash(traits.image_packages, traits.image_files)
-    return os.environ.get(NODE_IMAGE_ENV) or f"{repository}/node:{source_hash(root)}" + (f"-{extra}" if extra else "")
-
-
-def build_arguments(traits: SystemTraits = DEFAULT_TRAITS) -> list[str]:
-    """docker/build's arguments for a node image with the system's extra packages and files."""
-    arguments = [f"--package={package}" for package in traits.image_packages]
-    return arguments + [f"--file={target}={source}" for target, source in traits.image_files]
-
-
-def toxiproxy_image(repository: str = IMAGE_REPOSITORY) -> str:
-    return f"{repository}/toxiproxy:latest"
-
-
-def docker_client(timeout: float = API_TIMEOUT) -> DockerClient:
-    """A client of the Docker engine (DOCKER_HOST or the local socket) that answers, or SetupError."""
-    try:
-        client = DockerClient.from_env(timeout=int(timeout))
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise SetupError(f"cannot reach the Docker engine: {exc}") from exc
-    return client
-
-
-BUILD_SCRIPT = os.path.join(PROJECT_ROOT, "docker", "build")
-BUILD_SCRIPT_TIMEOUT = 900.0
-
-
-def require_image(client: DockerClient, image: str, traits: SystemTraits = DEFAULT_TRAITS) -> None:
-    """The image must exist; in a source checkout, missing images are built first (docker/build).
-
-    The node image is tagged by a hash of the code, so after an edit only its small
-    code layer is rebuilt (seconds); a missing base takes about a minute.
-    """
-    if _image_present(client, image):
-        return
-    if os.access(BUILD_SCRIPT, os.X_OK) and NODE_IMAGE_ENV not in os.environ:
-        log.warning("Docker image %s missing: building it with %s", image, BUILD_SCRIPT)
-        try:
-            subprocess.run([BUILD_SCRIPT, *build_arguments(traits)], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=BUILD_SCRIPT_TIMEOUT)
-        except subprocess.CalledProcessError as exc:
-            last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-            raise SetupError(f"building the Docker images failed: {last[0]}") from None
-        except subprocess.TimeoutExpired:
-            raise SetupError(f"building the Docker images took over {BUILD_SCRIPT_TIMEOUT:.0f}s") from None
-        if _image_present(client, image):
-            return
-    raise SetupError(f"Docker image {image} not found (images are built for the current code): "
-                     "run `make images` (docker/build)")
-
-
-def _image_present(client: DockerClient, image: str) -> bool:
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-# -- addresses ------------------------------------------------------------------------
-def _hosts(subnet: ipaddress.IPv4Network) -> list[str]:
-    return [str(subnet.network_address + i) for i in range(subnet.num_addresses)]
-
-
-def _host_routes() -> list[ipaddress.IPv4Network]:
-    """Networks this machine routes (from /proc/net/route), which a new subnet must not overlap."""
-    routes = []
-    try:
-        with open("/proc/net/route", encoding="ascii") as fh:
-            for line in fh.readlines()[1:]:
-                fields = line.split()
-                destination, mask = (int(fields[i], 16).to_bytes(4, "little") for i in (1, 7))
-                if int.from_bytes(mask, "big"):
-                    routes.append(ipaddress.IPv4Network(
-                        (ipaddress.IPv4Address(destination), ipaddress.IPv4Address(mask).exploded), strict=False))
-    except OSError:
-        pass
-    return routes
 
 
 class DockerBackend:
@@ -305,15 +125,15 @@ class DockerBackend:
         for image in images:
             require_image(client, image, self.system.traits)
         self._record.note("docker", {"labels": self.labels, "names": f"faultbed-{self.run_id}-*"})
-        for node, subnet in zip(self.nodes, _parallel(self._create_network, self.nodes)):
+        for node, subnet in zip(self.nodes, parallel(self._create_network, self.nodes)):
             self._subnets[node] = subnet
         links = self._links()
         self._start_toxiproxy(images[1])
         self.mesh = Mesh(self._toxiproxy_client, links, restart_server=self._restart_toxiproxy)
         self.mesh.create()
         self._plan_nodes()
-        _parallel(lambda node: self._create_node(node, images[0]), self.nodes)
-        _parallel(lambda node: self._containers[node].start(), self.nodes)
+        parallel(lambda node: self._create_node(node, images[0]), self.nodes)
+        parallel(lambda node: self._containers[node].start(), self.nodes)
         log.info("docker: %d nodes of run %s started", len(self.nodes), self.run_id)
 
     # -- Backend protocol ------------------------------------------------------------------
@@ -346,7 +166,7 @@ class DockerBackend:
         """SIGKILL every process of the node's container: no chance to flush or say goodbye."""
         container = self._containers[node]
         if self.state(node) != DEAD:
-            _ignore_conflict(container.kill, "SIGKILL")
+            ignore_conflict(container.kill, "SIGKILL")
             self._wait_state(node, DEAD, STOP_GRACE)
         log.info("killed %s", node)
 
@@ -412,39 +232,14 @@ class DockerBackend:
 
     # -- networks ----------------------------------------------------------------------
     def _create_network(self, node: str) -> ipaddress.IPv4Network:
-        """A bridge network for `node` on a free /26 of the pool; Docker itself refuses overlaps."""
         assert self._client is not None
-        try:
-            pool = ipaddress.IPv4Network(SUBNET_POOL)
-        except ValueError as exc:
-            raise SetupError(f"FAULTBED_DOCKER_POOL={SUBNET_POOL!r} is not an IPv4 network: {exc}") from None
-        candidates = list(pool.subnets(new_prefix=SUBNET_PREFIX))
-        start = random.randrange(len(candidates))
-        taken = _host_routes() + _docker_subnets(self._client)
-        for subnet in candidates[start:] + candidates[:start]:
-            if any(subnet.overlaps(other) for other in taken):
-                continue
-            dynamic = next(subnet.subnets(new_prefix=DYNAMIC_RANGE_PREFIX))
-            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-                subnet=str(subnet), iprange=str(dynamic), gateway=_hosts(subnet)[1])])
-            try:
-                self._client.networks.create(
-                    f"faultbed-{self.run_id}-{node}", driver="bridge", ipam=ipam, check_duplicate=True,
-                    labels={**self.labels, LABEL_ROLE: f"network-{node}"},
-                    options={"com.docker.network.bridge.enable_ip_masquerade": "false"})
-            except docker.errors.APIError as exc:
-                if "overlap" in str(exc).lower():
-                    taken.append(subnet)
-                    continue
-                raise SetupError(f"docker: cannot create the network of {node}: {exc.explanation}") from exc
-            return subnet
-        raise SetupError(f"docker: no free /{SUBNET_PREFIX} left in {SUBNET_POOL} (FAULTBED_DOCKER_POOL)")
+        return create_network(self._client, self._network_name(node), {**self.labels, LABEL_ROLE: f"network-{node}"})
 
     def _network_name(self, node: str) -> str:
         return f"faultbed-{self.run_id}-{node}"
 
     def _address(self, node: str, index: int) -> str:
-        return _hosts(self._subnets[node])[index]
+        return hosts(self._subnets[node])[index]
 
     def _links(self) -> list[Link]:
         return [Link(src, dst, port,
@@ -580,92 +375,3 @@ class DockerBackend:
             if time.monotonic() > deadline:
                 raise SetupError(f"{node} did not become {wanted} within {timeout}s")
             time.sleep(0.02)
-
-
-# -- cleanup --------------------------------------------------------------------------
-def remove_run_resources(client: DockerClient, doomed: Callable[[dict[str, str]], bool],
-                         run_id: str | None = None) -> list[str]:
-    """Remove faultbed containers, then networks (of `run_id`, or of any run) that `doomed` picks by labels.
-
-    Returns their names. Uses the plain listings: other runs may remove their own meanwhile.
-    """
-    label = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
-    containers = [c for c in client.api.containers(all=True, filters={"label": label})
-                  if doomed(c.get("Labels") or {})]
-    removed = _parallel(lambda c: _remove(f"container {c['Names'][0].lstrip('/')}", client.api.remove_container,
-                                          c["Id"], force=True, v=True), containers)
-    networks = [n for n in client.api.networks(filters={"label": label}) if doomed(n.get("Labels") or {})]
-    removed += _parallel(lambda n: _remove(f"network {n['Name']}", client.api.remove_network, n["Id"]), networks)
-    return [name for name in removed if name]
-
-
-def gc_docker(include_live: bool = False, live_run_ids: Collection[str] | None = None) -> int:
-    """Remove faultbed containers and networks of runs that are not alive; how many it removed.
-
-    A run is alive while the harness named by its `faultbed.harness` label (pid and start
-    time) runs, or, given `live_run_ids`, when its id is in them; `include_live` removes
-    every run's. Without a reachable Docker engine there is nothing to remove: 0.
-    """
-    try:
-        client = docker_client(timeout=30)
-    except SetupError as exc:
-        log.debug("docker gc skipped: %s", exc)
-        return 0
-    try:
-        removed = remove_run_resources(
-            client, lambda labels: include_live or not _alive(labels, live_run_ids))
-    finally:
-        client.close()
-    for name in removed:
-        log.info("docker gc: removed %s", name)
-    return len(removed)
-
-
-def _alive(labels: dict[str, str], live_run_ids: Collection[str] | None) -> bool:
-    if live_run_ids is not None:
-        return labels.get(LABEL_RUN) in live_run_ids
-    pid, _, start = labels.get(LABEL_HARNESS, "").partition(":")
-    if not pid.isdigit():
-        return False
-    return is_alive(int(pid), int(start) if start.isdigit() else None)
-
-
-def _remove(what: str, remove: Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
-    """Call `remove`; `what` when it is gone (also when it was gone already), None when Docker refused (logged)."""
-    try:
-        remove(*args, **kwargs)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.DockerException as exc:
-        log.warning("docker: cannot remove %s: %s", what, exc)
-        return None
-    return what
-
-
-def _docker_subnets(client: DockerClient) -> list[ipaddress.IPv4Network]:
-    subnets = []
-    for network in client.api.networks():
-        for config in (network.get("IPAM") or {}).get("Config") or []:
-            try:
-                subnets.append(ipaddress.IPv4Network(config.get("Subnet", ""), strict=False))
-            except ValueError:
-                continue  # IPv6 or none
-    return subnets
-
-
-def _ignore_conflict(call: Callable[..., Any], *args: Any) -> None:
-    """Docker answers 409 when a container stopped on its own in between: that is fine here."""
-    try:
-        call(*args)
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:
-            raise
-
-
-def _parallel(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
-    """`function` over `items` in threads (Docker API calls are mostly waiting); results in order."""
-    items = list(items)
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(items))) as pool:
-        return list(pool.map(function, items))
