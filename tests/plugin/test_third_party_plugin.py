@@ -1,7 +1,8 @@
 """A third party's plugin, as an outside user would ship it: its own package in a temporary directory,
 installed (editable) into a throwaway venv next to faultbed, registers a system and a fault kind only
-through entry points. `faultbed list` shows them; `faultbed run` plans, runs, heals, draws and replays
-them on real node processes and the real Toxiproxy. No faultbed file is edited."""
+through entry points (and a checker with a workload that lists it). `faultbed list` shows them;
+`faultbed run` plans, runs, heals, draws, checks and replays them on real node processes and the real
+Toxiproxy; `faultbed check RUN_DIR` re-runs the plugin's checker. No faultbed file is edited."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def test_faultbed_list_shows_the_plugins_system_and_fault_kind_with_their_origin
     assert faults["slow-node"]["origin"] == PLUGIN_ORIGIN
     assert faults["slow-node"]["description"].startswith("400 ms of latency")
     assert systems["raftkv"]["origin"] == faults["kill"]["origin"] == "built-in"
+    checkers = {row["name"]: row for row in listing["checkers"]}
+    workloads = {row["name"]: row for row in listing["workloads"]}
+    assert checkers["final-reads-agree"]["origin"] == workloads["primarykv-register"]["origin"] == PLUGIN_ORIGIN
     help_text = _ok(_call([str(venv / "bin" / "faultbed"), "run", "--help"], 60))
     assert "slow-node" in help_text and "slow-primary" in help_text, "the plugin's kind and alias are in --help"
 
@@ -78,7 +82,8 @@ def test_faultbed_run_uses_the_plugins_system_and_fault_kind_end_to_end(venv: Pa
     before = _tracked_changes()
     faultbed = str(venv / "bin" / "faultbed")
     store = tmp_path / "store"
-    run = _call([faultbed, "run", "--system", "primarykv", "--nemesis", "slow-node,slow-primary,kill",
+    run = _call([faultbed, "run", "--system", "primarykv", "--workload", "primarykv-register",
+                 "--nemesis", "slow-node,slow-primary,kill",
                  "--time-limit", "8", "--nemesis-interval", "2", "--rate", "40", "--concurrency", "4",
                  "--keys", "3", "--seed", "11", "--store", str(store), "--quiet"], RUN_TIMEOUT, cwd=tmp_path)
     assert run.returncode == 0, f"a correct system must be valid (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
@@ -96,6 +101,14 @@ def test_faultbed_run_uses_the_plugins_system_and_fault_kind_end_to_end(venv: Pa
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is True and results["counts"]["ok"] > 20
     assert 'class="swatch" style="background:#7fc97f"' in (run_dir / "report.html").read_text(), "drawn"
+    verdicts = {r["checker"]: (r["valid"], r["summary"]) for r in results["results"]}
+    assert verdicts["final-reads-agree"] == (True, "3 keys agree"), "the plugin's checker judged the run"
+    assert set(verdicts) == {"linearizable", "final-reads-agree", "stats"}
+
+    check = _call([faultbed, "check", str(run_dir)], 120, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "linearizable: valid" in check.stdout and "final-reads-agree: valid (3 keys agree)" in check.stdout, \
+        "faultbed check re-runs every checker of the run's workload, the plugin's too"
 
     replay = _call([faultbed, "replay", str(run_dir), "--quiet"], RUN_TIMEOUT, cwd=tmp_path)
     assert replay.returncode == 0, f"replay exited {replay.returncode}:\n{replay.stdout}\n{replay.stderr}"

@@ -52,7 +52,7 @@ class PrimaryKV:
     peer_ports = ("peer",)
     client_port = "client"
     bugs = {}
-    workloads = ("register",)
+    workloads = ("register", "primarykv-register")
     traits = DEFAULT_TRAITS
 
     def command(self, plan):
