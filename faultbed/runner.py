@@ -171,6 +171,7 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
     valid = merge_valid(r.valid for r in results)
     counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
               for t in ("ok", "fail", "info")}
+    del events  # the report reads the history again: two copies of a long run's events would double the peak
     store.write_json(run_dir, store.RESULTS, {
         "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
         "replay": f"faultbed replay {run_dir}"})
