@@ -19,7 +19,7 @@ from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, describe
 from faultbed.errors import FaultbedError
 
 MAX_MESSAGE = 300
-SUBCOMMANDS = ("run", "check", "replay", "report", "list", "gc", "serve")
+SUBCOMMANDS = ("run", "check", "replay", "shrink", "report", "list", "gc", "serve")
 
 EXIT_CODES = """\
 exit codes (every command):
