@@ -286,6 +286,9 @@ class DockerBackend:
         """Restart a Toxiproxy container that stopped answering; its extra addresses are added again."""
         assert self._toxiproxy is not None
         log.warning("docker: restarting the Toxiproxy container of run %s", self.run_id)
+        self._toxiproxy.reload()
+        if self._toxiproxy.status == "paused":  # Docker refuses to restart a paused (frozen) container
+            self._toxiproxy.unpause()
         self._toxiproxy.restart(timeout=1)
         self._add_peer_addresses()
         self._wait_toxiproxy(self._toxiproxy_api_port)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from docker.client import DockerClient
+
 from faultbed.cluster.docker import DockerBackend
 from tests.docker.conftest import dial_from
 
@@ -70,3 +72,28 @@ def test_each_node_has_a_network_of_its_own(whoami3):
         container.reload()
         networks = container.attrs["NetworkSettings"]["Networks"]
         assert list(networks) == [f"faultbed-{whoami3.run_id}-{node}"], networks
+
+
+def test_a_toxiproxy_container_that_stops_answering_is_restarted_with_every_proxy_as_recorded(whoami3):
+    """`docker pause` freezes the Toxiproxy container, so its API hangs as a wedged server's does."""
+    events: list[str] = []
+
+    def listener(f: str, value: str, details: dict) -> None:
+        events.append(f)
+
+    client = DockerClient.from_env(timeout=60)
+    whoami3.mesh.add_listener(listener)
+    try:
+        client.containers.get(f"faultbed-{whoami3.run_id}-toxiproxy").pause()
+        whoami3.mesh.partition({"n2": ["n1"], "n1": ["n2"]})  # no answer: recreate fails too: restart
+        assert events == ["toxiproxy-restarted"], events
+        assert dial_from(whoami3, "n1", "n2", PEER_PORT) != "n2", "the partition holds on the new server"
+        assert dial_from(whoami3, "n1", "n3", PEER_PORT) == "n3", "names route through the new server"
+        whoami3.mesh.heal()
+        assert dial_from(whoami3, "n1", "n2", PEER_PORT) == "n2"
+    finally:
+        whoami3.mesh.remove_listener(listener)
+        container = client.containers.get(f"faultbed-{whoami3.run_id}-toxiproxy")
+        if container.status == "paused":
+            container.unpause()
+        client.close()
