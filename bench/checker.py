@@ -51,6 +51,7 @@ class Run:
     peak_mb: float
     out: str
     code: int
+    cpu_s: float  # user + system: steadier than the wall clock on a shared machine
 
 
 def measure(argv: list[str], timeout: float = 600) -> Run:
@@ -66,7 +67,8 @@ def measure(argv: list[str], timeout: float = 600) -> Run:
         child.returncode = os.waitstatus_to_exitcode(status)
     finally:
         killer.cancel()
-    return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, out, child.returncode)
+    return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, out, child.returncode,
+               usage.ru_utime + usage.ru_stime)
 
 
 def best(argv: list[str], rounds: int) -> Run:
@@ -157,12 +159,14 @@ def start_up_s(argv: list[str]) -> float:
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'history':11} {'ops':>8} | {'faultbed check: wall':>20} {'peak':>8} {'search':>8} {'outside':>8} "
-             f"{'verdict':>10} | {'porcupine alone: wall':>21} {'peak':>8} {'search':>8} {'verdict':>14}"]
+    lines = [f"{'history':11} {'ops':>7} | {'faultbed check: wall':>20} {'cpu':>7} {'peak':>8} {'search':>7} "
+             f"{'outside':>7} {'verdict':>10} | {'porcupine alone: wall':>21} {'cpu':>7} {'peak':>8} {'search':>7} "
+             f"{'verdict':>14}"]
     for r in rows:
-        lines.append(f"{r.name:11} {r.ops:8} | {r.ours.wall_s:18.2f} s {r.ours.peak_mb:5.0f} MB {r.search_s:6.2f} s "
-                     f"{r.outside * 100:7.0f}% {str(r.verdict):>10} | {r.theirs.wall_s:19.2f} s "
-                     f"{r.theirs.peak_mb:5.0f} MB {r.their_search_s:6.2f} s {r.their_verdict:>14}")
+        lines.append(f"{r.name:11} {r.ops:7} | {r.ours.wall_s:18.2f} s {r.ours.cpu_s:5.2f} s {r.ours.peak_mb:5.0f} MB "
+                     f"{r.search_s:5.2f} s {r.outside * 100:6.0f}% {str(r.verdict):>10} | {r.theirs.wall_s:19.2f} s "
+                     f"{r.theirs.cpu_s:5.2f} s {r.theirs.peak_mb:5.0f} MB {r.their_search_s:5.2f} s "
+                     f"{r.their_verdict:>14}")
     return "\n".join(lines)
 
 

@@ -21,9 +21,10 @@ package main
 // when the process passes the memory limit, which makes the verdict unknown.
 
 import (
+	"cmp"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +48,10 @@ func splitPartition(index int, ops []porcupine.Operation) []segment {
 	}
 	sorted := make([]porcupine.Operation, len(ops))
 	copy(sorted, ops)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	byCall := func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) }
+	if !slices.IsSortedFunc(sorted, byCall) { // rows come in invocation order: usually sorted already
+		slices.SortStableFunc(sorted, byCall)
+	}
 	var segments []segment
 	start := 0
 	var current []porcupine.Operation
