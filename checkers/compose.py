@@ -6,6 +6,7 @@ cannot be loaded or raises gives an `unknown` Result naming the error; the other
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from faultbed import plugins
@@ -21,6 +22,20 @@ ALWAYS = ("stats",)  # a run in which nothing succeeded proves nothing: every ru
 def checker_names(listed: Sequence[str]) -> tuple[str, ...]:
     """The workload's checkers, then those every run gets, each once."""
     return tuple(dict.fromkeys(tuple(listed) + ALWAYS))
+
+
+def system_checkers(spec: "TestSpec", run_dir: str | None) -> tuple[str, ...]:
+    """What the system adds to every run of it: raft-invariants when it writes a Raft trace
+    (traits.raft_trace) and the run kept its nodes' data directories (a bare history has none)."""
+    from faultbed.cluster.systems import load_system
+
+    if run_dir is None or not os.path.isdir(os.path.join(run_dir, "data")):
+        return ()
+    try:
+        system = load_system(spec.system)
+    except FaultbedError:
+        return ()
+    return ("raft-invariants",) if system.traits.raft_trace else ()
 
 
 def load_checker(name: str) -> Checker:

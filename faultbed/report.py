@@ -353,6 +353,18 @@ def _short_details(details: dict[str, Any]) -> str:
     return "; ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
 
 
+def _trace_lines(name: str, violation: Any) -> str:
+    """A trace checker's first violation (raft-invariants) with the node trace lines it rests on."""
+    if not isinstance(violation, dict) or not isinstance(violation.get("lines"), list):
+        return ""
+    rows = "".join(f'<tr><td>{_e(line.get("node"))}</td><td>{_e(line.get("line"))}</td>'
+                   f'<td><code>{_e(json.dumps(line.get("record"), sort_keys=True))}</code></td></tr>'
+                   for line in violation["lines"] if isinstance(line, dict))
+    return (f'<details open class="violation"><summary>{_e(name)}: {_e(violation.get("invariant"))} on '
+            f'{_e(violation.get("node"))}: {_e(violation.get("message"))}</summary>'
+            f'<table><tr><th>node</th><th>trace line</th><th>record</th></tr>{rows}</table></details>')
+
+
 def _checkers_section(results: Any) -> str:
     if not isinstance(results, dict) or not results.get("results"):
         return '<section id="checkers"><h2>Checkers</h2><p>No checker results.</p></section>'
@@ -362,6 +374,7 @@ def _checkers_section(results: Any) -> str:
         rows.append(f'<tr class="checker {verdict_class(result.get("valid"))}"><td>{_e(name)}</td>'
                     f'<td>{_verdict_badge(result.get("valid"))}</td><td>{_e(result.get("summary") or "")}</td>'
                     f'<td>{_short_details(details)}</td></tr>')
+        full.append(_trace_lines(name, details.get("first_violation")))
         text = json.dumps(details, indent=2, default=str, sort_keys=True)
         if len(text) > MAX_DETAIL_CHARS:
             text = text[:MAX_DETAIL_CHARS] + "\n… (truncated; see results.json)"

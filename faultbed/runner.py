@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faultbed.checkers.result import Result, Valid, merge_valid
-from faultbed.checkers.compose import run_checkers
+from faultbed.checkers.compose import run_checkers, system_checkers
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.start import start_cluster
 from faultbed.cluster.systems import System
@@ -167,7 +167,7 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:
     """Check a stored history and write results.json (and report.html, best effort)."""
     events = read_history(os.path.join(run_dir, store.HISTORY))
-    results = run_checkers(workload.checkers, events, spec, run_dir)
+    results = run_checkers(tuple(workload.checkers) + system_checkers(spec, run_dir), events, spec, run_dir)
     valid = merge_valid(r.valid for r in results)
     counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
               for t in ("ok", "fail", "info")}

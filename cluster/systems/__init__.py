@@ -36,7 +36,9 @@ class SystemTraits:
     queue that may deliver a retried publish twice by design; `data_files`: glob patterns
     (relative to a node's data directory) of its durable data, what `corrupt` may damage
     (empty: any file); `durable`: it promises that acknowledged writes survive a power loss
-    (without that promise, `power-loss` is refused for it).
+    (without that promise, `power-loss` is refused for it); `raft_trace`: where each node
+    writes its Raft trace, relative to its data directory (docs/RAFT-TRACE.md; "" for none):
+    then every run of it is also checked by raft-invariants.
     """
 
     backends: tuple[str, ...] | None = None
@@ -48,6 +50,7 @@ class SystemTraits:
     image_files: tuple[tuple[str, str], ...] = ()
     data_files: tuple[str, ...] = ()
     durable: bool = False
+    raft_trace: str = ""
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERIES:

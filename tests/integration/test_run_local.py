@@ -36,6 +36,9 @@ def test_correct_raftkv_under_partitions_is_valid_and_stores_every_artifact(stor
     assert f"replay: faultbed replay {printed}" in proc.stdout.splitlines(), proc.stdout
     verdict = results(run_dir)
     assert verdict["valid"] is True and verdict["counts"]["ok"] > 50
+    [raft] = [r for r in verdict["results"] if r["checker"] == "raft-invariants"]  # every raftkv run has it
+    assert raft["valid"] is True and sorted(raft["details"]["nodes"]) == ["n1", "n2", "n3"], raft
+    assert min(raft["details"]["nodes"].values()) > 10, "every node traced its Raft state"
     events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert any(e["process"] == "nemesis" for e in events), "partitions were recorded"
     assert verdict["run_id"] and processes_of_run(verdict["run_id"]) == []

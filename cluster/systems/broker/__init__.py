@@ -20,13 +20,15 @@ from dataclasses import asdict
 from typing import Mapping
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.cluster.systems import DEFAULT_TRAITS
+from faultbed.cluster.systems import SystemTraits
+from faultbed.cluster.systems.raftkv import RAFT_BUGS
 from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
 BUGS: Mapping[str, str] = {
     "ack-before-replicate": "the leader answers publish ok as soon as it has queued the entry, "
                             "before any follower has it: a leader change loses acknowledged messages",
     "no-dedupe": "publish ignores msg_ids already seen: a retried publish is stored (and delivered) twice",
+    **RAFT_BUGS,  # the Raft transport is raftkv's
 }
 
 
@@ -40,7 +42,7 @@ class BrokerSystem:
     client_port = "client"
     bugs = BUGS
     workloads: tuple[str, ...] = ("queue",)
-    traits = DEFAULT_TRAITS
+    traits = SystemTraits(raft_trace="raft.trace.jsonl")  # raftkv's replica writes it
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)

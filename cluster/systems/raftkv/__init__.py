@@ -34,6 +34,26 @@ from faultbed.cluster.backend import NodePlan
 from faultbed.cluster.systems import SystemTraits
 from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
+# pysyncobj 0.3.11's own behaviour, one switch per fix in transport.py (shared by the broker).
+RAFT_BUGS: Mapping[str, str] = {
+    "volatile-vote": "currentTerm and votedFor are not persisted (pysyncobj #84): a restarted node starts "
+                     "at term 0 and may vote twice in a term or reuse a term",
+    "untagged-acks": "AppendEntries replies carry no term: a leader counts a reply meant for an earlier term",
+    "old-term-commit": "a leader commits by counting replicas without a current-term entry "
+                       "(Raft paper Figure 8, pysyncobj #169)",
+    "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, and the follower acknowledgement "
+               "one index short: pysyncobj 0.3.11 as shipped",
+}
+VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit")
+
+
+def raft_bugs(bugs: frozenset[str]) -> frozenset[str]:
+    """The pysyncobj switches `bugs` turns on, `vanilla` expanded (plus "short-ack", vanilla only)."""
+    if "vanilla" in bugs:
+        return frozenset(VANILLA) | {"short-ack"}
+    return frozenset(bugs) & frozenset(VANILLA)
+
+
 BUGS: Mapping[str, str] = {
     "stale-reads": "every node answers reads from its local replica, without the log or a leader check",
     "ack-before-commit": "write, cas and append answer ok as soon as submitted, before Raft commits them",
@@ -42,6 +62,7 @@ BUGS: Mapping[str, str] = {
                     "not in the replicated state: after a restart or on another node, duplicates happen",
     "no-journal-sync": "the Raft journal is never msync'd (pysyncobj's own behaviour): entries survive SIGKILL "
                        "but a power loss drops acknowledged ones",
+    **RAFT_BUGS,
 }
 
 
@@ -55,7 +76,7 @@ class RaftKVSystem:
     client_port = "client"
     bugs = BUGS
     workloads = ("register", "idempotency")
-    traits = SystemTraits(data_files=("raft.journal", "raft.dump"), durable=True)
+    traits = SystemTraits(data_files=("raft.journal", "raft.dump"), durable=True, raft_trace="raft.trace.jsonl")
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Callable
 
-from faultbed.cluster.systems.raftkv import BUGS
+from faultbed.cluster.systems.raftkv import BUGS, raft_bugs
 from faultbed.cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
 from faultbed.cluster.systems.raftkv.server import ClientServer, KVService
 
@@ -81,6 +81,7 @@ class NodeConfig:
             sync_journal="no-journal-sync" not in self.bugs,
             timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
             compaction_entries=int(self.options.get("compaction_entries", 5000)),
+            pysyncobj_bugs=raft_bugs(self.bugs),
         )
 
 

@@ -36,6 +36,7 @@ from pysyncobj import SyncObj, SyncObjConf
 from faultbed.cluster.systems.raftkv import syncobj_private as private
 from faultbed.cluster.systems.raftkv.durability import JournalSync
 from faultbed.cluster.systems.raftkv.state import KVState
+from faultbed.cluster.systems.raftkv.trace import TRACE_FILE, RaftTrace
 from faultbed.cluster.systems.raftkv.transport import MeshNode, RaftTransport, VoteStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class ReplicaConfig:
     timers: RaftTimers = RaftTimers()
     compaction_entries: int = 5000
     sync_journal: bool = True
+    pysyncobj_bugs: frozenset[str] = frozenset()  # transport fixes turned off (raftkv's RAFT_BUGS)
+    trace_file: str = TRACE_FILE                  # in data_dir; "" writes no Raft trace
 
 
 class Replica:
@@ -90,8 +93,12 @@ class Replica:
         self.journal_sync = JournalSync(enabled=config.sync_journal)
         self._stop = threading.Event()
         self._last_leader: str | None = None
+        self.trace = (RaftTrace(os.path.join(config.data_dir, config.trace_file), self._names)
+                      if config.trace_file else None)
         self.sync = self._create()
         self._restore_vote()
+        if self.trace is not None:
+            self.trace.attach(self.sync)
         self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
 
     def _create(self) -> SyncObj:
@@ -118,13 +125,17 @@ class Replica:
         )
         self_node = MeshNode(c.identities[c.name])
         peers = [MeshNode(c.identities[p], c.dial[p]) for p in sorted(c.dial)]
-        transport = functools.partial(RaftTransport, vote_store=self._votes, journal_sync=self.journal_sync)
+        transport = functools.partial(RaftTransport, vote_store=self._votes, journal_sync=self.journal_sync,
+                                      bugs=c.pysyncobj_bugs, trace=self.trace)
         sync = SyncObj(self_node, peers, conf, consumers=[self.state], transportClass=transport)
         private.check(sync)
         self.journal_sync.attach(private.journal(sync))
         return sync
 
     def _restore_vote(self) -> None:
+        if "volatile-vote" in self.config.pysyncobj_bugs:
+            log.info("%s: volatile-vote: starting at term 0 (pysyncobj's own behaviour)", self.name)
+            return
         term, voted_for = self._votes.load()
         log_term = private.last_log_term(self.sync)
         if log_term > term:
@@ -144,6 +155,8 @@ class Replica:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self.sync.destroy()
+        if self.trace is not None:
+            self.trace.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -152,12 +165,16 @@ class Replica:
             except Exception:
                 log.exception("%s: raft tick failed", self.name)
                 time.sleep(self.config.timers.tick)
+            if self.trace is not None:
+                self.trace.observe(self.sync)
             self._log_changes()
 
     def _on_state_changed(self, old: int, new: int) -> None:
         """pysyncobj's callback, in the tick thread, on every Raft state change."""
         # No term here: pysyncobj calls this before it increments the term of a new candidacy.
         log.info("%s: %s -> %s", self.name, private.STATE_NAMES.get(old, old), private.STATE_NAMES.get(new, new))
+        if self.trace is not None:
+            self.trace.observe(self.sync)
 
     def _log_changes(self) -> None:
         leader = self.leader()

@@ -20,11 +20,12 @@ _VOTED_FOR = "_SyncObj__votedForNodeId"
 _NOOP_INDEX = "_SyncObj__noopIDx"
 _STATE = "_SyncObj__raftState"
 _LOG = "_SyncObj__raftLog"
+_MATCH = "_SyncObj__raftMatchIndex"
 
 
 def check(sync: SyncObj) -> None:
     """Raise AttributeError now if this pysyncobj lacks an attribute raftkv relies on."""
-    for name in (_TERM, _VOTED_FOR, _NOOP_INDEX, _STATE, _LOG):
+    for name in (_TERM, _VOTED_FOR, _NOOP_INDEX, _STATE, _LOG, _MATCH):
         getattr(sync, name)
 
 
@@ -44,6 +45,11 @@ def noop_index(sync: SyncObj) -> int | None:
     """Index of the no-op this node appended when it last became leader (None before)."""
     value = getattr(sync, _NOOP_INDEX)
     return None if value is None else int(value)
+
+
+def match_index(sync: SyncObj) -> dict[Any, int]:
+    """A leader's matchIndex per peer node (a copy; stale while not leader)."""
+    return dict(getattr(sync, _MATCH))
 
 
 def journal(sync: SyncObj) -> Any:

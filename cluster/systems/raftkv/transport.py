@@ -29,6 +29,9 @@ Four fixes of pysyncobj 0.3.11 live here, because every message passes through:
   entry after the next heartbeat: one `appendEntriesPeriod` per write. A success reply
   leaves right after the follower made its log equal to the leader's through its last
   entry, so the reply now says last + 1.
+
+Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
+volatile-vote, untagged-acks, old-term-commit; vanilla adds the short acknowledgement).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pysyncobj.transport import TCPTransport
 
 from faultbed.cluster.systems.raftkv import syncobj_private as private
 from faultbed.cluster.systems.raftkv.durability import JournalSync
+from faultbed.cluster.systems.raftkv.trace import RaftTrace
 
 log = logging.getLogger(__name__)
 
@@ -101,44 +105,53 @@ class RaftTransport(TCPTransport):
     """TCPTransport that persists the vote and the journal before sending, and gates acknowledgements."""
 
     def __init__(self, syncObj: SyncObj, selfNode: Any, otherNodes: Any, vote_store: VoteStore,
-                 journal_sync: JournalSync | None = None) -> None:
+                 journal_sync: JournalSync | None = None, bugs: frozenset[str] = frozenset(),
+                 trace: RaftTrace | None = None) -> None:
         self._vote_store = vote_store
         self._journal_sync = journal_sync or JournalSync(enabled=False)
+        self._bugs = bugs
+        self._trace = trace
         super().__init__(syncObj, selfNode, otherNodes)
 
     def send(self, node: Any, message: Any) -> bool:
         self._journal_sync.sync()
         sync = self._syncObj
+        if self._trace is not None:
+            self._trace.observe(sync)  # a vote or a role is in the trace before any peer sees it
         term = private.current_term(sync)
         vote = (term, private.voted_for(sync))
-        if vote != self._vote_store.saved:
+        if vote != self._vote_store.saved and "volatile-vote" not in self._bugs:
             self._vote_store.save(*vote)
         if isinstance(message, dict) and message.get("type") == ACK:
             message = dict(message)
-            message[TERM_TAG] = term
-            if message.get("success") and not message.get("reset"):
+            if "untagged-acks" not in self._bugs:
+                message[TERM_TAG] = term
+            if message.get("success") and not message.get("reset") and "short-ack" not in self._bugs:
                 message["next_node_idx"] = private.last_log_index(sync) + 1
         return bool(super().send(node, message))
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
         if isinstance(message, dict) and message.get("type") == ACK:
             message = gate_ack(message, private.current_term(self._syncObj),
-                               private.noop_index(self._syncObj))
+                               private.noop_index(self._syncObj), self._bugs)
             if message is None:
                 return
         super()._onMessageReceived(node, message)
+        if self._trace is not None:
+            self._trace.observe(self._syncObj)
 
 
-def gate_ack(message: dict[str, Any], term: int, noop_index: int | None) -> dict[str, Any] | None:
+def gate_ack(message: dict[str, Any], term: int, noop_index: int | None,
+             bugs: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """The acknowledgement a leader in `term` may act on, or None to ignore it.
 
     Replies from another term are dropped; a success reply whose match index
     (`next_node_idx - 1`) is below the leader's election no-op is downgraded to success
     False, so replica counting only ever counts logs that hold a current-term entry.
     """
-    if message.get(TERM_TAG) != term:
+    if "untagged-acks" not in bugs and message.get(TERM_TAG) != term:
         return None
-    if message.get("success") and noop_index is not None and message["next_node_idx"] - 1 < noop_index:
+    if "old-term-commit" not in bugs and message.get("success") and noop_index is not None and message["next_node_idx"] - 1 < noop_index:
         message = dict(message)
         message["success"] = False
     return message

@@ -1,0 +1,195 @@
+"""raft-invariants on hand-written traces: one valid and one violating trace per invariant,
+and the checker as a run sees it (traces in <run>/data/<node>/, found through the system's traits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faultbed.checkers.compose import system_checkers
+from faultbed.checkers.raft import RAFT_INVARIANTS, Line, check_traces, result_for
+from faultbed.spec import TestSpec
+
+
+class Trace:
+    """One node's trace, written record by record with increasing times."""
+
+    clock = 0
+
+    def __init__(self, node: str, log: list[tuple[int, int, str]] = ((1, 0, "noop"),)) -> None:  # type: ignore[assignment]
+        self.node = node
+        self.records: list[dict[str, Any]] = []
+        self.add("start", log=[list(e) for e in log], commit=1)
+
+    def add(self, event: str, **fields: Any) -> "Trace":
+        Trace.clock += 1
+        self.records.append({"time": Trace.clock, "event": event, **fields})
+        return self
+
+    def leader(self, term: int) -> "Trace":
+        return self.add("term", term=term, vote=self.node).add("role", role="leader", term=term)
+
+    def follower(self, term: int, vote: str | None = None) -> "Trace":
+        return self.add("term", term=term, vote=vote).add("role", role="follower", term=term)
+
+    def append(self, index: int, term: int, digest: str) -> "Trace":
+        return self.add("append", index=index, term=term, digest=digest)
+
+    def commit(self, index: int, term: int, role: str = "follower") -> "Trace":
+        return self.add("commit", index=index, term=term, role=role)
+
+    def lines(self) -> list[Line]:
+        return [Line(self.node, i, r) for i, r in enumerate(self.records, 1)]
+
+
+def violations(*traces: Trace) -> list[str]:
+    return [v.invariant for v in check_traces({t.node: t.lines() for t in traces})]
+
+
+def replicated(term: int = 1) -> tuple[Trace, Trace, Trace]:
+    """n1 leads `term` and commits entries 2 and 3 on all three nodes."""
+    n1, n2, n3 = Trace("n1").leader(term), Trace("n2").follower(term, "n1"), Trace("n3").follower(term, "n1")
+    for t in (n1, n2, n3):
+        t.append(2, term, "a").append(3, term, "b")
+    n1.commit(3, term, "leader")
+    n2.commit(3, term)
+    n3.commit(3, term)
+    return n1, n2, n3
+
+
+def test_a_correct_run_violates_nothing() -> None:
+    n1, n2, n3 = replicated()
+    for t in (n1, n2, n3):
+        t.add("apply", index=2, term=1, digest="a").add("apply", index=3, term=1, digest="b")
+    n2.leader(2).append(4, 2, "noop2").commit(3, 2, "leader")  # a new leader with the whole committed log
+    assert violations(n1, n2, n3) == []
+
+
+# -- election safety ---------------------------------------------------------
+def test_election_safety_one_leader_per_term_is_fine_even_if_it_returns() -> None:
+    n1 = Trace("n1").leader(1).follower(1).add("role", role="leader", term=1)
+    assert violations(n1, Trace("n2").follower(1, "n1").leader(2)) == []
+
+
+def test_election_safety_two_leaders_in_one_term() -> None:
+    n1, n2 = Trace("n1").leader(3), Trace("n2").leader(3)
+    [found] = check_traces({"n1": n1.lines(), "n2": n2.lines()})
+    assert found.invariant == "election-safety" and found.node == "n2"
+    assert {line.node for line in found.lines} == {"n1", "n2"}
+
+
+# -- log matching ------------------------------------------------------------
+def test_log_matching_different_uncommitted_entries_are_fine() -> None:
+    n1, n2 = Trace("n1").leader(1).append(2, 1, "a"), Trace("n2").leader(2).append(2, 2, "x")
+    assert violations(n1, n2) == []
+
+
+def test_log_matching_different_entries_committed_at_one_index() -> None:
+    n1 = Trace("n1").leader(1).append(2, 1, "a").commit(2, 1, "leader")
+    n2 = Trace("n2").leader(2).append(2, 2, "x").commit(2, 2, "leader")
+    assert "log-matching" in violations(n1, n2)
+
+
+# -- leader completeness -----------------------------------------------------
+def test_leader_completeness_truncating_and_reappending_the_same_entries_is_fine() -> None:
+    n1, n2, n3 = replicated()
+    n3.add("truncate", index=2).append(2, 1, "a").append(3, 1, "b").commit(3, 1)
+    assert violations(n1, n2, n3) == []
+
+
+def test_leader_completeness_a_committed_entry_truncated_away() -> None:
+    n1, n2, n3 = replicated()
+    n3.add("truncate", index=3).commit(3, 1)
+    assert violations(n1, n2, n3) == ["leader-completeness"]
+
+
+def test_leader_completeness_a_leader_without_a_committed_entry() -> None:
+    n1, n2, n3 = replicated()
+    n4 = Trace("n4").follower(1).append(2, 1, "a").leader(2)  # lacks entry 3, committed in term 1
+    assert violations(n1, n2, n3, n4) == ["leader-completeness"]
+
+
+# -- state machine safety ----------------------------------------------------
+def test_state_machine_safety_same_entries_applied() -> None:
+    n1, n2 = Trace("n1").add("apply", index=2, term=1, digest="a"), Trace("n2").add("apply", index=2, term=1, digest="a")
+    assert violations(n1, n2) == []
+
+
+def test_state_machine_safety_different_entries_applied_at_one_index() -> None:
+    n1, n2 = Trace("n1").add("apply", index=2, term=1, digest="a"), Trace("n2").add("apply", index=2, term=2, digest="z")
+    assert violations(n1, n2) == ["state-machine-safety"]
+
+
+# -- commit index ------------------------------------------------------------
+def test_commit_monotonic_restart_may_start_lower() -> None:
+    n1, n2, n3 = replicated()
+    n3.add("start", log=[[1, 0, "noop"], [2, 1, "a"], [3, 1, "b"]], commit=1).commit(2, 1)
+    assert violations(n1, n2, n3) == []
+
+
+def test_commit_monotonic_commit_index_going_back() -> None:
+    n1, n2, n3 = replicated()
+    n3.commit(2, 1)
+    assert violations(n1, n2, n3) == ["commit-monotonic"]
+
+
+# -- match index -------------------------------------------------------------
+def test_match_monotonic_resets_with_a_new_term() -> None:
+    n1 = Trace("n1").leader(1).add("match", peer="n2", index=5, term=1).leader(2)
+    n1.add("match", peer="n2", index=0, term=2).add("match", peer="n2", index=3, term=2)
+    assert violations(n1) == []
+
+
+def test_match_monotonic_match_index_going_back_within_a_term() -> None:
+    n1 = Trace("n1").leader(1).add("match", peer="n2", index=5, term=1).add("match", peer="n2", index=4, term=1)
+    [found] = check_traces({"n1": n1.lines()})
+    assert found.invariant == "match-monotonic" and [line.line for line in found.lines] == [4, 5]
+
+
+# -- the checker in a run ------------------------------------------------------
+def write_run(run_dir: Path, traces: list[Trace]) -> None:
+    for t in traces:
+        (run_dir / "data" / t.node).mkdir(parents=True)
+        text = "".join(json.dumps(r) + "\n" for r in t.records)
+        (run_dir / "data" / t.node / "raft.trace.jsonl").write_text(text + '{"time": 9, "ev')  # a cut last line
+
+
+def test_the_checker_reads_every_nodes_trace_and_names_the_first_violation(tmp_path: Path) -> None:
+    n1, n2, n3 = replicated()
+    n2.commit(1, 1)
+    write_run(tmp_path, [n1, n2, n3])
+    spec = TestSpec(system="raftkv", nodes=3)
+    assert system_checkers(spec, str(tmp_path)) == ("raft-invariants",)
+    result = RAFT_INVARIANTS.check([], spec, str(tmp_path))
+    assert result.valid is False and result.details["nodes"] == {"n1": 6, "n2": 7, "n3": 6}
+    first = result.details["first_violation"]
+    assert first["invariant"] == "commit-monotonic" and first["node"] == "n2"
+    assert [line["line"] for line in first["lines"]] == [6, 7]
+
+
+def test_a_run_without_traces_is_unknown_and_a_bare_history_gets_no_raft_check(tmp_path: Path) -> None:
+    spec = TestSpec(system="raftkv", nodes=3)
+    assert system_checkers(spec, str(tmp_path)) == ()  # no data directories: a re-checked history
+    (tmp_path / "data").mkdir()
+    result = RAFT_INVARIANTS.check([], spec, str(tmp_path))
+    assert result.valid == "unknown" and result.details["missing"] == ["n1", "n2", "n3"]
+    assert result_for({}, []).summary == "no Raft trace found"
+
+
+@pytest.mark.parametrize("system", ["raftkv", "broker"])
+def test_raftkv_and_broker_declare_their_trace(system: str, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    assert system_checkers(TestSpec(system=system), str(tmp_path)) == ("raft-invariants",)
+
+
+def test_the_report_shows_the_violating_trace_lines() -> None:
+    from faultbed.report import _checkers_section
+
+    n1, n2 = Trace("n1").leader(3), Trace("n2").leader(3)
+    result = result_for({"n1": n1.lines(), "n2": n2.lines()}, [])
+    html = _checkers_section({"results": [result.to_json()]})
+    assert "election-safety on n2: two leaders in term 3" in html
+    assert html.count("<td>n1</td><td>3</td>") == 1 and html.count("<td>n2</td><td>3</td>") == 1
