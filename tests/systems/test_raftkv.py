@@ -61,6 +61,16 @@ def test_ack_gate_drops_other_terms_and_downgrades_acks_below_the_election_noop(
     assert gate_ack(ack, term=3, noop_index=9) == ack
     assert gate_ack(ack, term=3, noop_index=10)["success"] is False  # type: ignore[index]
     assert gate_ack({k: v for k, v in ack.items() if k != TERM_TAG}, term=3, noop_index=1) is None
+    # pysyncobj's own behaviour, one switch per gate
+    assert gate_ack(ack, term=4, noop_index=9, bugs=frozenset({"untagged-acks"})) == ack
+    assert gate_ack(ack, term=3, noop_index=10, bugs=frozenset({"old-term-commit"})) == ack
+
+
+def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
+    from faultbed.cluster.systems.raftkv import raft_bugs
+
+    assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit", "short-ack"}
+    assert raft_bugs(frozenset({"volatile-vote", "stale-reads"})) == {"volatile-vote"}
 
 
 def test_vote_store_round_trips_term_and_vote(tmp_path: Any) -> None:
@@ -101,7 +111,8 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
     finally:
         cluster.close()
     assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
-                                          "no-journal-sync"}
+                                          "no-journal-sync", "volatile-vote", "untagged-acks", "old-term-commit",
+                                          "vanilla"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------
