@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from faultbed.errors import HistoryError
 
@@ -53,6 +53,7 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._index = 0
         self._origin = time.monotonic_ns() if clock_origin_ns is None else clock_origin_ns
+        self._watchers: list[Callable[[dict[str, Any]], None]] = []
         self.closed = False
 
     def __enter__(self) -> "HistoryWriter":
@@ -77,7 +78,25 @@ class HistoryWriter:
             event["time"] = time.monotonic_ns() - self._origin
             self._index += 1
             self._fh.write(json.dumps(event, separators=(", ", ": "), default=_jsonable) + "\n")
+            watchers = tuple(self._watchers)
+        for watch in watchers:  # aimed faults see the run live; a watcher must be quick and never raise
+            watch(event)
         return event
+
+    def now(self) -> int:
+        """Nanoseconds on the history's clock (what `time` would be for an event appended now)."""
+        return time.monotonic_ns() - self._origin
+
+    def watch(self, watcher: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `watcher` with every event appended from now on; returns what stops it."""
+        with self._lock:
+            self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            with self._lock:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+        return unwatch
 
     def invoke(self, process: int, f: str, key: Any = None, value: Any = None, **extra: Any) -> dict[str, Any]:
         event: dict[str, Any] = {"type": "invoke", "process": process, "f": f}

@@ -51,7 +51,7 @@ class ScheduleExecutor:
         self.cluster = cluster
         self.history = history
         self.ctx = FaultContext(cluster, schedule.partition_mode, ready_timeout=ready_timeout,
-                                record=self._record_progress)
+                                record=self._record_progress, history=history)
         self.errors: list[str] = []
         self._entries: list[FaultEntry] = schedule.entries()
         self._kinds: dict[str, FaultKind[Any]] = {e.kind: fault_kind(e.kind) for e in self._entries}

@@ -60,7 +60,8 @@ class FaultContext:
     """Where faults act: the cluster, the partition mode, a stop signal for long actions.
 
     `lock` serializes actions on the backend and mesh (fault kinds run on their own threads);
-    `record(active, f, value, **extra)` writes a progress event of a long fault to the history.
+    `record(active, f, value, **extra)` writes a progress event of a long fault to the history;
+    `history` is the run's HistoryWriter (aimed faults watch it live), None outside a run.
     """
 
     cluster: NemesisCluster
@@ -69,6 +70,7 @@ class FaultContext:
     lock: threading.RLock = field(default_factory=threading.RLock)
     ready_timeout: float = 30.0
     record: Callable[..., None] = field(default=lambda active, f, value, **extra: None)
+    history: Any = None
 
 
 @dataclass
