@@ -69,7 +69,16 @@ def test_ack_gate_drops_other_terms_and_downgrades_acks_below_the_election_noop(
 def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
     from faultbed.cluster.systems.raftkv import raft_bugs
 
-    assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit", "short-ack"}
+    assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit",
+                                                 "commit-regress", "short-ack"}
+
+
+def test_a_follower_never_takes_a_lower_commit_index() -> None:
+    from faultbed.cluster.systems.raftkv.transport import keep_commit
+
+    message = {"type": "append_entries", "commit_index": 478, "term": 5}
+    assert keep_commit(message, 483) == {**message, "commit_index": 483} and message["commit_index"] == 478
+    assert keep_commit(message, 470) is message
     assert raft_bugs(frozenset({"volatile-vote", "stale-reads"})) == {"volatile-vote"}
 
 
@@ -112,7 +121,7 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
         cluster.close()
     assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
                                           "no-journal-sync", "volatile-vote", "untagged-acks", "old-term-commit",
-                                          "vanilla"}
+                                          "commit-regress", "vanilla"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------

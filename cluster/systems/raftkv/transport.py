@@ -9,7 +9,7 @@ address. pysyncobj dials in one direction per pair only (`_shouldConnect`: the n
 with the greater identity dials), so each pair shares one TCP connection that crosses
 the proxy `greater->smaller`; the mesh faults every stream, so that is enough.
 
-Four fixes of pysyncobj 0.3.11 live here, because every message passes through:
+Five fixes of pysyncobj 0.3.11 live here, because every message passes through:
 
 - Durable vote. pysyncobj persists its log but not currentTerm/votedFor (PySyncObj
   issue #84), so a restarted node could vote twice in one term, or accept entries
@@ -29,9 +29,14 @@ Four fixes of pysyncobj 0.3.11 live here, because every message passes through:
   entry after the next heartbeat: one `appendEntriesPeriod` per write. A success reply
   leaves right after the follower made its log equal to the leader's through its last
   entry, so the reply now says last + 1.
+- Commit index never goes back. A follower takes the leader's commit index even when it
+  is lower than its own (a new leader that has not yet learnt the last commit; PySyncObj
+  issue #166, found by raft-invariants' commit-monotonic). Raft only raises it: an
+  AppendEntries carrying a lower one is raised to ours before pysyncobj reads it.
 
 Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
-volatile-vote, untagged-acks, old-term-commit; vanilla adds the short acknowledgement).
+volatile-vote, untagged-acks, old-term-commit, commit-regress; vanilla is all of them
+and the short acknowledgement).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from faultbed.cluster.systems.raftkv.trace import RaftTrace
 log = logging.getLogger(__name__)
 
 ACK = "next_node_idx"
+APPEND = "append_entries"
 TERM_TAG = "raftkv_term"
 
 
@@ -131,6 +137,8 @@ class RaftTransport(TCPTransport):
         return bool(super().send(node, message))
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == APPEND and "commit-regress" not in self._bugs:
+            message = keep_commit(message, self._syncObj.raftCommitIndex)
         if isinstance(message, dict) and message.get("type") == ACK:
             message = gate_ack(message, private.current_term(self._syncObj),
                                private.noop_index(self._syncObj), self._bugs)
@@ -139,6 +147,15 @@ class RaftTransport(TCPTransport):
         super()._onMessageReceived(node, message)
         if self._trace is not None:
             self._trace.observe(self._syncObj)
+
+
+def keep_commit(message: dict[str, Any], commit_index: int) -> dict[str, Any]:
+    """AppendEntries whose leader commit index is never below ours (Raft, Figure 2: only
+    `if leaderCommit > commitIndex`); pysyncobj sets it to the leader's even when lower (#166)."""
+    if isinstance(message.get("commit_index"), int) and message["commit_index"] < commit_index:
+        message = dict(message)
+        message["commit_index"] = commit_index
+    return message
 
 
 def gate_ack(message: dict[str, Any], term: int, noop_index: int | None,
