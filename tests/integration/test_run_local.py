@@ -52,6 +52,17 @@ def test_stale_reads_bug_is_detected_under_partitions(store):
     assert (latest(store) / "linearizability.html").exists()
 
 
+def test_pysyncobjs_volatile_vote_is_found_by_raft_invariants_when_every_node_restarts(store):
+    # pysyncobj 0.3.11 restarts at term 0: after a kill of every node, terms are reused (10/10 seeds in a campaign)
+    proc = run_faultbed("run", "--nodes", "3", "--rate", "50", "--concurrency", "4", "--nemesis", "kill:all",
+                        "--nemesis-interval", "3", "--time-limit", "10", "--bug", "volatile-vote", "--seed", "204",
+                        "--quiet", "--store", str(store))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [raft] = [r for r in results(latest(store))["results"] if r["checker"] == "raft-invariants"]
+    assert raft["valid"] is False and raft["details"]["first_violation"]["lines"], raft["summary"]
+    assert "raft-invariants: INVALID" in proc.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--nodes", "0"], "--nodes"),
     (["--bug", "no-such-bug"], "unknown bug"),
