@@ -43,8 +43,8 @@ def test_raftkv_survives_coordinated_power_loss_and_leaves_no_mount(store):
 
 
 def test_corrupt_is_recorded_with_what_it_damaged(store):
-    proc = run_faultbed("run", *SHORT, "--nemesis", "corrupt:one", "--seed", "8", "--store", str(store))
-    # whatever raftkv makes of it (two corrupted nodes may leave no majority: unknown), never an error
+    proc = run_faultbed("run", *SHORT, "--nemesis", "corrupt:n1", "--seed", "8", "--store", str(store))
+    # whatever raftkv makes of its corrupted n1 (n2 and n3 keep a majority), never an error
     assert proc.returncode in (0, 1, 2), proc.stdout + proc.stderr
     starts = _nemesis_events(latest(store), "start-corrupt")
     assert starts, "a corruption happened"
