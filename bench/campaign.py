@@ -59,10 +59,10 @@ def nemesis_trouble(run_dir: str) -> tuple[int, int]:
                     continue
                 if not isinstance(event, dict) or event.get("process") != "nemesis":
                     continue
-                if event.get("error"):
-                    errors += 1
                 if str(event.get("f", "")).startswith("toxiproxy-"):
-                    recoveries += 1
+                    recoveries += 1  # its `error` is the cause it recovered from, counted here
+                elif event.get("error"):
+                    errors += 1
     except OSError:
         pass
     return errors, recoveries
