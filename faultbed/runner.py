@@ -20,16 +20,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from faultbed.checkers.result import Result, Valid, merge_valid
 from faultbed.checkers.compose import run_checkers, system_checkers
 from faultbed.cluster.running import RunningCluster
 from faultbed.cluster.start import start_cluster
 from faultbed.cluster.systems import System
-from faultbed import plugins, store
+from faultbed import store
 from faultbed.crash import run_dir_on_error, save_traceback
-from faultbed.errors import FaultbedError
 from faultbed.history import HistoryWriter, read_history
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.spec import TestSpec
@@ -97,17 +95,6 @@ class RunOutcome:
     @property
     def replay_command(self) -> str:
         return f"faultbed replay {self.run_dir}"
-
-
-def backend_class(name: str) -> Any:
-    """The backend registered as `name` (faultbed.plugins)."""
-    return plugins.backend(name)
-
-
-def validate(spec: TestSpec) -> tuple[System, Workload]:
-    """The spec's system and workload, or FaultbedError (see faultbed.plan.resolve)."""
-    plan = resolve(spec)
-    return plan.system, plan.workload
 
 
 def plan_length(spec: TestSpec) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from faultbed.cluster.disk import DEVICE_ENV, is_mounted, wanted
 from faultbed.cluster.registry import STATE_DIR
-from faultbed.runner import validate
+from faultbed.plan import resolve
 from faultbed.spec import TestSpec
 from tests.integration.conftest import history_ops, processes_of_run, results, run_faultbed, wait_for
 from tests.integration.test_run_local import _run_id_of, _start_run, latest
@@ -84,5 +84,5 @@ def test_without_fuse_power_loss_is_one_line_exit_3_and_other_faults_still_valid
     assert len(lines) == 1 and "need FUSE" in lines[0] and env_missing in lines[0], proc.stderr
     assert not store.exists()
     spec = TestSpec(nodes=3, nemesis=("kill:one", "corrupt:one", "partition"))
-    validate(spec)  # corruption needs no FUSE
+    resolve(spec)  # corruption needs no FUSE
     assert not wanted(spec.nemesis, spec.options)
