@@ -212,14 +212,15 @@ def _first_or_violate(seen: dict[int, tuple[Entry, Line]], invariant: str, index
 
 
 def check_leader_completeness(checking: Checking) -> None:
-    """Every leader's log at election holds every entry committed by a leader of an earlier term."""
+    """Every leader's log at election holds every entry a leader of an earlier term had committed by then."""
     for line, entries, base in checking.elections:
         term = int(line.record["term"])
         for earlier, committed in sorted(checking.committed_in_term.items()):
             if earlier >= term:
                 break
             for index, (entry, at) in sorted(committed.items()):
-                if index >= base and entries.get(index) != entry:
+                # committed before this election (terms alone mislead once a bug reuses them)
+                if at.time < line.time and index >= base and entries.get(index) != entry:
                     checking.violate("leader-completeness", line, f"{line.node} became leader of term {term} "
                                      f"without entry {index} committed in term {earlier}", at)
                     break
