@@ -4,9 +4,10 @@ A candidate is a set of the run's faults (each a start and its stop) and a time 
 search replays candidates (same spec and seed, the candidate's schedule) and keeps one when
 it fails in `needed` of `tries` runs (nondeterminism), in this order: cut the run just after
 its first anomaly, remove faults (delta debugging, Zeller's ddmin), move the faults to the
-start of the run, halve each fault's duration, then cut the time limit to what the last
-fault and the failures observed need. No run starts whose time limit no longer fits in the
-budget (setup and checking come on top); the smallest candidate confirmed so far is the answer.
+start of the run, cut the time limit to what the last fault and the failures observed need,
+close the gaps between the faults, halve each fault's duration, cut the time limit again.
+No run starts whose time limit no longer fits in the budget (setup and checking come on
+top); the smallest candidate confirmed so far is the answer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from faultbed.spec import TestSpec
 log = logging.getLogger(__name__)
 
 LEAD = 1.0            # seconds of clients alone before the first fault of a moved schedule
+GAP = 1.0             # seconds between one fault's stop and the next one's start when gaps are closed
 TAIL = 2.0            # seconds of run kept after the last fault stops (or the last anomaly seen)
 MIN_DURATION = 0.5    # a fault is never halved below this many seconds
 HALVINGS = 3          # at most this many halvings of one fault's duration
@@ -192,6 +194,8 @@ class Shrinker:
             if current is not None:
                 current = self._remove_faults(current)
                 current = self._move_to_start(current)
+                current = self._cut_time(current)  # every later candidate runs shorter
+                current = self._close_gaps(current)
                 current = self._halve_durations(current)
                 self._cut_time(current)
         except BudgetSpent:
@@ -231,6 +235,19 @@ class Shrinker:
         moved = Candidate(tuple(f.moved(f.start - shift) for f in current.faults),
                           _ceil(max(LEAD, current.time_limit - shift)))
         return moved if self.fails(moved) else current
+
+    def _close_gaps(self, current: Candidate) -> Candidate:
+        """Each later fault (and those after it) moved up to GAP after the one before stops."""
+        for index in range(1, len(current.faults)):
+            before, fault = current.faults[index - 1], current.faults[index]
+            shift = fault.start - max(before.stop + GAP, before.start)
+            if shift <= 0:
+                continue
+            faults = current.faults[:index] + tuple(f.moved(f.start - shift) for f in current.faults[index:])
+            closer = Candidate(faults, _ceil(max(LEAD, current.time_limit - shift)))
+            if self.fails(closer):
+                current = closer
+        return current
 
     def _halve_durations(self, current: Candidate) -> Candidate:
         """Each fault in turn at half its length (later faults closer by as much), while it fails."""

@@ -112,3 +112,24 @@ def test_candidate_schedule_round_trips() -> None:
     faults = faults_of(sched)[:3]
     again = Schedule.from_json(Candidate(faults, 12.0).schedule(sched).to_json())
     assert faults_of(again) == faults
+
+
+def test_two_faults_far_apart_are_moved_together() -> None:
+    """A failure that needs a partition and a later kill: both kept, the gap closed, the run short."""
+    sched = schedule()
+    faults = faults_of(sched)
+    first = next(f for f in faults if f.entry == "partition")
+    second = [f for f in faults if f.entry == "kill"][-2]
+    assert second.start - first.stop > 10
+
+    def rule(spec: TestSpec, s: Schedule) -> bool:
+        ids = [e.id for e in s.events if e.action == "start"]
+        return first.id in ids and second.id in ids and ids.index(first.id) < ids.index(second.id)
+
+    run, calls = runner_failing_when(rule)
+    result = Shrinker(SPEC, sched, run, Policy(tries=1, needed=1, budget=1e9)).shrink()
+    assert result.minimal is not None
+    assert [f.id for f in result.minimal.faults] == [first.id, second.id]
+    kept = result.minimal.faults
+    assert kept[1].start - kept[0].stop <= 1.0 + 1e-6
+    assert result.minimal.time_limit <= 10
