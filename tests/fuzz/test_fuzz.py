@@ -262,7 +262,7 @@ def test_bad_run_files_in_replay_and_report_are_clean_errors(data: st.DataObject
 def test_bad_flag_values_are_clean_errors(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, GOOD).write_text(GOOD_HISTORY)
-        command = data.draw(st.sampled_from(("run", "run", "check", "serve", "report", "replay")))
+        command = data.draw(st.sampled_from(("run", "run", "check", "serve", "report", "replay", "shrink")))
         if command == "run":
             flags = data.draw(run_flags() | string_run_flags())
             argv = ["run", "--quiet", "--store", os.path.join(directory, "store"), *flags]
@@ -286,6 +286,8 @@ def test_bad_flag_values_are_clean_errors(data: st.DataObject) -> None:
         else:
             argv = [command, data.draw(st.sampled_from([directory, os.path.join(directory, GOOD), "/dev/null",
                                                         os.path.join(directory, "missing"), "", "\x01"]))]
+            if command == "shrink" and data.draw(st.booleans()):
+                argv += [data.draw(st.sampled_from(["--budget", "--tries", "--needed"])), data.draw(number_text)]
         outcome = invoke(f"flags {command}", argv)
         outcome.assert_contract(argv)
 
