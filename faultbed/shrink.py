@@ -250,7 +250,7 @@ class Shrinker:
         return current
 
     def _halve_durations(self, current: Candidate) -> Candidate:
-        """Each fault in turn at half its length (later faults closer by as much), while it fails."""
+        """Each fault in turn at half its length (faults after it closer by as much), while it fails."""
         for index in range(len(current.faults)):
             for _ in range(HALVINGS):
                 fault = current.faults[index]
@@ -259,8 +259,8 @@ class Shrinker:
                 saving = fault.duration / 2
                 faults = list(current.faults)
                 faults[index] = fault.moved(fault.start, fault.duration / 2)
-                for later in range(len(faults)):
-                    if faults[later].start > fault.start:
+                for later in range(len(faults)):  # those after it move up; those overlapping it stay
+                    if faults[later].start >= fault.stop:
                         faults[later] = faults[later].moved(faults[later].start - saving)
                 shorter = Candidate(tuple(faults), _ceil(max(LEAD, current.time_limit - saving)))
                 if not self.fails(shorter):

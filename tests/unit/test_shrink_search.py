@@ -133,3 +133,16 @@ def test_two_faults_far_apart_are_moved_together() -> None:
     kept = result.minimal.faults
     assert kept[1].start - kept[0].stop <= 1.0 + 1e-6
     assert result.minimal.time_limit <= 10
+
+
+def test_halving_a_fault_never_moves_an_overlapping_one_before_it() -> None:
+    sched = schedule()
+    faults = faults_of(sched)
+    first = next(f for f in faults if f.entry == "partition")
+    overlapping = next(f for f in faults if f.entry == "kill" and first.start < f.start < first.stop)
+    run, calls = runner_failing_when(lambda spec, s: {first.id, overlapping.id} <= {e.id for e in s.events})
+    Shrinker(SPEC, sched, run, Policy(tries=1, needed=1, budget=1e9)).shrink()
+    for _, tried in calls:
+        starts = {e.id: e.at for e in tried.events if e.action == "start"}
+        if first.id in starts and overlapping.id in starts:
+            assert starts[first.id] <= starts[overlapping.id]
