@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a failing results directory (or store/latest)")
     parser.add_argument("--tries", type=int, default=3, help="runs of each candidate, at most (default 3)")
     parser.add_argument("--needed", type=int, default=2,
-                        help="invalid runs out of --tries for a candidate to count as failing (default 2)")
+                        help="invalid runs out of --tries for a candidate to count as failing (default 2); "
+                             "for a bug that shows in some runs only, --needed = --tries keeps "
+                             "candidates that fail reliably")
     parser.add_argument("--budget", type=float, default=900.0,
                         help="seconds for the whole search; then the smallest failing candidate so far "
                              "(default 900)")
