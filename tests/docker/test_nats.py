@@ -59,20 +59,24 @@ def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_faultbed_run_finds_nats_cas_race_on_a_hot_key_without_faults(user_dir: Path, tmp_path: Path):
-    """`faultbed run` on the copied file, safe configuration (gets from the stream leader), no faults at all:
-    twenty workers on one key make cas proposals overlap, and 2.9.10's pre-check-only Update lets two
-    cas from one value both succeed (nats-server#4320). Seen in every such run measured (first anomaly
-    2-7 s in); under partition,kill the same file is valid in most runs (see examples/systems/nats/README.md)."""
+def test_faultbed_run_drives_nats_from_the_copied_file_on_a_hot_key(user_dir: Path, tmp_path: Path):
+    """`faultbed run` on the copied file, safe configuration (gets from the stream leader), no faults:
+    twenty workers on one key. The history is recorded and checked end to end; when the verdict is an
+    anomaly it is the linearizability checker's (2.9.10's pre-check-only Update lets two cas from one
+    value both succeed, nats-server#4320). That race needs overlapping proposals, so one run does not
+    always show it (measured rates in examples/systems/nats/README.md); the race itself is shown
+    deterministically by test_concurrent_cas_from_one_revision_can_all_succeed."""
     store = tmp_path / "store"
     command = [sys.executable, "-m", "faultbed", "run", "--system", "./nats.toml", "--backend", "docker",
                "--nodes", "3", "--workload", "register", "--nemesis", "none", "--keys", "1", "--concurrency", "20",
                "--rate", "500", "--time-limit", "15", "--seed", "1", "--quiet", "--store", str(store)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=user_dir)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     verdict = json.loads(((store / "latest").resolve() / "results.json").read_text())
-    linearizable = next(result for result in verdict["results"] if result["checker"] == "linearizable")
-    assert verdict["valid"] is False and linearizable["valid"] is False, verdict
+    by_checker = {result["checker"]: result["valid"] for result in verdict["results"]}
+    assert verdict["valid"] is (proc.returncode == 0), verdict
+    assert by_checker["stats"] is True, verdict
+    assert by_checker["linearizable"] is verdict["valid"], verdict
     assert verdict["counts"]["ok"] > 1000 and verdict["counts"]["info"] < 50, verdict["counts"]
 
 

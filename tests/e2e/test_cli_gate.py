@@ -24,7 +24,7 @@ def test_a_valid_run_exits_0_and_writes_passing_junit_and_a_report(tmp_path):
     run_dir = short_run(str(tmp_path / "store"), "--nemesis", "partition", "--junit", junit, expect_exit=0)
     suite = junit_suite(junit)
     assert (suite.get("failures"), suite.get("errors")) == ("0", "0")
-    assert [case.get("name") for case in suite.findall("testcase")] == ["linearizable", "stats"]
+    assert [case.get("name") for case in suite.findall("testcase")] == ["linearizable", "raft-invariants", "stats"]
     assert float(suite.get("time")) > 3
     with open(os.path.join(run_dir, "report.html"), encoding="utf-8") as fh:
         page = fh.read()

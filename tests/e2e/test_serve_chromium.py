@@ -108,7 +108,7 @@ def test_invalid_run_opens_a_report_with_plots_verdicts_faults_and_porcupine(bro
     assert browser.find_element(By.CSS_SELECTOR, "#verdict .badge").text == "INVALID"
     verdicts = {row.find_elements(By.TAG_NAME, "td")[0].text: row.get_attribute("class")
                 for row in browser.find_elements(By.CSS_SELECTOR, "tr.checker")}
-    assert verdicts == {"linearizable": "checker invalid", "stats": "checker valid"}
+    assert verdicts == {"linearizable": "checker invalid", "raft-invariants": "checker valid", "stats": "checker valid"}
     widths = browser.execute_script(
         "return Array.from(document.querySelectorAll('img.plot')).map(i => [i.id, i.naturalWidth])")
     assert widths == [["latency-plot", 1000], ["throughput-plot", 1000]]
