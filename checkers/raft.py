@@ -106,7 +106,9 @@ class Checking:
     violations: list[Violation] = field(default_factory=list)
 
     def violate(self, invariant: str, at: Line, message: str, *lines: Line) -> None:
-        self.violations.append(Violation(invariant, at.node, at.time, message, (*lines, at)))
+        """A violation happens at the latest of its lines (nodes are replayed one after another)."""
+        ordered = tuple(sorted((*lines, at), key=lambda line: line.time))
+        self.violations.append(Violation(invariant, ordered[-1].node, ordered[-1].time, message, ordered))
 
 
 def replay_node(lines: list[Line], checking: Checking) -> None:
