@@ -26,6 +26,11 @@ MAX_LINE = 16 * 1024 * 1024
 SERVER_MARGIN = 0.1
 
 
+def server_timeout(timeout: float) -> float:
+    """The deadline a request tells the node: a little before the client gives up, so it can say info itself."""
+    return round(max(0.01, timeout - min(SERVER_MARGIN, timeout / 5)), 3)
+
+
 def uncertain(f: str) -> str:
     """The outcome of an operation whose fate is unknown: a read changed nothing (fail), others info."""
     return FAIL if f in READ_OPS else INFO
@@ -52,7 +57,7 @@ class JsonLinesConnection:
         if self._sock is None or self._peer_closed():
             self.drop()
             try:
-                self._connect(min(self.connect_timeout, timeout))
+                self.connect(min(self.connect_timeout, timeout))
             except OSError as exc:
                 raise NotSent(f"connect: {describe(exc)}") from exc
         self._next_id += 1
@@ -79,7 +84,8 @@ class JsonLinesConnection:
         self._sock = None
         self._buffer = b""
 
-    def _connect(self, timeout: float) -> None:
+    def connect(self, timeout: float) -> None:
+        """Open the connection now (OSError when the node cannot be reached)."""
         sock = socket.create_connection(self.address, timeout=max(0.01, timeout))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
@@ -105,7 +111,7 @@ class JsonLinesConnection:
                 sent += self._sock.send(data[sent:])
             except OSError as exc:
                 if sent == 0:
-                    raise NotSent(describe(exc)) from exc
+                    raise NotSent(f"send: {describe(exc)}") from exc
                 raise
 
     def _read_line(self, deadline: float) -> bytes:
@@ -143,7 +149,7 @@ class JsonLinesClient:
 
     def invoke(self, f: str, key: Any, value: Any, timeout: float) -> Outcome:
         request = {"f": f, "key": key, "value": value,
-                   "timeout": round(max(0.01, timeout - min(SERVER_MARGIN, timeout / 5)), 3)}
+                   "timeout": server_timeout(timeout)}
         try:
             reply = self.connection.call(request, timeout)
         except NotSent as exc:

@@ -19,7 +19,7 @@ import time
 from typing import IO, Any
 
 from faultbed.cluster.systems import FAIL, Outcome
-from faultbed.cluster.systems.file.jsonlines import MAX_LINE, SERVER_MARGIN, outcome_of, uncertain
+from faultbed.cluster.systems.file.jsonlines import MAX_LINE, outcome_of, server_timeout, uncertain
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ProcessClient:
         assert self._proc is not None and self._proc.stdin is not None
         self._next_id += 1
         request = {"id": self._next_id, "f": f, "key": key, "value": value,
-                   "timeout": round(max(0.01, timeout - min(SERVER_MARGIN, timeout / 5)), 3)}
+                   "timeout": server_timeout(timeout)}
         try:
             self._proc.stdin.write((json.dumps(request, separators=(",", ":")) + "\n").encode())
             self._proc.stdin.flush()
