@@ -14,14 +14,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from typing import IO
 
 from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
+from faultbed.cluster.nodes import NodeBackend
 from faultbed.cluster.ports import PortReservation
-from faultbed.cluster.registry import RunRecord, run_env
+from faultbed.cluster.registry import run_env
 from faultbed.cluster.systems import System
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyServer
 from faultbed.errors import SetupError
@@ -34,41 +34,19 @@ HOST = "127.0.0.1"
 STOP_GRACE = 3.0
 
 
-def node_names(count: int) -> list[str]:
-    return [f"n{i}" for i in range(1, count + 1)]
-
-
-class LocalBackend:
+class LocalBackend(NodeBackend):
     """Nodes as processes on loopback; a context manager that stops everything it started."""
 
     name = "local"
 
     def __init__(self, system: System, spec: TestSpec, run_dir: str, run_id: str) -> None:
-        self.system = system
-        self.spec = spec
-        self.run_dir = run_dir
-        self.run_id = run_id
-        self.nodes = node_names(spec.nodes)
+        super().__init__(system, spec, run_dir, run_id)
         self._ports = PortReservation(HOST)
-        self._record = RunRecord(run_id, run_dir)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
-        self._plans: dict[str, NodePlan] = {}
         self._toxiproxy: ToxiproxyServer | None = None
-        self._disks: dict[str, disk.DiskMount] = {}
-        self.mesh: Mesh
-        self.leftovers: list[str] = []  # what teardown could not stop
-        os.makedirs(os.path.join(run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------
-    def __enter__(self) -> "LocalBackend":
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
     def _start(self) -> None:
         node_ports = {n: dict(zip(self.system.ports, self._ports.take(len(self.system.ports))))
                       for n in self.nodes}
@@ -138,14 +116,8 @@ class LocalBackend:
             self._record.remove()
 
     # -- Backend protocol ----------------------------------------------------
-    def node_names(self) -> list[str]:
-        return list(self.nodes)
-
     def client_address(self, node: str) -> tuple[str, int]:
         return HOST, self._plans[node].ports[self.system.client_port]
-
-    def plan(self, node: str) -> NodePlan:
-        return self._plans[node]
 
     def pid(self, node: str) -> int | None:
         proc = self._procs.get(node)
@@ -158,25 +130,6 @@ class LocalBackend:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=STOP_GRACE)
         log.info("killed %s", node)
-
-    def power_loss(self, node: str) -> None:
-        """SIGKILL the node, then its disk forgets every write it did not fsync; restart() brings it back."""
-        mount = self._disks.get(node)
-        if mount is None:
-            raise SetupError(f"{node} has no fault-injecting filesystem (power-loss needs faultbed-diskfs)")
-        self.kill(node)
-        mount.power_loss()
-
-    def disk_faults(self, node: str, fsync_error: bool | None = None, delay_ms: int | None = None) -> None:
-        """Make the node's disk fail fsync with EIO, or slow every write and fsync (None: unchanged)."""
-        mount = self._disks.get(node)
-        if mount is None:
-            raise SetupError(f"{node} has no fault-injecting filesystem")
-        mount.set_faults(fsync_error, delay_ms)
-
-    def data_dir(self, node: str) -> str:
-        """Where the node reads and writes its data (the mount, when there is one)."""
-        return self._plans[node].data_dir
 
     def pause(self, node: str) -> None:
         self._signal(node, signal.SIGSTOP)
@@ -212,19 +165,7 @@ class LocalBackend:
         """The pid of this run's Toxiproxy server (it changes when the mesh restarts it)."""
         return self._toxiproxy.pid if self._toxiproxy is not None else None
 
-    def log_path(self, node: str) -> str:
-        return os.path.join(self.run_dir, "nodes", f"{node}.log")
-
     # -- internals -----------------------------------------------------------
-    def _mount_disk(self, node: str) -> str:
-        """faultbed-diskfs over data/<node> (the disk), mounted at mnt/<node> (where the node works)."""
-        mount = disk.DiskMount(node, os.path.join(self.run_dir, "data", node), os.path.join(self.run_dir, "mnt", node),
-                               record=self._record, run_id=self.run_id, log_path=self.log_path(f"diskfs-{node}"),
-                               writeback=float(self.spec.options.get("diskfs_writeback", 0)))
-        self._disks[node] = mount
-        mount.__enter__()
-        return mount.mountpoint
-
     def _restart_toxiproxy(self) -> ToxiproxyClient:
         """A new Toxiproxy server on the same port (the mesh re-creates the proxies)."""
         assert self._toxiproxy is not None
@@ -268,11 +209,3 @@ class LocalBackend:
         if proc is None or proc.poll() is not None:
             raise SetupError(f"{node} is not running")
         proc.send_signal(sig)
-
-    def _wait_state(self, node: str, wanted: str, timeout: float = 2.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.state(node) != wanted:
-            if time.monotonic() > deadline:
-                raise SetupError(f"{node} did not become {wanted} within {timeout}s")
-            time.sleep(0.01)
-

@@ -24,8 +24,9 @@ from faultbed.cluster.docker.gc import remove_run_resources
 from faultbed.cluster.docker.images import node_image, require_image, toxiproxy_image
 from faultbed.cluster.docker.network import FIRST_PEER_ADDRESS, SUBNET_PREFIX, create_network, hosts
 from faultbed.cluster.mesh import Mesh
+from faultbed.cluster.nodes import NodeBackend
 from faultbed.cluster.ports import PortReservation
-from faultbed.cluster.registry import RunRecord, process_start_time
+from faultbed.cluster.registry import process_start_time
 from faultbed.cluster.systems import System
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError
 from faultbed.errors import SetupError
@@ -47,46 +48,29 @@ ADD_ADDRESSES = ["sh", "-ec", 'while [ "$#" -gt 0 ]; do '
                  'ip addr replace "$1" dev "$(ip -o -4 addr show to "$2" | cut -d" " -f2)"; shift 2; done', "sh"]
 
 
-class DockerBackend:
+class DockerBackend(NodeBackend):
     """Nodes as containers on isolated networks; a context manager that removes everything it made."""
 
     name = "docker"
+    STATE_POLL = 0.02
 
     def __init__(self, system: System, spec: TestSpec, run_dir: str, run_id: str) -> None:
-        self.system = system
-        self.spec = spec
-        self.run_dir = os.path.abspath(run_dir)
-        self.run_id = run_id
-        self.nodes = [f"n{i}" for i in range(1, spec.nodes + 1)]
+        super().__init__(system, spec, run_dir, run_id)
         if len(self.nodes) > 2 ** (32 - SUBNET_PREFIX) - FIRST_PEER_ADDRESS - 2:
             raise SetupError(f"the docker backend runs at most "
                              f"{2 ** (32 - SUBNET_PREFIX) - FIRST_PEER_ADDRESS - 2} nodes")
         self.ports = {port: FIRST_NODE_PORT + k for k, port in enumerate(system.ports)}
         self.labels = {LABEL_RUN: run_id, LABEL_HARNESS: f"{os.getpid()}:{process_start_time(os.getpid())}"}
-        self.mesh: Mesh
         self._client: DockerClient | None = None
         self._reservation = PortReservation(HOST)
-        self._record = RunRecord(run_id, self.run_dir)
         self._subnets: dict[str, ipaddress.IPv4Network] = {}
         self._containers: dict[str, Container] = {}
-        self._plans: dict[str, NodePlan] = {}
         self._client_ports: dict[str, int] = {}
         self._toxiproxy: Container | None = None
         self._toxiproxy_client: ToxiproxyClient
-        self._disks: dict[str, disk.DiskMount] = {}
         self._toxiproxy_api_port = 0
-        self.leftovers: list[str] = []  # what teardown could not remove
-        os.makedirs(os.path.join(self.run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> "DockerBackend":
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
     def __exit__(self, *exc: object) -> None:
         with deferred_interrupts():  # a Ctrl-C or SIGTERM now is noted, acted on once all is removed
             self._teardown()
@@ -137,14 +121,8 @@ class DockerBackend:
         log.info("docker: %d nodes of run %s started", len(self.nodes), self.run_id)
 
     # -- Backend protocol ------------------------------------------------------------------
-    def node_names(self) -> list[str]:
-        return list(self.nodes)
-
     def client_address(self, node: str) -> tuple[str, int]:
         return HOST, self._client_ports[node]
-
-    def plan(self, node: str) -> NodePlan:
-        return self._plans[node]
 
     def node_address(self, node: str) -> str:
         """The node's own address on its own network (only Toxiproxy can reach it)."""
@@ -169,28 +147,6 @@ class DockerBackend:
             ignore_conflict(container.kill, "SIGKILL")
             self._wait_state(node, DEAD, STOP_GRACE)
         log.info("killed %s", node)
-
-    def power_loss(self, node: str) -> None:
-        """SIGKILL the container, then its disk forgets every write it did not fsync; restart() brings it back.
-
-        The FUSE mount lives on this machine and is bind-mounted into the container; a restarted
-        container binds the fresh mount."""
-        mount = self._disks.get(node)
-        if mount is None:
-            raise SetupError(f"{node} has no fault-injecting filesystem (power-loss needs faultbed-diskfs)")
-        self.kill(node)
-        mount.power_loss()
-
-    def disk_faults(self, node: str, fsync_error: bool | None = None, delay_ms: int | None = None) -> None:
-        """Make the node's disk fail fsync with EIO, or slow every write and fsync (None: unchanged)."""
-        mount = self._disks.get(node)
-        if mount is None:
-            raise SetupError(f"{node} has no fault-injecting filesystem")
-        mount.set_faults(fsync_error, delay_ms)
-
-    def data_dir(self, node: str) -> str:
-        """Where the node reads and writes its data (the same path inside and outside its container)."""
-        return self._plans[node].data_dir
 
     def pause(self, node: str) -> None:
         """Freeze every process of the node (cgroup freezer)."""
@@ -226,9 +182,6 @@ class DockerBackend:
         if state.get("Paused"):
             return PAUSED
         return RUNNING if state.get("Running") else DEAD
-
-    def log_path(self, node: str) -> str:
-        return os.path.join(self.run_dir, "nodes", f"{node}.log")
 
     # -- networks ----------------------------------------------------------------------
     def _create_network(self, node: str) -> ipaddress.IPv4Network:
@@ -335,15 +288,6 @@ class DockerBackend:
             os.makedirs(self._plans[node].data_dir, exist_ok=True)
             self._client_ports[node] = self._reservation.take()[0]
 
-    def _mount_disk(self, node: str) -> str:
-        """faultbed-diskfs over data/<node> (the disk) at mnt/<node>, which the container binds."""
-        mount = disk.DiskMount(node, os.path.join(self.run_dir, "data", node), os.path.join(self.run_dir, "mnt", node),
-                               record=self._record, run_id=self.run_id, log_path=self.log_path(f"diskfs-{node}"),
-                               writeback=float(self.spec.options.get("diskfs_writeback", 0)))
-        self._disks[node] = mount
-        mount.__enter__()
-        return mount.mountpoint
-
     def _create_node(self, node: str, image: str) -> None:
         assert self._client is not None
         api = self._client.api
@@ -371,10 +315,3 @@ class DockerBackend:
         except docker.errors.NotFound:
             return {}
         return dict(container.attrs.get("State") or {})
-
-    def _wait_state(self, node: str, wanted: str, timeout: float = 2.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.state(node) != wanted:
-            if time.monotonic() > deadline:
-                raise SetupError(f"{node} did not become {wanted} within {timeout}s")
-            time.sleep(0.02)
