@@ -176,37 +176,27 @@ class Mesh:
 
     # -- changes, each completed by recovery when Toxiproxy does not answer -----------
     def _add_toxic(self, proxy: str, name: str, type_: str, stream: str, attributes: Mapping[str, Any]) -> None:
-        before = self._state[proxy]
-        self._state[proxy] = before.with_toxic(name, ToxicSpec(type_, stream, dict(attributes)))
-        try:
-            self.client.add_toxic(proxy, name, type_, stream, attributes)
-        except ToxiproxyError as exc:
-            if exc.status is None:
-                self._recover(proxy, exc)
-                return
-            self._state[proxy] = before
-            raise
+        self._change(proxy, self._state[proxy].with_toxic(name, ToxicSpec(type_, stream, dict(attributes))),
+                     lambda: self.client.add_toxic(proxy, name, type_, stream, attributes))
 
     def _remove_toxic(self, proxy: str, name: str) -> None:
-        before = self._state[proxy]
-        self._state[proxy] = before.without_toxic(name)
-        try:
-            self.client.remove_toxic(proxy, name)
-        except ToxiproxyError as exc:
-            if exc.status == 404:
-                return
-            if exc.status is None:
-                self._recover(proxy, exc)
-                return
-            self._state[proxy] = before
-            raise
+        self._change(proxy, self._state[proxy].without_toxic(name), lambda: self.client.remove_toxic(proxy, name),
+                     done_status=404)  # already gone: removed
 
     def _set_enabled(self, proxy: str, enabled: bool) -> None:
+        self._change(proxy, replace(self._state[proxy], enabled=enabled),
+                     lambda: self.client.set_enabled(proxy, enabled))
+
+    def _change(self, proxy: str, after: ProxyState, call: Callable[[], object], done_status: int | None = None) -> None:
+        """Record `after` as the proxy's state and apply it with `call`. No answer: recovery brings the
+        proxy to the recorded state; any other refusal restores the state recorded before."""
         before = self._state[proxy]
-        self._state[proxy] = replace(before, enabled=enabled)
+        self._state[proxy] = after
         try:
-            self.client.set_enabled(proxy, enabled)
+            call()
         except ToxiproxyError as exc:
+            if done_status is not None and exc.status == done_status:
+                return
             if exc.status is None:
                 self._recover(proxy, exc)
                 return
