@@ -53,9 +53,10 @@ def test_stale_reads_bug_is_detected_under_partitions(store):
 
 
 def test_pysyncobjs_volatile_vote_is_found_by_raft_invariants_when_every_node_restarts(store):
-    # pysyncobj 0.3.11 restarts at term 0: after a kill of every node, terms are reused (10/10 seeds in a campaign)
+    # pysyncobj 0.3.11 restarts at term 0: after a kill of every node, terms are reused and one is led twice
+    # unless the same node wins it again (9/10 seeds in a 15 s campaign); ~3 kill:all rounds make a miss rare
     proc = run_faultbed("run", "--nodes", "3", "--rate", "50", "--concurrency", "4", "--nemesis", "kill:all",
-                        "--nemesis-interval", "3", "--time-limit", "10", "--bug", "volatile-vote", "--seed", "204",
+                        "--nemesis-interval", "2", "--time-limit", "14", "--bug", "volatile-vote", "--seed", "204",
                         "--quiet", "--store", str(store))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [raft] = [r for r in results(latest(store))["results"] if r["checker"] == "raft-invariants"]
