@@ -168,8 +168,9 @@ def print_summary(outcome: RunOutcome) -> None:
             print(f"first anomaly at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
     print(f"results: {outcome.run_dir}")
     viz = next((r.details.get("visualization") for r in outcome.results if r.details.get("visualization")), None)
-    if viz:
-        print(f"visualization: {viz}")
+    if viz:  # named like the results directory above (the checker writes it by its absolute path)
+        inside = os.path.relpath(viz, os.path.abspath(outcome.run_dir))
+        print(f"visualization: {viz if inside.startswith(os.pardir) else os.path.join(outcome.run_dir, inside)}")
     print(f"replay: {outcome.replay_command}")
 
 
