@@ -137,7 +137,9 @@ def outcome_of(reply: dict[str, Any], f: str, node: str) -> Outcome:
     if kind not in (OK, FAIL, INFO):
         return Outcome(uncertain(f), error=f"bad reply: {json.dumps(reply)[:200]}", node=node)
     error = reply.get("error")
-    return Outcome(kind, reply.get("value"), None if error is None else str(error), node)
+    answered_by = reply.get("node")  # optional: the node that answered (raftkv names the one that applied it)
+    return Outcome(kind, reply.get("value"), None if error is None else str(error),
+                   answered_by if isinstance(answered_by, str) and answered_by else node)
 
 
 class JsonLinesClient:
@@ -156,6 +158,8 @@ class JsonLinesClient:
             return Outcome(FAIL, error=str(exc), node=self.node)
         except (OSError, ValueError) as exc:
             return Outcome(uncertain(f), error=describe(exc), node=self.node)
+        if reply.get("type") not in (OK, FAIL, INFO):
+            self.connection.drop()  # a node that says nonsense is not trusted with the next request
         return outcome_of(reply, f, self.node)
 
     def close(self) -> None:
