@@ -28,7 +28,7 @@ JITTER = 0.25             # each gap is interval * uniform(1 - JITTER, 1 + JITTE
 MIN_FAULT_FRACTION = 0.25  # no start when less than this much of an interval is left
 START, STOP = "start", "stop"
 
-__all__ = ["FaultEvent", "Schedule", "generate_schedule", "load_schedule", "validate_nemesis"]
+__all__ = ["FaultEvent", "Schedule", "generate_schedule", "validate_nemesis"]
 
 
 @dataclass(frozen=True)
@@ -108,23 +108,6 @@ class Schedule:
                 starts[event.id] = event
             elif event.id not in starts or starts[event.id].at > event.at:
                 raise FaultbedError(f"schedule: fault {event.id} stops before it starts")
-
-
-def load_schedule(path: str) -> Schedule:
-    """Read schedule.json (for `faultbed replay`)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise FaultbedError(f"{path}: cannot read schedule: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise FaultbedError(f"{path}: schedule is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise FaultbedError(f"{path}: not a faultbed schedule")
-    try:
-        return Schedule.from_json(data)
-    except FaultbedError as exc:
-        raise FaultbedError(f"{path}: {exc}") from exc
 
 
 def validate_nemesis(spec: TestSpec, nodes: Sequence[str] | None = None) -> list[FaultEntry]:

@@ -22,6 +22,7 @@ from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
 from faultbed.cluster.mesh import Mesh
 from faultbed.errors import FaultbedError, SetupError
 from faultbed.history import HistoryWriter, read_history
+from faultbed.run_files import read_schedule
 from faultbed.spec import TestSpec
 from faultbed.nemesis.executor import ScheduleExecutor
 from faultbed.nemesis.faults import fault_help, split_nemesis
@@ -31,7 +32,6 @@ from faultbed.nemesis.schedule import (
     FaultEvent,
     Schedule,
     generate_schedule,
-    load_schedule,
     validate_nemesis,
 )
 from faultbed.checkers.formats import nemesis_annotations
@@ -62,7 +62,7 @@ def test_schedule_round_trips_through_json_and_schedule_json(tmp_path: Any) -> N
     path = os.path.join(tmp_path, "schedule.json")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(schedule.dumps())
-    assert load_schedule(path) == schedule
+    assert read_schedule(str(tmp_path)) == schedule
 
 
 @settings(max_examples=60, deadline=None)
@@ -151,9 +151,9 @@ def test_a_broken_schedule_file_is_refused(tmp_path: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write('{"version": 1, "seed": 0}')
     with pytest.raises(FaultbedError, match="schedule.json: not a faultbed schedule"):
-        load_schedule(path)
-    with pytest.raises(FaultbedError, match="cannot read schedule"):
-        load_schedule(os.path.join(tmp_path, "missing.json"))
+        read_schedule(str(tmp_path))
+    with pytest.raises(FaultbedError, match="missing/schedule.json: cannot read"):
+        read_schedule(os.path.join(tmp_path, "missing"))
 
 
 # -- execution ------------------------------------------------------------------------------------
