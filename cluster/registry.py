@@ -203,41 +203,40 @@ def malformed_records() -> list[MalformedRecord]:
     return found
 
 
+def _environ_value(pid: int, name: str) -> str | None:
+    """The value of `name` in process `pid`'s environment (None when absent or the process is gone)."""
+    marker = f"{name}=".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ = fh.read()
+    except OSError:
+        return None
+    for item in environ.split(b"\0"):
+        if item.startswith(marker):
+            return item[len(marker):].decode(errors="replace")
+    return None
+
+
 def _processes_by_run() -> dict[str, list[int]]:
     """Every process whose environment carries FAULTBED_RUN, by run id."""
     found: dict[str, list[int]] = {}
-    marker = f"{RUN_ENV}=".encode()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read()
-        except OSError:
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(marker):
-                found.setdefault(item[len(marker):].decode(errors="replace"), []).append(int(entry))
-                break
+        run_id = _environ_value(int(entry), RUN_ENV) if entry.isdigit() else None
+        if run_id is not None:
+            found.setdefault(run_id, []).append(int(entry))
     return found
 
 
 def _harness_alive(pids: list[int]) -> bool:
     """True when a process of `pids` names (in HARNESS_ENV) a harness that is still running."""
-    marker = f"{HARNESS_ENV}=".encode()
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                environ = fh.read()
-        except OSError:
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(marker):
-                harness, _, start = item[len(marker):].decode(errors="replace").partition(":")
-                try:
-                    return is_alive(int(harness), int(start) if start.isdigit() else None)
-                except ValueError:
-                    return False
+        value = _environ_value(pid, HARNESS_ENV)
+        if value is not None:
+            harness, _, start = value.partition(":")
+            try:
+                return is_alive(int(harness), int(start) if start.isdigit() else None)
+            except ValueError:
+                return False
     return False
 
 
