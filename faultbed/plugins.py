@@ -110,14 +110,14 @@ def description(plugin: Any) -> str:
     return lines[0] if lines else ""
 
 
-def is_system_reference(reference: str) -> bool:
-    """True for a system named by a file path or by module:attribute, not by a registered name."""
-    return reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference or ":" in reference
+def is_system_file(reference: str) -> bool:
+    """True for a `--system` value that names a system file (a path), not a name or module:attribute."""
+    return reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference
 
 
 def system_label(reference: str) -> str:
     """A short name for a `--system` value, for directory and test names: the file's stem, the module."""
-    if reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference:
+    if is_system_file(reference):
         return os.path.splitext(os.path.basename(reference))[0] or "system"
     if ":" in reference:
         return reference.partition(":")[0].rpartition(".")[2] or "system"
@@ -130,7 +130,7 @@ SYSTEM_MEMBERS = ("name", "ports", "peer_ports", "client_port", "bugs", "workloa
 
 def system(reference: str) -> "System":
     """The system a `--system` value names: a registered name, a system file, or module:attribute."""
-    if reference.endswith(SYSTEM_FILE_SUFFIX) or "/" in reference:
+    if is_system_file(reference):
         from faultbed.cluster.systems.file import load_system_file
         return load_system_file(reference)
     found = load_attribute(reference) if ":" in reference else load("systems", reference)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from faultbed import plugins
 from faultbed.checkers.result import exit_code, verdict_word
 from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
@@ -87,7 +88,7 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
 
     nemesis = split_nemesis(args.nemesis)
     system = args.system
-    if system.endswith(".toml") or "/" in system:  # a system file: replay must find it from anywhere
+    if plugins.is_system_file(system):  # replay must find it from anywhere
         system = os.path.abspath(system)
     return TestSpec(
         system=system, backend=args.backend, nodes=args.nodes, workload=args.workload,
