@@ -33,8 +33,12 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
+    rows = [row for kind in kinds for row in listing[kind]]
+    name_width = max((len(row["name"]) for row in rows), default=0)
+    text_width = max((len(row["description"]) for row in rows), default=0)
     for kind in kinds:
         print(f"{kind}:")
         for row in listing[kind] or [{"name": "(none)", "description": "", "origin": ""}]:
-            print(f"  {row['name']:<14} {row['description']:<70} [{row['origin']}]".rstrip())
+            origin = f"[{row['origin']}]" if row["origin"] else ""
+            print(f"  {row['name']:<{name_width}}  {row['description']:<{text_width}}  {origin}".rstrip())
     return 0
