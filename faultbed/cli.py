@@ -15,7 +15,7 @@ from typing import Sequence
 
 from faultbed import __version__
 from faultbed.checkers.result import EXIT_ERROR
-from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, describe
+from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, OneLineFormatter, describe
 from faultbed.errors import FaultbedError
 
 MAX_MESSAGE = 300
@@ -81,13 +81,20 @@ def _named_command(argv: Sequence[str] | None) -> str | None:
     return None
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Warnings on stderr, one line each (-v: debug, with whole tracebacks)."""
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(fmt) if verbose else OneLineFormatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the return value is the exit code (see EXIT_CODES)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser(argv).parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        _configure_logging(args.verbose)
         return int(args.execute(args))
     except FaultbedError as exc:
         print(f"faultbed: {exc}", file=sys.stderr)

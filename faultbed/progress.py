@@ -77,8 +77,8 @@ class ProgressDisplay:
                 self._live_loop()
             else:
                 self._plain_loop()
-        except Exception:  # a display problem must never end or hide the run
-            log.exception("progress display failed; the run goes on without it")
+        except Exception as exc:  # a display problem must never end or hide the run, nor print a traceback
+            log.warning("progress display failed (%s: %s); the run goes on without it", type(exc).__name__, exc)
 
     def _line(self, bar: bool) -> Text:
         try:

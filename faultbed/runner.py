@@ -233,5 +233,8 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
             thread.join(max(0.0, join_deadline - time.monotonic()))
         for worker in workers:
             worker.close()
+    crashed = next((w.crash for w in workers if w.crash is not None), None)
+    if crashed is not None:  # teardown still runs; the history so far stays checkable (`faultbed check`)
+        raise crashed
 
 

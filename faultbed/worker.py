@@ -48,6 +48,7 @@ class Worker:
         self.node = node
         self.op_timeout = op_timeout
         self.counts = WorkerCounts()
+        self.crash: Exception | None = None   # what ended run_worker, when it was not the deadline
         self._clients: dict[str, Client] = {}
 
     def execute(self, op: PlannedOp, node: str | None = None) -> Outcome:
@@ -114,5 +115,6 @@ def run_worker(spec: "TestSpec", workload: "Workload", worker: Worker, stop: thr
             if time.monotonic() >= deadline:
                 break
             workload.perform(worker, next(ops))
-    except Exception:
-        log.exception("worker %d died", worker.index)
+    except Exception as exc:  # a bug (faultbed's or a workload plugin's): the run ends as an internal error
+        worker.crash = exc
+        stop.set()

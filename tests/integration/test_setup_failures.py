@@ -52,3 +52,30 @@ def test_a_missing_toxiproxy_binary_is_one_line_exit_3(capsys, monkeypatch, tmp_
     assert code == 3
     assert len(lines) == 1 and "toxiproxy-server not found" in lines[0] and "make setup" in lines[0], lines
     assert processes_of_run() == [] or _runs_left_by_this_process() == []
+
+
+def test_a_worker_that_dies_mid_run_is_an_internal_error_with_its_history_kept(capsys, monkeypatch, tmp_path):
+    from faultbed.crash import EXIT_INTERNAL, TRACEBACK_FILE
+    from faultbed.history import read_history
+    from faultbed.workloads.register import RegisterWorkload
+
+    real_perform = RegisterWorkload.perform
+    done: list[int] = []
+
+    def dies_after_a_few(self, worker, op):
+        if worker.index == 0 and len(done) >= 20:
+            raise ZeroDivisionError("planted bug in a workload")
+        done.append(1)
+        real_perform(self, worker, op)
+
+    monkeypatch.setattr(RegisterWorkload, "perform", dies_after_a_few)
+    code, lines = _run(capsys, tmp_path / "store", "--time-limit", "30", "--nemesis", "none", "--rate", "50",
+                       "--concurrency", "2")
+    assert code == EXIT_INTERNAL  # never a verdict: the run did not do what it planned
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("faultbed: internal error") and "planted bug in a workload" in lines[0]
+    run_dir = (tmp_path / "store" / "latest").resolve()
+    assert lines[0].rsplit("traceback: ", 1)[1] == str(run_dir / TRACEBACK_FILE)
+    completed = [e for e in read_history(str(run_dir / "history.jsonl")) if e["type"] == "ok"]
+    assert len(completed) >= 10  # what was recorded before the bug stays, checkable by `faultbed check`
+    assert _runs_left_by_this_process() == []

@@ -102,3 +102,29 @@ def test_a_bug_on_one_history_is_255_and_the_others_are_still_checked(
     assert f"valid    {tmp_path}/b-second.jsonl" in captured.out
     assert len(captured.err.splitlines()) == 1 and "internal error" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_a_logged_exception_is_one_line_naming_its_traceback_file(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    from faultbed.crash import OneLineFormatter, run_dir_on_error
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("faultbed.test-one-line")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with run_dir_on_error(str(tmp_path)):
+            try:
+                {}["missing"]
+            except KeyError:
+                logger.exception("client raised on %s", "n1")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR client raised on n1 (KeyError: 'missing'; traceback: ")
+    assert "Traceback (most recent call last)" in (tmp_path / TRACEBACK_FILE).read_text()
