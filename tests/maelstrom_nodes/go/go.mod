@@ -1,0 +1,3 @@
+module maelstromnode
+
+go 1.21
