@@ -32,8 +32,13 @@ bench: setup images
 CAMPAIGN_RUNS ?= 50
 CAMPAIGN_PARALLEL ?= 2
 CAMPAIGN_SEED ?= 7000
+# Spread over hosts or CI jobs: CAMPAIGN_SHARD=i/n on each (i = 1..n), CAMPAIGN_STORE=DIR to keep the runs
+# for `faultbed store merge` (README "Spreading a campaign").
+CAMPAIGN_SHARD ?= 1/1
+CAMPAIGN_STORE ?=
 campaign: setup
 	$(PY) -m bench.campaign --runs $(CAMPAIGN_RUNS) --parallel $(CAMPAIGN_PARALLEL) --seed-base $(CAMPAIGN_SEED) \
+		--shard $(CAMPAIGN_SHARD) $(if $(CAMPAIGN_STORE),--store $(CAMPAIGN_STORE)) \
 		--expect valid -- --nodes 5 --nemesis partition,kill,pause,latency --nemesis-interval 4 --time-limit 20
 
 chaos: setup

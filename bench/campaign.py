@@ -4,10 +4,14 @@
     python -m bench.campaign --runs 50 --parallel 2 --expect valid -- --nodes 5 \
         --nemesis partition,kill,pause,latency --nemesis-interval 4 --time-limit 20
 
+    python -m bench.campaign --runs 50 --shard 2/3 --store /srv/campaign -- ...   # this host's third
+
 Prints one line per run and a summary: valid / invalid / unknown / error counts, the
 median time into the run of the first anomalous operation (when a checker reports
 `first_anomaly_ms`), and with `--expect valid` the false alarms (invalid verdicts of
-a correct system). Nemesis events that carry an error (a fault not applied, a
+a correct system). `--shard I/N` runs every N-th seed from the I-th (faultbed/shard.py):
+N hosts or CI jobs with I = 1..N run the campaign once between them, and
+`faultbed store merge` gathers their stores into one. Nemesis events that carry an error (a fault not applied, a
 Toxiproxy recovery) are counted from each history, so harness trouble is never hidden.
 """
 
@@ -24,6 +28,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from faultbed.errors import FaultbedError
+from faultbed.shard import WHOLE, parse_shard
 
 VERDICTS = {0: "valid", 1: "invalid", 2: "unknown", 3: "error", 130: "interrupted", 255: "internal-error"}
 RUN_TIMEOUT_EXTRA = 300.0  # seconds a run may take beyond its time limit before it counts as hung
@@ -120,15 +127,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="the verdict a correct (valid) or buggy (invalid) system should get; "
                              "the exit code is 1 when any run got something else")
     parser.add_argument("--store", default=None, help="results root (default: a temporary directory)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only shard I of N of the seeds (every N-th from the I-th)")
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="-- then `faultbed run` flags")
     ns = parser.parse_args(argv)
     run_args = [a for a in ns.run_args if a != "--"]
+    try:
+        shard = parse_shard(ns.shard) if ns.shard is not None else WHOLE
+    except FaultbedError as exc:
+        parser.error(f"--shard: {exc}")
+    seeds = shard.pick(range(ns.seed_base, ns.seed_base + ns.runs))
     store = ns.store or tempfile.mkdtemp(prefix="faultbed-campaign-")
-    print(f"campaign: {ns.runs} runs ({ns.parallel} at a time) of `faultbed run {' '.join(run_args)}`, "
+    part = f", shard {shard}: {len(seeds)} of them" if shard != WHOLE else ""
+    print(f"campaign: {ns.runs} runs{part} ({ns.parallel} at a time) of `faultbed run {' '.join(run_args)}`, "
           f"store {store}", flush=True)
     results: list[RunResult] = []
     with ThreadPoolExecutor(max_workers=max(1, ns.parallel)) as pool:
-        futures = [pool.submit(run_once, run_args, ns.seed_base + i, store) for i in range(ns.runs)]
+        futures = [pool.submit(run_once, run_args, seed, store) for seed in seeds]
         for future in futures:
             result = future.result()
             results.append(result)

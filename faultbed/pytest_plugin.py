@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from faultbed.runner import RunOutcome
     from faultbed.spec import TestSpec
     from faultbed.nemesis.executor import ScheduleExecutor
+    from faultbed.shard import Shard
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ MARKER = "faultbed"
 RUN_DIR_PROPERTY = "faultbed_run_dir"
 VERDICT_PROPERTY = "faultbed_verdict"
 LIST_FIELDS = ("nemesis", "bugs")
+SHARD_KEY: "pytest.StashKey[Shard]" = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="backend for faultbed tests that do not parametrize faultbed_backend")
     group.addoption("--faultbed-bug", metavar="NAME", action="append", default=[],
                     help="plant this bug in every faultbed test (repeatable): does the suite catch it?")
+    group.addoption("--faultbed-shard", metavar="I/N", default=None,
+                    help="run only shard I of N of the collected tests (every N-th test id in sorted "
+                         "order, from the I-th): N hosts or CI jobs with I = 1..N run the suite once")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,6 +65,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{MARKER}(**spec): a faultbed chaos test; keyword arguments are TestSpec fields "
                    "(system, nodes, nemesis, time_limit, rate, bugs, ...)")
     config.pluginmanager.register(RunSummary(), "faultbed-run-summary")
+    chosen = config.getoption("faultbed_shard", None)
+    if chosen is not None:
+        from faultbed.errors import FaultbedError
+        from faultbed.shard import parse_shard
+
+        try:
+            config.stash[SHARD_KEY] = parse_shard(chosen)
+        except FaultbedError as exc:
+            raise pytest.UsageError(f"--faultbed-shard: {exc}") from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--faultbed-shard I/N: keep this shard's tests (by position among the sorted test ids), deselect the rest."""
+    shard = config.stash.get(SHARD_KEY, None)
+    if shard is None:
+        return
+    mine = set(shard.pick(sorted(item.nodeid for item in items)))
+    deselected = [item for item in items if item.nodeid not in mine]
+    if deselected:
+        items[:] = [item for item in items if item.nodeid in mine]
+        config.hook.pytest_deselected(items=deselected)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    shard = config.stash.get(SHARD_KEY, None)
+    return None if shard is None else f"faultbed: shard {shard} of the collected tests"
 
 
 # -- the spec -----------------------------------------------------------------------------
