@@ -161,7 +161,7 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
     del events  # the report reads the history again: two copies of a long run's events would double the peak
     store.write_json(run_dir, store.RESULTS, {
         "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
-        "replay": f"faultbed replay {run_dir}"})
+        "host": store.read_origin(run_dir).get("host"), "replay": f"faultbed replay {run_dir}"})
     try:  # the verdict is stored already; a report problem must never cost it
         from faultbed.report import write_report
         write_report(run_dir)

@@ -1,9 +1,15 @@
-"""The results directory: store/<system>-<workload>/<UTC timestamp>/, and store/latest."""
+"""The results directory: store/<system>-<workload>/<UTC timestamp>/, and store/latest.
+
+Every run notes where it ran in origin.json (the host's name and the run's path there), so a
+store that gathers runs from several hosts (`faultbed store merge`) can tell them apart.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import time
 from typing import Any
 
@@ -14,12 +20,41 @@ from faultbed.spec import TestSpec
 SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json"
 SYSTEM_FILE = "system.toml"  # a copy of the run's system file, when it ran one (replay falls back to it)
 LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
+ORIGIN = "origin.json"  # {"host": where the run ran, "path": its directory there}; a merge adds "merged_from"
+HOST_ENV = "FAULTBED_HOST"  # this machine's name in stores, when its host name is not the one to show
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+HOST_MARK = "@"  # a merged run is <group>/<stamp>[-N]@<host>
+
+
+def host_name() -> str:
+    """This machine's name in the store: $FAULTBED_HOST, else its host name (up to the first dot)."""
+    chosen = os.environ.get(HOST_ENV)
+    if chosen is not None:
+        if not HOST_NAME.fullmatch(chosen):
+            raise FaultbedError(f"${HOST_ENV}={chosen[:40]!r}: a host name is letters, digits, '.', '_' "
+                                "and '-' (at most 63, starting with a letter or digit)")
+        return chosen
+    name = socket.gethostname().split(".")[0]
+    return name if HOST_NAME.fullmatch(name) else "localhost"
+
+
+def read_origin(run_dir: str) -> dict[str, Any]:
+    """origin.json of a run ({} when it has none or it is unreadable: runs from before it existed)."""
+    try:
+        with open(os.path.join(run_dir, ORIGIN), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("host"), str):
+        return {}
+    return data
 
 
 def create_run_dir(spec: TestSpec) -> str:
-    """A new, empty results directory for `spec` (a suffix keeps parallel runs apart)."""
+    """A new results directory for `spec`, holding only origin.json (a suffix keeps parallel runs apart)."""
     parent = os.path.join(spec.store, f"{system_label(spec.system)}-{spec.workload}")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    host = host_name()
     try:
         os.makedirs(parent, exist_ok=True)
         for attempt in range(1000):
@@ -28,6 +63,7 @@ def create_run_dir(spec: TestSpec) -> str:
                 os.mkdir(path)
             except FileExistsError:
                 continue
+            write_json(path, ORIGIN, {"host": host, "path": os.path.abspath(path)})
             return path
     except OSError as exc:  # the store is a file, read-only, on a full disk, ...
         raise FaultbedError(f"--store {spec.store}: cannot create a results directory in it: "
@@ -73,7 +109,19 @@ def list_runs(store: str) -> list[str]:
     return sorted(runs, key=newness, reverse=True)
 
 
-def newness(run_dir: str) -> tuple[str, int]:
-    """Sort key: the UTC stamp, then the suffix that keeps runs of the same second apart (-1, -2, ... -10)."""
-    stamp, _, suffix = os.path.basename(run_dir).partition("-")
-    return stamp, int(suffix) if suffix.isdigit() else 0
+def newness(run_dir: str) -> tuple[str, int, str]:
+    """Sort key: the UTC stamp, the suffix that keeps runs of the same second apart (-1, -2, ... -10),
+    then the host a merged run came from."""
+    name, _, host = os.path.basename(run_dir).partition(HOST_MARK)
+    stamp, _, suffix = name.partition("-")
+    return stamp, int(suffix) if suffix.isdigit() else 0, host
+
+
+def home_store(run_dir: str, recorded: str) -> str:
+    """The store `run_dir` lives in: its spec's `recorded` store, unless the run was moved (merged from
+    another host, copied): then the store that holds it now (two levels up: <store>/<group>/<run>)."""
+    run = os.path.realpath(run_dir)
+    root = os.path.realpath(recorded)
+    if os.path.isdir(root) and os.path.commonpath([root, run]) == root:
+        return recorded
+    return os.path.dirname(os.path.dirname(run))

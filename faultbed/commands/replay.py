@@ -19,7 +19,7 @@ HELP = "run a stored test again with the same seed, fault schedule and operation
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a results directory (or store/latest)")
-    parser.add_argument("--store", help="results root for the new run (default: the original's)")
+    parser.add_argument("--store", help="results root for the new run (default: the store holding the original)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML")
 
@@ -29,8 +29,8 @@ def execute(args: argparse.Namespace) -> int:
     if not os.path.isfile(os.path.join(original, store.SPEC)):
         raise FaultbedError(f"{args.run_dir}: not a results directory (no {store.SPEC})")
     spec = read_spec(original)  # every input validated before anything runs or is stored
-    if args.store:
-        spec = spec.replace(store=args.store)
+    # a run merged from another host replays into the store that holds it now, not the path it had there
+    spec = spec.replace(store=args.store or store.home_store(original, spec.store))
     spec = _system_file(spec, original)
     schedule = read_schedule(original)
     before = stored_verdict(original)

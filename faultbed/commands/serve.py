@@ -1,7 +1,8 @@
 """`faultbed serve`: browse stored runs and their reports, on 127.0.0.1 only.
 
 `/` lists the runs of the store, newest first (valid green, invalid red, no
-verdict or unknown yellow); `/runs/<group>/<stamp>/...` serves the files of the
+verdict or unknown yellow), with the host each ran on (a store merged from
+several hosts by `faultbed store merge` holds them all); `/runs/<group>/<stamp>/...` serves the files of the
 store and nothing outside it. A report that is missing or older than its
 results.json is (re)written when it is asked for.
 """
@@ -83,6 +84,7 @@ class RunSummary:
     path: str          # relative to the store, with forward slashes
     verdict: str       # valid, invalid or unknown
     label: str
+    host: str          # where it ran (origin.json); "" for runs from before it was recorded
     spec: dict[str, Any]
     counts: dict[str, int]
 
@@ -100,7 +102,8 @@ def summarize_runs(store_root: str) -> list[RunSummary]:
         label = {"valid": "valid", "invalid": "INVALID"}.get(verdict, "unknown" if results else "no verdict")
         counts = results.get("counts", {}) if isinstance(results, dict) else {}
         relative = os.path.relpath(run_dir, store_root).replace(os.sep, "/")
-        rows.append(RunSummary(relative, verdict, label, spec, counts))
+        host = str(store.read_origin(run_dir).get("host", ""))
+        rows.append(RunSummary(relative, verdict, label, host, spec, counts))
     return rows
 
 
@@ -128,7 +131,8 @@ def resolve_store_path(store_root: str, url_path: str) -> str | None:
 def render_listing(store_root: str) -> str:
     """The index page: a table of runs, newest first, each linking to its report."""
     rows = []
-    for run in summarize_runs(store_root):
+    runs = summarize_runs(store_root)
+    for run in runs:
         spec, counts = run.spec, run.counts
         link = f"{RUNS_PREFIX}{urllib.parse.quote(run.path)}/{store.REPORT_HTML}"
         ops = (f"{counts.get('ok', 0)} ok, {counts.get('fail', 0)} fail, {counts.get('info', 0)} info"
@@ -137,13 +141,15 @@ def render_listing(store_root: str) -> str:
             f'<tr class="run {run.verdict}" data-verdict="{run.verdict}">'
             f'<td><a href="{html.escape(link)}">{html.escape(run.path)}</a></td>'
             f'<td class="verdict">{html.escape(run.label)}</td>'
+            f'<td class="host">{html.escape(run.host)}</td>'
             f'<td>{html.escape(str(spec.get("system", "?")))} / {html.escape(str(spec.get("workload", "?")))}</td>'
             f'<td>{html.escape(",".join(spec.get("nemesis") or []) or "none")}</td>'
             f'<td>{html.escape(ops)}</td><td>{html.escape(str(spec.get("seed", "")))}</td></tr>')
-    body = ("<table><tr><th>run</th><th>verdict</th><th>system / workload</th><th>nemesis</th><th>ops</th>"
+    body = ("<table><tr><th>run</th><th>verdict</th><th>host</th><th>system / workload</th><th>nemesis</th><th>ops</th>"
             f"<th>seed</th></tr>{''.join(rows)}</table>" if rows else "<p>No runs in this store yet.</p>")
     title = f"faultbed runs: {html.escape(os.path.abspath(store_root))}"
-    return LISTING_PAGE.format(title=title, count=len(rows), body=body)
+    hosts = len({run.host for run in runs if run.host})
+    return LISTING_PAGE.format(title=title, count=len(rows), hosts=hosts, body=body)
 
 
 class RunBrowser(ThreadingHTTPServer):
@@ -251,7 +257,7 @@ tr.valid td.verdict {{ color: #1e7a32; font-weight: bold; }}
 tr.invalid td.verdict {{ color: #b71c1c; font-weight: bold; }}
 tr.unknown td.verdict {{ color: #8a6d00; font-weight: bold; }}
 </style></head>
-<body><h1>{title}</h1><p>{count} run(s), newest first.</p>
+<body><h1>{title}</h1><p>{count} run(s) from {hosts} host(s), newest first.</p>
 {body}
 </body></html>
 """
