@@ -4,6 +4,8 @@
                                 package list (docker/base-packages.txt) and the recipe, not the mirror
     faultbed/toxiproxy:latest   base + the static toxiproxy-server that scripts/setup built
     faultbed/node:<code hash>   base + the project's Python packages (cluster.docker.node_image)
+    faultbed/sshhost:<hash>     base + openssh-server: the test hosts of the ssh backend
+                                (cluster/ssh/testhosts.py; `--ssh-host` builds it and prints its tag)
 
 Each image is built only when its tag is missing or its base changed. The apt mirror
 is read from this machine's apt sources at build time (docker/apt_sources.py).
@@ -59,6 +61,8 @@ LABEL_BASE = "faultbed.base"
 MMDEBSTRAP_TIMEOUT = 1800
 BUILD_TIMEOUT = 900
 KEEP_OLD_TAGS = 4
+# What a test host of the ssh backend adds to the base: an sshd (cluster/ssh/testhosts.py).
+SSH_HOST_PACKAGES = ("openssh-server",)
 
 
 def base_packages(path: str = PACKAGES_FILE) -> list[str]:
@@ -203,10 +207,22 @@ def build_all(repository: str, nocache: bool = False, registry_base: str | None 
     return report
 
 
+def build_ssh_host(repository: str, nocache: bool = False) -> str:
+    """faultbed/sshhost:<hash>: the base packages plus an sshd, for the ssh backend's test hosts."""
+    client = docker_client(timeout=BUILD_TIMEOUT)
+    packages = sorted(set(base_packages()) | set(SSH_HOST_PACKAGES))
+    tag = f"{repository}/sshhost:" + base_image(packages, repository).rpartition(":")[2]
+    if nocache or image_exists(client, tag) is None:
+        build_base(client, tag, packages)
+    prune_tags(client, f"{repository}/sshhost", {tag})
+    client.close()
+    return tag
+
+
 def remove_repository(repository: str) -> None:
     """Remove every image of `repository` (e.g. a benchmark's temporary one)."""
     client = docker_client(timeout=BUILD_TIMEOUT)
-    for kind in ("node", "toxiproxy", "base"):
+    for kind in ("node", "toxiproxy", "base", "sshhost"):
         for image in client.images.list(name=f"{repository}/{kind}"):
             for tag in image.tags:
                 try:
@@ -224,6 +240,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--print-packages", action="store_true", help="print the base package list and exit")
     parser.add_argument("--remove", action="store_true", help="remove the repository's images and exit")
     parser.add_argument("--json", action="store_true", help="print tags and timings as JSON")
+    parser.add_argument("--ssh-host", action="store_true",
+                        help="build (or find) only the ssh backend's test host image and print its tag")
     parser.add_argument("--package", action="append", default=[], metavar="NAME",
                         help="a Debian package a system needs in its node image (repeatable)")
     parser.add_argument("--file", action="append", default=[], metavar="TARGET=SOURCE",
@@ -236,6 +254,9 @@ def main(argv: list[str]) -> int:
             return 0
         if args.remove:
             remove_repository(args.repository)
+            return 0
+        if args.ssh_host:
+            print(build_ssh_host(args.repository, args.no_cache))
             return 0
         extra_files = tuple(tuple(item.split("=", 1)) for item in args.file)
         if any(len(pair) != 2 or not pair[0].startswith("/") for pair in extra_files):
