@@ -104,9 +104,16 @@ class Wires:
 
     def request(self, node: str, body: dict[str, Any], client: str = "c1") -> dict[str, Any]:
         """Send a client request and wait for its reply's body."""
+        reply = self.ask(node, body, client, WAIT)
+        if reply is None:
+            raise AssertionError(f"no reply from {node} to {body} in {WAIT} s")
+        return reply
+
+    def ask(self, node: str, body: dict[str, Any], client: str = "c1", seconds: float = WAIT) -> dict[str, Any] | None:
+        """Send a client request; its reply's body, or None when none came in `seconds`."""
         msg_id = next(self._msg_ids)
         self.nodes[node].send({"src": client, "dest": node, "body": dict(body, msg_id=msg_id)})
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
                 reply = self.replies.get(timeout=0.1)
@@ -115,7 +122,7 @@ class Wires:
             assert reply["dest"] == client and reply["src"] == node, reply
             if reply["body"].get("in_reply_to") == msg_id:
                 return dict(reply["body"])
-        raise AssertionError(f"no reply from {node} to {body} in {WAIT} s")
+        return None
 
     def restart(self, node: str, argv: list[str]) -> None:
         """Kill a node (its memory is gone) and start it again with init."""
