@@ -127,7 +127,7 @@ class LocalBackend(NodeBackend):
         """SIGKILL: no chance to flush or say goodbye."""
         proc = self._procs.get(node)
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            _signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=STOP_GRACE)
         log.info("killed %s", node)
 
@@ -208,4 +208,13 @@ class LocalBackend(NodeBackend):
         proc = self._procs.get(node)
         if proc is None or proc.poll() is not None:
             raise SetupError(f"{node} is not running")
-        proc.send_signal(sig)
+        _signal_group(proc, sig)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """`sig` to the node's whole process group (its own session): a node that runs a child, as a
+    Maelstrom router runs the user's program, is paused and killed as one."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass

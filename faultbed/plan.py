@@ -12,6 +12,7 @@ from typing import Any
 
 from faultbed import plugins
 from faultbed.cluster.systems import System, load_system, ready_timeout
+from faultbed.cluster.systems.maelstrom import NAME as MAELSTROM, for_spec as maelstrom_for_spec
 from faultbed.errors import FaultbedError
 from faultbed.nemesis.disk import DiskControl
 from faultbed.nemesis.faults import FaultEntry
@@ -49,6 +50,8 @@ def resolve(spec: TestSpec) -> RunPlan:
     check_limits(spec)  # finite and in range: NaN, infinity and absurd sizes never reach a run
     system = load_system(spec.system)
     workload = load_workload(spec.workload)
+    if spec.system == MAELSTROM:  # `--bin PATH`: the user's program, and a client speaking the workload
+        system = maelstrom_for_spec(spec, workload)
     backend = plugins.backend(spec.backend)
     backends = system.traits.backends
     if backends and spec.backend not in backends:

@@ -104,11 +104,17 @@ def marker_fields(node: pytest.Item) -> dict[str, Any]:
     for mark in reversed(list(node.iter_markers(MARKER))):
         if mark.args:
             pytest.fail(f"@pytest.mark.{MARKER} takes keyword arguments only (TestSpec fields)", pytrace=False)
-        unknown = sorted(set(mark.kwargs) - known)
+        unknown = sorted(set(mark.kwargs) - known - {"bin", "bin_args"})
         if unknown:
             pytest.fail(f"@pytest.mark.{MARKER}: unknown field(s) {unknown} (known: {', '.join(sorted(known))})",
                         pytrace=False)
         fields.update(mark.kwargs)
+        if "bin" in mark.kwargs:  # a Maelstrom-protocol program, as `faultbed run --bin` (bin_args optional)
+            from faultbed.cluster.systems.maelstrom import spec_fields
+
+            given = spec_fields(str(fields.pop("bin")), list(fields.pop("bin_args", ())))
+            fields["system"] = given["system"]
+            fields["options"] = {**fields.get("options", {}), **given["options"]}
     for name in LIST_FIELDS:
         if isinstance(fields.get(name), str):
             fields[name] = tuple(p.strip() for p in fields[name].split(",") if p.strip() not in ("", "none"))

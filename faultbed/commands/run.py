@@ -9,6 +9,7 @@ import sys
 
 from faultbed import plugins
 from faultbed.checkers.result import exit_code, verdict_word
+from faultbed.cluster.systems.maelstrom import spec_fields as maelstrom_spec_fields
 from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.progress import ProgressDisplay
@@ -35,6 +36,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default=d.system,
                         help=f"system under test: a name from `faultbed list`, a system file (./mykv.toml) "
                              f"or module:attribute (default {d.system})")
+    parser.add_argument("--bin", metavar="PATH", default=None,
+                        help="run your own Maelstrom-protocol program as the system (docs/MAELSTROM.md); "
+                             "with --workload echo, unique-ids, broadcast, g-set, g-counter, pn-counter or lin-kv")
+    parser.add_argument("--bin-arg", action="append", default=[], metavar="ARG",
+                        help="an argument for the --bin program (repeatable)")
     parser.add_argument("--backend", default=d.backend, help="a backend from `faultbed list` (default local)")
     parser.add_argument("--nodes", type=int, default=d.nodes, help=f"cluster size (default {d.nodes})")
     parser.add_argument("--workload", default=d.workload, help=f"a workload from `faultbed list` (default {d.workload})")
@@ -90,13 +96,22 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
     system = args.system
     if plugins.is_system_file(system):  # replay must find it from anywhere
         system = os.path.abspath(system)
+    options: dict[str, object] = {"diskfs_writeback": args.disk_writeback} if args.disk_writeback else {}
+    if args.bin_arg and args.bin is None:
+        raise FaultbedError("--bin-arg is an argument for the --bin program: give --bin PATH too")
+    if args.bin is not None:
+        if system != DEFAULTS.system:
+            raise FaultbedError("--bin runs your program as the system: drop --system")
+        fields = maelstrom_spec_fields(args.bin, args.bin_arg)
+        system = fields["system"]
+        options.update(fields["options"])
     return TestSpec(
         system=system, backend=args.backend, nodes=args.nodes, workload=args.workload,
         nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,
         time_limit=args.time_limit, rate=args.rate, concurrency=args.concurrency, keys=args.keys,
         op_timeout=args.op_timeout, seed=args.seed if args.seed is not None else random.randrange(2**31),
         bugs=tuple(args.bug), store=args.store,
-        options={"diskfs_writeback": args.disk_writeback} if args.disk_writeback else {})
+        options=options)
 
 
 def execute(args: argparse.Namespace) -> int:
