@@ -101,17 +101,14 @@ func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 
 // model is. Processes become dense client ids in order of appearance, because
 // the visualization draws one row per id from 0 to the largest.
 func readHistory(m *model, req *request) (history, error) {
-	raw, latest, events, err := readOps(req)
+	if req.HistoryFile != "" {
+		return readJSONL(m, req.HistoryFile, req.Annotations)
+	}
+	raw, latest, err := readOps(req)
 	if err != nil {
 		return history{}, err
 	}
-	for _, a := range req.Annotations {
-		latest = max(latest, a.Start)
-		if a.End != nil {
-			latest = max(latest, *a.End)
-		}
-	}
-	h := history{infinity: after(latest), events: events}
+	h := history{infinity: after(annotatedLatest(latest, req.Annotations))}
 	clients := map[string]int{}
 	byKey := map[string]int{}
 	for i, op := range raw {
@@ -149,6 +146,17 @@ func readHistory(m *model, req *request) (history, error) {
 	}
 	sort.SliceStable(h.partitions, func(i, j int) bool { return h.partitions[i].key < h.partitions[j].key })
 	return h, nil
+}
+
+// annotatedLatest is the latest time of the history and its annotations.
+func annotatedLatest(latest int64, annotations []annotationSpec) int64 {
+	for _, a := range annotations {
+		latest = max(latest, a.Start)
+		if a.End != nil {
+			latest = max(latest, *a.End)
+		}
+	}
+	return latest
 }
 
 // after is the first time after t. At the end of int64 it is t itself (t + 1 would wrap around

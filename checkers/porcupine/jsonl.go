@@ -10,14 +10,14 @@ package main
 // names the problem or checks what this reader did not want to judge.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
+	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/anishathalye/porcupine"
 )
 
 // errFallback: let Python's reader decide about this file.
@@ -29,137 +29,129 @@ func fallback(format string, args ...interface{}) error {
 	return &fallbackError{reason: fmt.Sprintf(format, args...)}
 }
 
-const bytesPerOp = 200 // an invocation and its completion take about 240 bytes as faultbed writes them
+// span is a part of a block: pointer-free, so a block's parsed events cost the GC nothing.
+type span struct{ start, end uint32 }
 
-// event holds the fields of one line as canonical JSON texts.
+// event holds the fields of one line as spans of its block (canonical JSON texts
+// after canonical()); a span that ends at 0 is an absent field (a line starts with '{').
 type event struct {
-	typ, process, f, key, value []byte
+	typ, process, f, key, value span
 	time                        int64
-	hasTime, hasKey, hasValue   bool
+	hasTime                     bool
+}
+
+func (s span) present() bool { return s.end != 0 }
+
+// openOp is an invocation waiting for its completion: where its operation sits.
+type openOp struct {
+	partition, slot int
+	call            int64
+	f, key, input   string
+}
+
+// pendingOp is an operation whose outcome stays unknown: it returns at infinity.
+type pendingOp struct {
+	openOp
+	process string
 }
 
 type jsonlReader struct {
-	path     string
+	model    *model
 	strings  map[string]string // interned texts: processes, fs, keys and values repeat
-	rows     []rawOp
-	keep     []bool
-	open     map[string]int
+	lists    map[string]string // a list value as written -> its canonical text
+	open     map[string]openOp
 	retired  map[string]bool
+	clients  map[string]int
+	byKey    map[string]int
+	h        history
+	pending  []pendingOp
 	latest   int64
-	scratch  []byte
+	data     []byte // the block being paired
 	lineNo   int
 	events   int // lines that hold an event, as Python's read_history counts them
-	canonBuf []byte
 }
 
-func readJSONL(path string) ([]rawOp, int64, int, error) {
+// readJSONL reads a faultbed history.jsonl straight into partitions of porcupine
+// operations (in invocation order, as the rows Python would hand over).
+func readJSONL(m *model, path string, annotations []annotationSpec) (history, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, 0, 0, fallback("cannot open: %v", err)
+		return history{}, fallback("cannot open: %v", err)
 	}
 	defer file.Close()
-	r := &jsonlReader{path: path, strings: map[string]string{}, open: map[string]int{}, retired: map[string]bool{}}
-	if info, err := file.Stat(); err == nil {
-		// room for about as many operations as the file holds: growing by copying cost a fifth of the time
-		ops := min(info.Size()/bytesPerOp, 1<<26)
-		r.rows, r.keep = make([]rawOp, 0, ops), make([]bool, 0, ops)
+	r := &jsonlReader{model: m, strings: map[string]string{}, lists: map[string]string{},
+		open: map[string]openOp{}, retired: map[string]bool{}, clients: map[string]int{}, byKey: map[string]int{}}
+	if err := r.readBlocks(file); err != nil {
+		return history{}, err
 	}
-	if info, err := file.Stat(); err == nil && info.Size() >= parallelBytes && runtime.GOMAXPROCS(0) > 1 {
-		if err := r.readParallel(file); err != nil {
-			return nil, 0, 0, err
-		}
-		return r.kept(), r.latest, r.events, nil
+	return r.finish(annotations)
+}
+
+// finish settles the operations left pending and drops those that did not happen.
+func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
+	h := &r.h
+	h.infinity, h.events = after(annotatedLatest(r.latest, annotations)), r.events
+	for process, op := range r.open {
+		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
 	}
-	in := bufio.NewReaderSize(file, 1<<20)
-	for {
-		line, complete, err := r.readLine(in)
+	for _, p := range r.pending {
+		op := rawOp{process: p.process, call: p.call, f: p.f, key: p.key, input: p.input, output: "null"}
+		input, output, skip, err := r.model.prepare(op)
 		if err != nil {
-			return nil, 0, 0, err
+			return history{}, fallback("%v", err)
 		}
-		if line == nil {
-			break
-		}
-		r.lineNo++
-		if err := r.line(line, complete); err != nil {
-			return nil, 0, 0, err
+		if !skip {
+			target := &h.partitions[p.partition].ops[p.slot]
+			target.Input, target.Output, target.Return = input, output, h.infinity
 		}
 	}
-	return r.kept(), r.latest, r.events, nil
+	for i := range h.partitions {
+		ops := h.partitions[i].ops[:0]
+		for _, op := range h.partitions[i].ops {
+			if op.Input != nil { // nil: failed, or an info read
+				ops = append(ops, op)
+			}
+		}
+		h.partitions[i].ops = ops
+		h.ops += len(ops)
+	}
+	kept := h.partitions[:0]
+	for _, p := range h.partitions {
+		if len(p.ops) > 0 {
+			kept = append(kept, p)
+		}
+	}
+	h.partitions = kept
+	sort.SliceStable(h.partitions, func(i, j int) bool { return h.partitions[i].key < h.partitions[j].key })
+	return *h, nil
 }
 
-// kept drops the operations that certainly did not happen (fail).
-func (r *jsonlReader) kept() []rawOp {
-	rows := r.rows[:0]
-	for i, row := range r.rows {
-		if r.keep[i] {
-			rows = append(rows, row)
-		}
-	}
-	return rows
-}
-
-// readOps returns the request's operations: its rows, or its history file read here.
-func readOps(req *request) (raw []rawOp, latest int64, events int, err error) {
-	if req.HistoryFile != "" {
-		return readJSONL(req.HistoryFile)
-	}
+// readOps returns the request's operation rows.
+func readOps(req *request) (raw []rawOp, latest int64, err error) {
 	err = req.Ops.each(func(index int, cols [][]byte) error {
 		op, err := decodeOp(index, cols)
 		raw = append(raw, op)
 		latest = max(latest, op.call, op.ret)
 		return err
 	})
-	return raw, latest, 0, err
+	return raw, latest, err
 }
 
-// readLine returns the next line without its newline; complete is false for a
-// last line without one (a writer that died mid-line). nil at the end.
-func (r *jsonlReader) readLine(in *bufio.Reader) (line []byte, complete bool, err error) {
-	chunk, err := in.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		r.scratch = append(r.scratch[:0], chunk...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			chunk, err = in.ReadSlice('\n')
-			r.scratch = append(r.scratch, chunk...)
-		}
-		chunk = r.scratch
-	}
-	switch {
-	case err == io.EOF && len(chunk) == 0:
-		return nil, false, nil
-	case err == io.EOF:
-		return chunk, false, nil
-	case err != nil:
-		return nil, false, fallback("cannot read: %v", err)
-	}
-	return chunk[:len(chunk)-1], true, nil
-}
-
-func (r *jsonlReader) line(line []byte, complete bool) error {
-	e, ok, err := parseLine(line, complete, r.lineNo)
-	if err != nil || !ok {
-		return err
-	}
-	return r.take(&e)
-}
-
-// take pairs one parsed event (in file order).
-func (r *jsonlReader) take(e *event) error {
-	r.events++
-	return r.event(e)
-}
-
-// parseLine reads one line; ok is false for a blank or torn last line. It
-// touches nothing shared, so blocks of lines are parsed in parallel.
-func parseLine(line []byte, complete bool, number int) (e event, ok bool, err error) {
+// parseLine reads one line (data[start:]); ok is false for a blank or torn last
+// line. It touches nothing shared, so blocks of lines are parsed in parallel.
+func parseLine(data []byte, start int, complete bool, number int) (e event, ok bool, err error) {
+	line := data[start:]
 	if isBlank(line) {
 		return e, false, nil
 	}
 	if !utf8.Valid(line) {
 		return e, false, fallback("line %d is not UTF-8", number)
 	}
-	if err := parseEvent(line, &e); err != nil {
+	if err := parseEvent(data, start, &e); err != nil {
 		var syntax *syntaxError
+		if errors.As(err, &syntax) {
+			syntax.at -= start // within the line
+		}
 		if !complete && errors.As(err, &syntax) {
 			return e, false, nil // a torn last line: the prefix is still a history
 		}
@@ -180,99 +172,139 @@ func isBlank(line []byte) bool {
 	return true
 }
 
-// event pairs invocations with completions, as faultbed.history.pair_operations.
-func (r *jsonlReader) event(e *event) error {
-	switch string(e.typ) {
+func (r *jsonlReader) bytes(s span) []byte { return r.data[s.start:s.end] }
+
+// take pairs one parsed event (in file order), as faultbed.history.pair_operations.
+func (r *jsonlReader) take(e *event) error {
+	r.events++
+	typ := r.bytes(e.typ)
+	switch string(typ) {
 	case `"invoke"`, `"ok"`, `"fail"`, `"info"`:
 	default:
 		return fallback("line %d: unknown type", r.lineNo)
 	}
-	if e.process == nil || e.f == nil {
+	if !e.process.present() || !e.f.present() {
 		return fallback("line %d: no process or f", r.lineNo)
 	}
-	if string(e.process) == `"nemesis"` {
+	process, f := r.bytes(e.process), r.bytes(e.f)
+	if string(process) == `"nemesis"` {
 		if e.hasTime {
 			r.latest = max(r.latest, e.time)
 		}
 		return nil
 	}
-	if hasEscape(e.process) || !(e.process[0] == '"' || isInteger(e.process)) || e.f[0] != '"' {
+	if hasEscape(process) || !(process[0] == '"' || isInteger(process)) || f[0] != '"' {
 		return fallback("line %d: process or f of an unusual kind", r.lineNo)
 	}
 	if !e.hasTime {
 		return fallback("line %d: no integer time", r.lineNo)
 	}
 	r.latest = max(r.latest, e.time)
-	process := r.intern(e.process)
-	if string(e.typ) == `"invoke"` {
+	if string(typ) == `"invoke"` {
 		return r.invoke(process, e)
 	}
 	return r.complete(process, e)
 }
 
-func (r *jsonlReader) invoke(process string, e *event) error {
-	{
-		if _, open := r.open[process]; open || r.retired[process] {
-			return fallback("line %d: process %s invokes while open or retired", r.lineNo, process)
-		}
-		r.open[process] = len(r.rows)
-		key, input := "null", "null"
-		if e.hasKey {
-			text, err := r.canonical(e.key)
-			if err != nil {
-				return err
-			}
-			key = text
-		}
-		if e.hasValue {
-			text, err := r.canonical(e.value)
-			if err != nil {
-				return err
-			}
-			input = text
-		}
-		f, _ := jsonString(e.f)
-		// no meta: it only decorates the picture, and Python draws from its own reader
-		r.rows = append(r.rows, rawOp{process: process, call: e.time, f: r.internString(f), key: key,
-			input: input, output: "null"})
-		r.keep = append(r.keep, true)
-		return nil
+func (r *jsonlReader) invoke(processText []byte, e *event) error {
+	if _, open := r.open[string(processText)]; open || r.retired[string(processText)] {
+		return fallback("line %d: process %s invokes while open or retired", r.lineNo, processText)
 	}
+	process := r.intern(processText)
+	key, input := "null", "null"
+	if e.key.present() {
+		text, err := r.canonical(r.bytes(e.key))
+		if err != nil {
+			return err
+		}
+		key = text
+	}
+	if e.value.present() {
+		text, err := r.canonical(r.bytes(e.value))
+		if err != nil {
+			return err
+		}
+		input = text
+	}
+	f, _ := jsonString(r.bytes(e.f)) // no escapes: checked while parsing
+	client, seen := r.clients[process]
+	if !seen {
+		client = len(r.clients)
+		r.clients[process] = client
+	}
+	partitionKey := ""
+	if r.model.partitioned {
+		partitionKey = key
+	}
+	index, seen := r.byKey[partitionKey]
+	if !seen {
+		index = len(r.h.partitions)
+		r.byKey[partitionKey] = index
+		r.h.partitions = append(r.h.partitions, partition{key: partitionKey})
+	}
+	p := &r.h.partitions[index]
+	// no metadata: it only decorates the picture, and Python draws from its own reader
+	r.open[process] = openOp{partition: index, slot: len(p.ops), call: e.time, f: r.internString(f), key: key,
+		input: input}
+	p.ops = append(p.ops, porcupine.Operation{ClientId: client, Call: e.time})
+	return nil
 }
 
-func (r *jsonlReader) complete(process string, e *event) error {
-	slot, open := r.open[process]
+func (r *jsonlReader) complete(processText []byte, e *event) error {
+	op, open := r.open[string(processText)]
 	if !open {
 		return fallback("line %d: completion with no open invocation", r.lineNo)
 	}
+	process := r.intern(processText)
 	delete(r.open, process)
-	row := &r.rows[slot]
-	switch string(e.typ) {
+	switch string(r.bytes(e.typ)) {
 	case `"ok"`:
-		if e.time < row.call {
+		if e.time < op.call {
 			return fallback("line %d: returns before it is called", r.lineNo)
 		}
-		row.ret, row.known = e.time, true
-		if row.f == "cas" {
+		row := rawOp{process: process, call: op.call, ret: e.time, known: true, f: op.f, key: op.key,
+			input: op.input, output: "null"}
+		if op.f == "cas" {
 			row.output = "true"
-		} else if e.hasValue {
-			text, err := r.canonical(e.value)
+		} else if e.value.present() {
+			text, err := r.canonical(r.bytes(e.value))
 			if err != nil {
 				return err
 			}
 			row.output = text
 		}
-	case `"fail"`:
-		r.keep[slot] = false
+		input, output, skip, err := r.model.prepare(row)
+		if err != nil {
+			return fallback("line %d: %v", r.lineNo, err) // Python names it with its place
+		}
+		if !skip {
+			target := &r.h.partitions[op.partition].ops[op.slot]
+			target.Input, target.Output, target.Return = input, output, e.time
+			r.h.completed++
+		}
+	case `"fail"`: // certainly did not happen: its slot stays empty and is dropped
 	default:
 		r.retired[process] = true
+		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
 	}
 	return nil
 }
 
-// canonical interns a value's canonical text; plain values need no copy to look up.
+// canonical interns a value's canonical text; known values need no copy to look up.
 func (r *jsonlReader) canonical(raw []byte) (string, error) {
-	if s, ok := r.strings[string(raw)]; ok && raw[0] != '[' {
+	if raw[0] == '[' {
+		if s, ok := r.lists[string(raw)]; ok {
+			return s, nil
+		}
+		text, err := canonical(raw)
+		if err != nil {
+			return "", err
+		}
+		s := r.intern(text)
+		r.lists[string(raw)] = s
+		return s, nil
+	}
+	if s, ok := r.strings[string(raw)]; ok {
 		return s, nil
 	}
 	text, err := canonical(raw)
@@ -307,8 +339,8 @@ func (e *syntaxError) Error() string { return fmt.Sprintf("not JSON at byte %d",
 
 // parseEvent reads one JSON object; values of the fields it uses come back as
 // canonical JSON text (Python's json.dumps with separators (",", ":")).
-func parseEvent(line []byte, e *event) error {
-	i := skipSpace(line, 0)
+func parseEvent(line []byte, start int, e *event) error {
+	i := skipSpace(line, start)
 	if i == len(line) || line[i] != '{' {
 		if i < len(line) && (line[i] == '[' || line[i] == '"' || line[i] == 'n' || isNumberStart(line[i])) {
 			return fallback("not an object")
@@ -332,7 +364,7 @@ func parseEvent(line []byte, e *event) error {
 		if hasEscape(name) {
 			return fallback("escaped field name")
 		}
-		if bit := fieldBits[string(name)]; seen&bit != 0 {
+		if bit := fieldBit(name); seen&bit != 0 {
 			return fallback("field %q twice", string(name))
 		} else {
 			seen |= bit
@@ -346,7 +378,7 @@ func parseEvent(line []byte, e *event) error {
 		if err != nil {
 			return err
 		}
-		if err := e.set(name, line[i:end]); err != nil {
+		if err := e.set(name, line, i, end); err != nil {
 			return err
 		}
 		i = skipSpace(line, end)
@@ -364,35 +396,51 @@ func parseEvent(line []byte, e *event) error {
 	}
 }
 
-var fieldBits = map[string]uint16{"type": 1, "process": 2, "f": 4, "key": 8, "value": 16, "time": 32}
-
-func (e *event) set(name []byte, raw []byte) error {
-	var err error
+func fieldBit(name []byte) uint16 {
 	switch string(name) {
 	case "type":
-		e.typ = raw
+		return 1
 	case "process":
-		e.process = raw
+		return 2
+	case "f":
+		return 4
+	case "key":
+		return 8
+	case "value":
+		return 16
+	case "time":
+		return 32
+	}
+	return 0
+}
+
+func (e *event) set(name []byte, line []byte, start, end int) error {
+	raw, s := line[start:end], span{uint32(start), uint32(end)}
+	switch string(name) {
+	case "type":
+		e.typ = s
+	case "process":
+		e.process = s
 	case "f":
 		if hasEscape(raw) {
 			return fallback("escaped f")
 		}
-		e.f = raw
+		e.f = s
 	case "key":
-		e.key, e.hasKey = raw, true
+		e.key = s
 	case "value":
-		e.value, e.hasValue = raw, true
+		e.value = s
 	case "time":
 		if !isInteger(raw) {
 			return nil // not an integer time: Python names the event if it is an operation
 		}
-		e.time, err = strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
+		var err error
+		if e.time, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
 			return fallback("time out of range")
 		}
 		e.hasTime = true
 	}
-	return err
+	return nil
 }
 
 func hasEscape(raw []byte) bool {
