@@ -29,6 +29,8 @@ func fallback(format string, args ...interface{}) error {
 	return &fallbackError{reason: fmt.Sprintf(format, args...)}
 }
 
+const bytesPerOp = 200 // an invocation and its completion take about 240 bytes as faultbed writes them
+
 // span is a part of a block: pointer-free, so a block's parsed events cost the GC nothing.
 type span struct{ start, end uint32 }
 
@@ -44,9 +46,9 @@ func (s span) present() bool { return s.end != 0 }
 
 // openOp is an invocation waiting for its completion: where its operation sits.
 type openOp struct {
-	partition, slot int
-	call            int64
-	f, key, input   string
+	slot          int // in jsonlReader.all
+	call          int64
+	f, key, input string
 }
 
 // pendingOp is an operation whose outcome stays unknown: it returns at infinity.
@@ -56,19 +58,21 @@ type pendingOp struct {
 }
 
 type jsonlReader struct {
-	model    *model
-	strings  map[string]string // interned texts: processes, fs, keys and values repeat
-	lists    map[string]string // a list value as written -> its canonical text
-	open     map[string]openOp
-	retired  map[string]bool
-	clients  map[string]int
-	byKey    map[string]int
-	h        history
-	pending  []pendingOp
-	latest   int64
-	data     []byte // the block being paired
-	lineNo   int
-	events   int // lines that hold an event, as Python's read_history counts them
+	model   *model
+	strings map[string]string // interned texts: processes, fs, keys and values repeat
+	lists   map[string]string // a list value as written -> its canonical text
+	open    map[string]openOp
+	retired map[string]bool
+	clients map[string]int
+	byKey   map[string]int
+	h       history
+	all     []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
+	partOf  []int32               // each partition's slice cost more copying than the reading)
+	pending []pendingOp
+	latest  int64
+	data    []byte // the block being paired
+	lineNo  int
+	events  int // lines that hold an event, as Python's read_history counts them
 }
 
 // readJSONL reads a faultbed history.jsonl straight into partitions of porcupine
@@ -81,6 +85,10 @@ func readJSONL(m *model, path string, annotations []annotationSpec) (history, er
 	defer file.Close()
 	r := &jsonlReader{model: m, strings: map[string]string{}, lists: map[string]string{},
 		open: map[string]openOp{}, retired: map[string]bool{}, clients: map[string]int{}, byKey: map[string]int{}}
+	if info, err := file.Stat(); err == nil {
+		ops := min(info.Size()/bytesPerOp, 1<<26) // about as many as the file holds
+		r.all, r.partOf = make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
+	}
 	if err := r.readBlocks(file); err != nil {
 		return history{}, err
 	}
@@ -101,20 +109,27 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 			return history{}, fallback("%v", err)
 		}
 		if !skip {
-			target := &h.partitions[p.partition].ops[p.slot]
+			target := &r.all[p.slot]
 			target.Input, target.Output, target.Return = input, output, h.infinity
 		}
 	}
-	for i := range h.partitions {
-		ops := h.partitions[i].ops[:0]
-		for _, op := range h.partitions[i].ops {
-			if op.Input != nil { // nil: failed, or an info read
-				ops = append(ops, op)
-			}
+	sizes := make([]int, len(h.partitions))
+	for i, op := range r.all {
+		if op.Input != nil { // nil: failed, or an info read
+			sizes[r.partOf[i]]++
 		}
-		h.partitions[i].ops = ops
-		h.ops += len(ops)
 	}
+	for i := range h.partitions {
+		h.partitions[i].ops = make([]porcupine.Operation, 0, sizes[i])
+		h.ops += sizes[i]
+	}
+	for i, op := range r.all {
+		if op.Input != nil {
+			p := &h.partitions[r.partOf[i]]
+			p.ops = append(p.ops, op)
+		}
+	}
+	r.all = nil
 	kept := h.partitions[:0]
 	for _, p := range h.partitions {
 		if len(p.ops) > 0 {
@@ -242,11 +257,10 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 		r.byKey[partitionKey] = index
 		r.h.partitions = append(r.h.partitions, partition{key: partitionKey})
 	}
-	p := &r.h.partitions[index]
 	// no metadata: it only decorates the picture, and Python draws from its own reader
-	r.open[process] = openOp{partition: index, slot: len(p.ops), call: e.time, f: r.internString(f), key: key,
-		input: input}
-	p.ops = append(p.ops, porcupine.Operation{ClientId: client, Call: e.time})
+	r.open[process] = openOp{slot: len(r.all), call: e.time, f: r.internString(f), key: key, input: input}
+	r.all = append(r.all, porcupine.Operation{ClientId: client, Call: e.time})
+	r.partOf = append(r.partOf, int32(index))
 	return nil
 }
 
@@ -278,7 +292,7 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 			return fallback("line %d: %v", r.lineNo, err) // Python names it with its place
 		}
 		if !skip {
-			target := &r.h.partitions[op.partition].ops[op.slot]
+			target := &r.all[op.slot]
 			target.Input, target.Output, target.Return = input, output, e.time
 			r.h.completed++
 		}

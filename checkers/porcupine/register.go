@@ -24,44 +24,76 @@ const (
 	opAppend
 )
 
+// Inputs and outputs hold ids, not texts: no pointers, so the collector never
+// looks inside the millions of them, and inputs come from slabs.
 type registerInput struct {
 	op       registerOp
-	key      string
-	value    registerValue // write or append argument
-	from, to registerValue // cas
+	key      int32 // into registers.keys
+	value    int32 // write or append argument, into registers.texts
+	from, to int32 // cas
 }
 
 type registerOutput struct {
-	value   registerValue // what a read saw
-	swapped bool          // whether a cas found its expected value
-}
-
-type registerValue struct {
-	id   int
-	text string
+	value   int32 // what a read saw
+	swapped bool  // whether a cas found its expected value
 }
 
 type registers struct {
-	ids     map[string]int
+	ids     map[string]int32
 	texts   []string
+	keyIDs  map[string]int32
+	keys    []string
 	appends bool // states are texts, not ids
+	slab    []registerInput
+	reads   []*registerOutput // the output of a read of each value, shared
 }
 
-func (r *registers) value(text string) registerValue {
+var (
+	wrote      = &registerOutput{}
+	swapped    = &registerOutput{swapped: true}
+	notSwapped = &registerOutput{}
+)
+
+func (r *registers) value(text string) int32 {
 	id, ok := r.ids[text]
 	if !ok {
-		id = len(r.texts)
+		id = int32(len(r.texts))
 		r.ids[text] = id
 		r.texts = append(r.texts, text)
 	}
-	return registerValue{id: id, text: text}
+	return id
 }
 
-func (r *registers) state(v registerValue) interface{} {
-	if r.appends {
-		return v.text
+func (r *registers) key(text string) int32 {
+	id, ok := r.keyIDs[text]
+	if !ok {
+		id = int32(len(r.keys))
+		r.keyIDs[text] = id
+		r.keys = append(r.keys, text)
 	}
-	return v.id
+	return id
+}
+
+func (r *registers) newInput(op registerOp, key int32) *registerInput {
+	if len(r.slab) == cap(r.slab) {
+		r.slab = make([]registerInput, 0, 4096)
+	}
+	r.slab = append(r.slab, registerInput{op: op, key: key})
+	return &r.slab[len(r.slab)-1]
+}
+
+func (r *registers) read(value int32) *registerOutput {
+	for int(value) >= len(r.reads) {
+		r.reads = append(r.reads, &registerOutput{value: int32(len(r.reads))})
+	}
+	return r.reads[value]
+}
+
+func (r *registers) state(v int32) interface{} {
+	if r.appends {
+		return r.texts[v]
+	}
+	return int(v)
 }
 
 func (r *registers) stateText(state interface{}) string {
@@ -86,7 +118,7 @@ var registerOpNames = map[string]string{
 
 func newRegisterModel(name string, initial string) (*model, error) {
 	ops := registerOpsByModel[name]
-	r := &registers{ids: map[string]int{}}
+	r := &registers{ids: map[string]int32{}, keyIDs: map[string]int32{}}
 	start := r.value(initial)
 	m := &model{name: name, partitioned: true}
 	m.porcupine = porcupine.Model{
@@ -111,31 +143,35 @@ func newRegisterModel(name string, initial string) (*model, error) {
 }
 
 func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}, bool, error) {
-	input := &registerInput{op: kind, key: op.key}
 	switch kind {
 	case opRead:
 		if !op.known {
 			return nil, nil, true, nil // an info read constrains nothing
 		}
-		return input, &registerOutput{value: r.value(op.output)}, false, nil
+		return r.newInput(kind, r.key(op.key)), r.read(r.value(op.output)), false, nil
 	case opCas:
 		pair, ok := jsonElements(op.input)
 		if !ok || len(pair) != 2 {
 			return nil, nil, false, fmt.Errorf("cas value must be [expected, new], not %s", op.input)
 		}
+		input := r.newInput(kind, r.key(op.key))
 		input.from, input.to = r.value(pair[0]), r.value(pair[1])
 		if !op.known {
 			return input, nil, false, nil
 		}
 		// true (or anything but false) is a cas that swapped; false is porcupine's
 		// etcd reading of a failed cas: it ran and found another value.
-		return input, &registerOutput{swapped: op.output != "false"}, false, nil
+		if op.output != "false" {
+			return input, swapped, false, nil
+		}
+		return input, notSwapped, false, nil
 	default:
+		input := r.newInput(kind, r.key(op.key))
 		input.value = r.value(op.input)
 		if !op.known {
 			return input, nil, false, nil
 		}
-		return input, &registerOutput{}, false, nil
+		return input, wrote, false, nil
 	}
 }
 
@@ -143,35 +179,35 @@ func (r *registers) step(state, input, output interface{}) (bool, interface{}) {
 	in := input.(*registerInput)
 	out, known := output.(*registerOutput)
 	if r.appends {
-		return stepText(state.(string), in, out, known)
+		return r.stepText(state.(string), in, out, known)
 	}
 	current := state.(int)
 	switch in.op {
 	case opRead:
-		return !known || out.value.id == current, current
+		return !known || int(out.value) == current, current
 	case opWrite:
-		return true, in.value.id
+		return true, int(in.value)
 	default: // cas
-		if current == in.from.id {
-			return !known || out.swapped, in.to.id
+		if current == int(in.from) {
+			return !known || out.swapped, int(in.to)
 		}
 		return !known || !out.swapped, current
 	}
 }
 
-func stepText(current string, in *registerInput, out *registerOutput, known bool) (bool, interface{}) {
+func (r *registers) stepText(current string, in *registerInput, out *registerOutput, known bool) (bool, interface{}) {
 	switch in.op {
 	case opRead:
-		return !known || out.value.text == current, current
+		return !known || r.texts[out.value] == current, current
 	case opWrite:
-		return true, in.value.text
+		return true, r.texts[in.value]
 	case opCas:
-		if current == in.from.text {
-			return !known || out.swapped, in.to.text
+		if current == r.texts[in.from] {
+			return !known || out.swapped, r.texts[in.to]
 		}
 		return !known || !out.swapped, current
 	default:
-		next, ok := appendJSON(current, in.value.text)
+		next, ok := appendJSON(current, r.texts[in.value])
 		return ok, next
 	}
 }
@@ -200,7 +236,7 @@ func appendJSON(current, value string) (string, bool) {
 func (r *registers) describeOp(input, output interface{}) string {
 	in := input.(*registerInput)
 	out, known := output.(*registerOutput)
-	key := describeKey(in.key)
+	key := describeKey(r.keys[in.key])
 	withKey := func(args string) string {
 		if key == "" {
 			return args
@@ -212,7 +248,7 @@ func (r *registers) describeOp(input, output interface{}) string {
 		if !known {
 			return fmt.Sprintf("read(%s) -> ?", key)
 		}
-		return fmt.Sprintf("read(%s) -> %s", key, describeValue(out.value.text))
+		return fmt.Sprintf("read(%s) -> %s", key, describeValue(r.texts[out.value]))
 	case opCas:
 		result := "?"
 		if known && out.swapped {
@@ -220,7 +256,7 @@ func (r *registers) describeOp(input, output interface{}) string {
 		} else if known {
 			result = "fail"
 		}
-		args := describeValue(in.from.text) + ", " + describeValue(in.to.text)
+		args := describeValue(r.texts[in.from]) + ", " + describeValue(r.texts[in.to])
 		return fmt.Sprintf("cas(%s) -> %s", withKey(args), result)
 	default:
 		name := "write"
@@ -228,9 +264,9 @@ func (r *registers) describeOp(input, output interface{}) string {
 			name = "append"
 		}
 		if !known {
-			return fmt.Sprintf("%s(%s) -> ?", name, withKey(describeValue(in.value.text)))
+			return fmt.Sprintf("%s(%s) -> ?", name, withKey(describeValue(r.texts[in.value])))
 		}
-		return fmt.Sprintf("%s(%s)", name, withKey(describeValue(in.value.text)))
+		return fmt.Sprintf("%s(%s)", name, withKey(describeValue(r.texts[in.value])))
 	}
 }
 

@@ -86,7 +86,7 @@ func cutAt(op porcupine.Operation) (carry porcupine.Operation, before []porcupin
 	case opRead:
 		carry = op
 		carry.Input = &registerInput{op: opWrite, key: in.key, value: out.value}
-		carry.Output = &registerOutput{}
+		carry.Output = wrote
 		return carry, []porcupine.Operation{op}, true
 	case opWrite:
 		return op, nil, true
