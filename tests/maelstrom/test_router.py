@@ -152,3 +152,43 @@ def test_a_file_that_is_not_executable_is_refused(tmp_path):
     script.write_text("print('hi')\n")
     proc = run_faultbed("run", "--bin", str(script), "--workload", "echo", "--quiet", "--store", str(tmp_path / "s"))
     assert proc.returncode == 3 and "not an executable file" in proc.stderr, proc.stderr
+
+
+def _received_from(cluster, node: str, peer: str) -> tuple[int, int]:
+    """(messages, bytes) `node`'s router has received from `peer`: what crossed the proxy peer->node."""
+    client = cluster.client(node)
+    try:
+        counts = client.status(10)["counts"]
+    finally:
+        client.close()
+    return counts["received"].get(peer, 0), counts["received_bytes"].get(peer, 0)
+
+
+def _broadcast(cluster, node: str, values: range) -> None:
+    client = cluster.client(node)
+    try:
+        for value in values:
+            assert client.invoke("broadcast", None, value, 10).type == "ok"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", ["blackhole", "reject"])
+def test_under_a_partition_no_byte_crosses_between_cut_nodes_and_traffic_resumes_after_heal(tmp_path, mode):
+    spec = TestSpec(workload="broadcast", nodes=3, nemesis=(), store=str(tmp_path), **spec_fields(TINY))
+    plan = resolve(spec)
+    backend = plan.backend(plan.system, spec, str(tmp_path / "run"), uuid.uuid4().hex[:12])
+    with start_cluster(plan.system, backend, (), plan.ready_timeout) as cluster:
+        _broadcast(cluster, "n1", range(0, 5))  # the tiny node floods each new value to every other node
+        wait_for(lambda: _received_from(cluster, "n2", "n1")[0] >= 5, 10, "n1's gossip to reach n2")
+        cluster.mesh.partition({"n1": {"n2", "n3"}, "n2": {"n1"}, "n3": {"n1"}}, mode=mode)
+        before = {node: _received_from(cluster, node, "n1") for node in ("n2", "n3")}
+        _broadcast(cluster, "n1", range(5, 25))
+        _broadcast(cluster, "n2", range(100, 110))  # n2 and n3 still talk to each other
+        wait_for(lambda: _received_from(cluster, "n3", "n2")[0] >= 10, 10, "n2's gossip to reach n3")
+        after = {node: _received_from(cluster, node, "n1") for node in ("n2", "n3")}
+        assert after == before, f"bytes crossed from n1 during the partition: {before} -> {after}"
+        cluster.mesh.heal()
+        _broadcast(cluster, "n1", range(25, 35))
+        wait_for(lambda: all(_received_from(cluster, node, "n1")[1] > before[node][1] for node in ("n2", "n3")),
+                 15, "n1's messages to cross again after the heal")

@@ -69,7 +69,7 @@ class Counts:
     def __init__(self, path: str) -> None:
         self.path = path
         self.data: dict[str, dict[str, int]] = {"sent": {}, "received": {}, "sent_bytes": {},
-                                                "received_bytes": {}, "dropped_by_router": {}}
+                                                "received_bytes": {}, "unsent": {}, "unroutable": {}}
         self.dirty = True
         try:
             with open(path, encoding="utf-8") as fh:
@@ -98,7 +98,13 @@ class Counts:
 
 
 class PeerLink:
-    """Messages for one peer: a queue drained onto one TCP connection to the peer's proxy address."""
+    """Messages for one peer over one TCP connection to the peer's proxy address.
+
+    While the connection is down (refused, reset, closed by a heal) messages are not kept: they
+    are counted `unsent` and lost, as a real network would lose them; only before the first
+    connection (the cluster starting) are they queued. Messages written into a connection that
+    is blackholed count as sent and never arrive: the report shows them as dropped by the mesh.
+    """
 
     def __init__(self, router: "Router", peer: str, address: str) -> None:
         self.router = router
@@ -106,12 +112,17 @@ class PeerLink:
         host, _, port = address.rpartition(":")
         self.address = (host, int(port))
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(PEER_QUEUE)
+        self.connected = False
+        self.ever_connected = False
 
     def send(self, line: bytes) -> None:
+        if self.ever_connected and not self.connected:
+            self.router.counts.add("unsent", self.peer)
+            return
         try:
             self.queue.put_nowait(line)
         except asyncio.QueueFull:
-            self.router.counts.add("dropped_by_router", self.peer)
+            self.router.counts.add("unsent", self.peer)
 
     async def run(self) -> None:
         delay = RECONNECT_DELAY[0]
@@ -123,6 +134,7 @@ class PeerLink:
                 delay = min(delay * 2, RECONNECT_DELAY[1])
                 continue
             delay = RECONNECT_DELAY[0]
+            self.connected = self.ever_connected = True
             closed = asyncio.ensure_future(reader.read())  # the peer never writes back: this is EOF
             try:
                 while not closed.done():
@@ -138,8 +150,12 @@ class PeerLink:
             except (OSError, asyncio.IncompleteReadError):
                 pass  # the messages in flight are lost, as on a real network
             finally:
+                self.connected = False
                 closed.cancel()
                 writer.close()
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+                    self.router.counts.add("unsent", self.peer)
 
 
 class Router:
@@ -227,7 +243,7 @@ class Router:
         elif self.services is not None and self.services.handles(dest):
             self.services.send(line)
         else:
-            self.counts.add("dropped_by_router", dest)
+            self.counts.add("unroutable", dest)
             log.debug("%s: no route to %s", self.node, dest)
 
     # -- ports ---------------------------------------------------------------------------
