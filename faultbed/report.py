@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 
 from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
+from faultbed.message_counts import messages_section
 from faultbed.run_files import read_results, read_spec
 from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, pair_operations, read_history
 
@@ -291,6 +292,7 @@ def render_report(run_dir: str) -> str:
         _checkers_section(results),
         _plots_section(Timeline(points, intervals, anomalies, healed_at(events)), history_error),
         _faults_section(intervals),
+        messages_section(run_dir),
         _spec_section(spec),
         _files_section(run_dir),
         _logs_section(run_dir),

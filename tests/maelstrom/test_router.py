@@ -14,6 +14,7 @@ from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
 from faultbed.cluster.start import start_cluster
 from faultbed.cluster.systems.maelstrom import spec_fields
 from faultbed.errors import SetupError
+from faultbed.message_counts import describe as describe_messages
 from faultbed.plan import resolve
 from faultbed.spec import TestSpec
 from tests.integration.conftest import processes_of_run, results, run_faultbed, wait_for
@@ -70,6 +71,10 @@ def test_lin_kv_through_a_primary_is_valid_under_partitions_and_node_messages_cr
     for node in ("n2", "n3"):
         counts = json.loads((run_dir / "data" / node / "maelstrom-counts.json").read_text())
         assert counts["sent"]["n1"] > 10 and counts["received"]["n1"] > 10, counts
+    messages = describe_messages(str(run_dir))
+    assert messages["n2"]["sent"] > 10 and messages["n1"]["received"] > 10, messages
+    assert sum(m["dropped"] + m["unsent"] for m in messages.values()) > 0, "partitions cost messages"
+    assert "Messages between nodes" in (run_dir / "report.html").read_text()
     assert "tiny node n2 up" in (run_dir / "nodes" / "n2.log").read_text(), "the program's stderr is the node log"
     assert processes_of_run(verdict["run_id"]) == []
 

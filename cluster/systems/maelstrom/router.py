@@ -35,6 +35,7 @@ import signal
 import sys
 from typing import Any
 
+from faultbed.message_counts import COUNTS_FILE
 from faultbed.cluster.systems.maelstrom.protocol import MAX_LINE, ProtocolError, decode, encode, is_client, shown
 
 log = logging.getLogger("maelstrom-router")
@@ -44,7 +45,6 @@ INIT_CLIENT = "c0"           # init comes from this client id (workers' ids star
 INIT_TIMEOUT = 20.0  # generous: a loaded machine can take seconds to start an interpreter
 PEER_QUEUE = 10_000          # messages waiting for one peer's connection; beyond that they are dropped
 RECONNECT_DELAY = (0.02, 0.5)
-COUNTS_FILE = "maelstrom-counts.json"
 COUNTS_EVERY = 0.5
 EXIT_BAD_PROGRAM = 3
 STOP_WAIT = 2.0
