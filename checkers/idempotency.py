@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
+from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
 
@@ -79,12 +80,12 @@ def group_attempts(ops: list[Operation]) -> dict[str, KeyAttempts]:
     return {key: KeyAttempts(key, tuple(attempts)) for key, attempts in grouped.items()}
 
 
-def final_ledger(ops: list[Operation]) -> tuple[list[Any], Any] | None:
-    """The last successful ledger read's entries and its operation index, or None."""
+def final_ledger(ops: list[Operation]) -> tuple[list[Any], Operation] | None:
+    """The last successful ledger read's entries and its operation, or None."""
     reads = [op for op in ops if op.f == READ_LEDGER and op.type == "ok" and isinstance(op.value, list)]
     if not reads:
         return None
-    return list(reads[-1].value), op_index(reads[-1])
+    return list(reads[-1].value), reads[-1]
 
 
 def mismatched_results(attempts: dict[str, KeyAttempts]) -> list[dict[str, Any]]:
@@ -136,6 +137,33 @@ def misplaced_results(key: str, oks: list[Operation], ledger: list[Any]) -> list
     return found
 
 
+def anomaly_moments(attempts: dict[str, KeyAttempts], anomalies: dict[str, list[dict[str, Any]]],
+                    mismatched: list[dict[str, Any]], ledger_read: Operation | None) -> list[Moment]:
+    """For each anomaly, the operation whose completion made it a fact: for a key applied n
+    times, the n-th attempt that may have taken effect; for a lost or misplaced one, its
+    acknowledgement; for a mismatch, the first differing acknowledgement; after every failed
+    attempt, the last; an unexpected entry, the ledger read that showed it."""
+    by_index = {op_index(op): op for group in attempts.values() for op in group.ops}
+    moments: list[Moment] = []
+    for item in anomalies.get("duplicated", []):
+        group = attempts[item["key"]]
+        effectful = [op for op in group.ops if op.type != "fail"] or list(group.ops)
+        moments.append(Moment("duplicated", item["key"], effectful[min(item["times"], len(effectful)) - 1]))
+    for item in anomalies.get("lost", []):
+        moments.append(Moment("lost", item["key"], by_index[item["acknowledged_by"][0]]))
+    for item in anomalies.get("applied_after_fail", []):
+        moments.append(Moment("applied_after_fail", item["key"], attempts[item["key"]].ops[-1]))
+    for item in anomalies.get("misplaced", []):
+        moments.append(Moment("misplaced", item["key"], by_index[item["op"]]))
+    for item in mismatched:
+        first, *later = item["results"]
+        differing = next(r for r in later if r["value"] != first["value"])
+        moments.append(Moment("mismatched", item["key"], by_index[differing["op"]]))
+    if ledger_read is not None:
+        moments.extend(Moment("unexpected", item["key"], ledger_read) for item in anomalies.get("unexpected", []))
+    return moments
+
+
 def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
 
@@ -153,16 +181,19 @@ def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Resul
     }
     details.update(summarize("mismatched", mismatched))
     ledger = final_ledger(ops)
+    origin = time_origin(ops)
     valid: Valid
     if ledger is None:
         details["error"] = "no successful read-ledger: cannot tell what was applied"
         valid = False if mismatched else UNKNOWN
+        details.update(first_anomaly_details(anomaly_moments(attempts, {}, mismatched, None), origin))
         return Result(CHECKER, valid, details, _summary(details))
-    entries, read_index = ledger
-    details.update({"ledger_read": read_index, "ledger_length": len(entries)})
+    entries, read = ledger
+    details.update({"ledger_read": op_index(read), "ledger_length": len(entries)})
     anomalies = ledger_anomalies(attempts, entries)
     for name, items in anomalies.items():
         details.update(summarize(name, items))
+    details.update(first_anomaly_details(anomaly_moments(attempts, anomalies, mismatched, read), origin))
     valid = not mismatched and not any(anomalies.values())
     return Result(CHECKER, valid, details, _summary(details))
 
@@ -171,7 +202,8 @@ def _summary(details: dict[str, Any]) -> str:
     counts = count_summary(details, ("mismatched", "lost", "duplicated", "applied_after_fail", "unexpected",
                                      "misplaced"))
     error = details.get("error", "")
-    return "; ".join(p for p in (counts, error) if p) or f"{details['keys_acknowledged']} keys acknowledged"
+    first = f"first anomaly at {details['first_anomaly_ms'] / 1000:.2f} s" if "first_anomaly_ms" in details else ""
+    return "; ".join(p for p in (counts, first, error) if p) or f"{details['keys_acknowledged']} keys acknowledged"
 
 
 class IdempotencyChecker:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
 
@@ -192,6 +193,30 @@ def _never_leased_before(fate: MessageFate, moment: int, hidden_leases: list[int
     return not any(index < moment for index in hidden_leases)
 
 
+def anomaly_moments(fates: dict[tuple[str, str], MessageFate], anomalies: dict[str, list[dict[str, Any]]],
+                    lost: list[dict[str, Any]], duplicates_allowed: bool) -> list[Moment]:
+    """For each anomaly that makes a history invalid, the operation whose completion made it a
+    fact: a duplicate's second successful ack, a lost message's acknowledged publish, an
+    unexpected message's first delivery, a reordered one's first delivery."""
+    def fate(item: dict[str, Any]) -> MessageFate:
+        return fates[(item["queue"], item["msg_id"])]
+
+    moments: list[Moment] = []
+    if not duplicates_allowed:
+        moments.extend(Moment("duplicated", item["msg_id"], fate(item).acked()[1]) for item in anomalies["duplicated"])
+    for item in lost:
+        published = fate(item).acknowledged_publish()
+        if published is not None:
+            moments.append(Moment("lost", item["msg_id"], published))
+    moments.extend(Moment("unexpected", item["msg_id"], fate(item).deliveries[0])
+                   for item in anomalies["unexpected"] if fate(item).deliveries)
+    for item in anomalies["reordered"]:
+        later = fates.get((item["queue"], item["later"]))
+        if later is not None and later.deliveries:
+            moments.append(Moment("reordered", item["later"], later.deliveries[0]))
+    return moments
+
+
 def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
 
@@ -222,6 +247,8 @@ def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None, duplicat
     details.update(summarize("unconsumed", unconsumed))
     duplicated = anomalies["duplicated"] and not duplicates_allowed
     details["duplicates_allowed"] = duplicates_allowed
+    details.update(first_anomaly_details(anomaly_moments(fates, anomalies, lost, duplicates_allowed),
+                                         time_origin(ops)))
     valid: Valid = not (lost or duplicated or anomalies["unexpected"] or anomalies["reordered"])
     if valid and unconsumed:
         details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"
@@ -234,7 +261,8 @@ def _summary(details: dict[str, Any]) -> str:
     if counts and details["duplicates_allowed"] and details.get("duplicated_count"):
         counts += " (duplicates allowed: at-least-once)"
     error = details.get("error", "")
-    return "; ".join(p for p in (counts, error) if p) or f"{details['delivered']} messages delivered"
+    first = f"first anomaly at {details['first_anomaly_ms'] / 1000:.2f} s" if "first_anomaly_ms" in details else ""
+    return "; ".join(p for p in (counts, first, error) if p) or f"{details['delivered']} messages delivered"
 
 
 class QueueChecker:

@@ -54,7 +54,7 @@ class Worker:
     def execute(self, op: PlannedOp, node: str | None = None) -> Outcome:
         """Invoke `op` on `node` (default: the home node), record invoke and completion."""
         target = node or self.node
-        invocation = self.history.invoke(self.process, op.f, op.key, op.value, **op.extra)
+        invocation = self.history.invoke(self.process, op.f, op.key, op.value, node=target, **op.extra)
         outcome = self._invoke(target, op)
         self.history.complete(invocation, outcome.type, outcome.value,
                               node=outcome.node or target, error=outcome.error)
