@@ -18,96 +18,13 @@ Toxiproxy recovery) are counted from each history, so harness trouble is never h
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
+from faultbed.campaign import RunResult, run_once
 from faultbed.errors import FaultbedError
 from faultbed.shard import WHOLE, parse_shard
-
-VERDICTS = {0: "valid", 1: "invalid", 2: "unknown", 3: "error", 130: "interrupted", 255: "internal-error"}
-RUN_TIMEOUT_EXTRA = 300.0  # seconds a run may take beyond its time limit before it counts as hung
-
-
-@dataclass(frozen=True)
-class RunResult:
-    seed: int
-    verdict: str
-    anomaly: float | None
-    run_dir: str
-    elapsed: float
-    nemesis_errors: int
-    recoveries: int
-    error_line: str
-
-
-def first_anomaly_seconds(results: dict[str, Any]) -> float | None:
-    times = [r["details"]["first_anomaly_ms"] for r in results.get("results", [])
-             if r.get("valid") is False and r.get("details", {}).get("first_anomaly_ms") is not None]
-    return min(times) / 1000 if times else None
-
-
-def nemesis_trouble(run_dir: str) -> tuple[int, int]:
-    """(nemesis events with an error, Toxiproxy recoveries) in a run's history."""
-    errors = recoveries = 0
-    try:
-        with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(event, dict) or event.get("process") != "nemesis":
-                    continue
-                if str(event.get("f", "")).startswith("toxiproxy-"):
-                    recoveries += 1  # its `error` is the cause it recovered from, counted here
-                elif event.get("error"):
-                    errors += 1
-    except OSError:
-        pass
-    return errors, recoveries
-
-
-def time_limit_of(args: list[str]) -> float:
-    for flag, value in zip(args, args[1:]):
-        if flag == "--time-limit":
-            try:
-                return float(value)
-            except ValueError:
-                break
-    return 30.0
-
-
-def run_once(args: list[str], seed: int, store: str) -> RunResult:
-    """One `faultbed run` in its own store directory (so parallel runs never share `latest`)."""
-    own_store = os.path.join(store, f"seed-{seed}")
-    start = time.monotonic()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "faultbed", "run", "--quiet", "--seed", str(seed),
-                               "--store", own_store, *args], capture_output=True, text=True,
-                              timeout=time_limit_of(args) + RUN_TIMEOUT_EXTRA)
-        code, stderr = proc.returncode, proc.stderr
-    except subprocess.TimeoutExpired:
-        code, stderr = -1, "hung: no exit within the deadline"
-    elapsed = time.monotonic() - start
-    verdict = VERDICTS.get(code, "hung" if code == -1 else f"exit {code}")
-    run_dir = os.path.realpath(os.path.join(own_store, "latest"))
-    anomaly = None
-    results_path = os.path.join(run_dir, "results.json")
-    if verdict == "invalid" and os.path.exists(results_path):
-        with open(results_path, encoding="utf-8") as fh:
-            anomaly = first_anomaly_seconds(json.load(fh))
-    errors, recoveries = nemesis_trouble(run_dir)
-    lines = stderr.strip().splitlines()
-    error_line = lines[-1] if lines and verdict not in ("valid", "invalid", "unknown") else ""
-    return RunResult(seed, verdict, anomaly, run_dir, elapsed, errors, recoveries, error_line)
 
 
 def describe(result: RunResult) -> str:

@@ -19,7 +19,7 @@ from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, OneLineFormatter, de
 from faultbed.errors import FaultbedError
 
 MAX_MESSAGE = 300
-SUBCOMMANDS = ("run", "check", "replay", "shrink", "report", "list", "gc", "serve", "store")
+SUBCOMMANDS = ("run", "check", "replay", "shrink", "hunt", "report", "list", "gc", "serve", "store")
 
 EXIT_CODES = """\
 exit codes (every command):

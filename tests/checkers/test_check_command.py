@@ -168,7 +168,8 @@ def test_an_idempotency_run_is_rechecked_by_its_workloads_checker(capsys: pytest
     fine = run_of(tmp_path / "fine", idempotent_history(lost=False), system="raftkv", workload="idempotency")
     code, out, _ = run(capsys, str(lost))
     assert code == 1
-    assert out.startswith(f"INVALID  {lost}/history.jsonl  idempotency: INVALID (lost 1); stats: valid")
+    assert out.startswith(f"INVALID  {lost}/history.jsonl  idempotency: INVALID (lost 1; first anomaly at "), out
+    assert "); stats: valid" in out
     code, out, _ = run(capsys, str(fine), "--json")
     assert code == 0
     line = json.loads(out)
@@ -189,7 +190,7 @@ def test_a_queue_run_is_judged_by_its_systems_delivery_guarantee(capsys: pytest.
     exactly_once = run_of(tmp_path / "broker", history.events, system="broker", workload="queue")
     at_least_once = run_of(tmp_path / "rabbitmq", history.events, system="rabbitmq", workload="queue")
     code, out, _ = run(capsys, str(exactly_once))
-    assert code == 1 and "queue: INVALID (duplicated 1)" in out
+    assert code == 1 and "queue: INVALID (duplicated 1; first anomaly at " in out
     code, out, _ = run(capsys, str(at_least_once))
     assert code == 0 and "queue: valid (duplicated 1 (duplicates allowed: at-least-once))" in out
 
