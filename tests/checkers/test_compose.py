@@ -49,7 +49,7 @@ def test_an_unknown_checker_name_is_an_unknown_result_not_a_crash() -> None:
 
 @pytest.mark.parametrize("lost, valid, summary", [
     (False, True, "2 keys acknowledged"),
-    (True, False, "lost 1"),
+    (True, False, "lost 1; first anomaly at 0.00 s"),
 ])
 def test_each_result_says_what_tells_in_its_own_summary(lost: bool, valid: bool, summary: str) -> None:
     [result, stats] = run_checkers(("idempotency",), idempotent_history(lost), TestSpec(workload="idempotency"), None)
