@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("harness", "raftkv", "ready", "checker", "docker", "disk")
+BENCHMARKS = ("harness", "raftkv", "ready", "checker", "docker", "disk", "maelstrom")
 
 
 def main(names: list[str]) -> int:

@@ -43,7 +43,7 @@ log = logging.getLogger("maelstrom-router")
 ROUTER = "faultbed-router"   # the pseudo-node a client asks for status
 INIT_CLIENT = "c0"           # init comes from this client id (workers' ids start at c1)
 INIT_TIMEOUT = 20.0  # generous: a loaded machine can take seconds to start an interpreter
-PEER_QUEUE = 10_000          # messages waiting for one peer's connection; beyond that they are dropped
+PEER_QUEUE = 100_000         # messages waiting for one peer's connection; beyond that they are dropped (unsent)
 RECONNECT_DELAY = (0.02, 0.5)
 COUNTS_EVERY = 0.5
 EXIT_BAD_PROGRAM = 3
@@ -143,9 +143,12 @@ class PeerLink:
                     if not getter.done():
                         getter.cancel()
                         break
-                    line = getter.result()
-                    writer.write(line)
-                    self.router.counts.add("sent", self.peer, len(line))
+                    lines = [getter.result()]
+                    while not self.queue.empty():  # whatever else is waiting goes in the same write
+                        lines.append(self.queue.get_nowait())
+                    writer.write(b"".join(lines))
+                    for line in lines:
+                        self.router.counts.add("sent", self.peer, len(line))
                     await writer.drain()
             except (OSError, asyncio.IncompleteReadError):
                 pass  # the messages in flight are lost, as on a real network
@@ -248,12 +251,14 @@ class Router:
 
     # -- ports ---------------------------------------------------------------------------
     async def serve_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        src = None  # a connection carries one peer's messages: its first line says which peer
         try:
             while line := await reader.readline():
-                try:
-                    src = decode(line)["src"]
-                except ProtocolError:
-                    continue
+                if src is None:
+                    try:
+                        src = decode(line)["src"]
+                    except ProtocolError:
+                        continue
                 self.counts.add("received", src, len(line))
                 self.to_program(line)
         except (OSError, ValueError):
