@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FAULTBED := $(VENV)/bin/faultbed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench campaign chaos images gc clean
+.PHONY: setup run test test-fast lint bench campaign campaign-maelstrom chaos images gc clean
 
 setup:
 	@scripts/setup
@@ -40,6 +40,10 @@ campaign: setup
 	$(PY) -m bench.campaign --runs $(CAMPAIGN_RUNS) --parallel $(CAMPAIGN_PARALLEL) --seed-base $(CAMPAIGN_SEED) \
 		--shard $(CAMPAIGN_SHARD) $(if $(CAMPAIGN_STORE),--store $(CAMPAIGN_STORE)) \
 		--expect valid -- --nodes 5 --nemesis partition,kill,pause,latency --nemesis-interval 4 --time-limit 20
+
+# Issue 12's done-when: the Maelstrom test subjects (correct: valid in every run; planted bugs: detected).
+campaign-maelstrom: setup
+	$(PY) -m bench.maelstrom_campaigns --runs $(or $(MAELSTROM_RUNS),10) --parallel $(CAMPAIGN_PARALLEL)
 
 chaos: setup
 	$(PY) -m pytest -n 2 examples/chaos_suite

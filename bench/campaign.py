@@ -21,6 +21,7 @@ import argparse
 import statistics
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 from faultbed.campaign import RunResult, run_once
 from faultbed.errors import FaultbedError
@@ -58,14 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     part = f", shard {shard}: {len(seeds)} of them" if shard != WHOLE else ""
     print(f"campaign: {ns.runs} runs{part} ({ns.parallel} at a time) of `faultbed run {' '.join(run_args)}`, "
           f"store {store}", flush=True)
+    return summarize(run_seeds(run_args, seeds, ns.parallel, store), ns.expect)
+
+
+def run_seeds(run_args: list[str], seeds: Sequence[int], parallel: int, store: str) -> list[RunResult]:
+    """One run per seed, `parallel` at a time, each described as it ends (in seed order)."""
     results: list[RunResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, ns.parallel)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         futures = [pool.submit(run_once, run_args, seed, store) for seed in seeds]
         for future in futures:
             result = future.result()
             results.append(result)
             print(describe(result), flush=True)
-    return summarize(results, ns.expect)
+    return results
 
 
 def summarize(results: list[RunResult], expect: str | None) -> int:

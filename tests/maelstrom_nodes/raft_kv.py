@@ -27,8 +27,8 @@ from typing import Any
 from maelstrom_node import (KEY_DOES_NOT_EXIST, PRECONDITION_FAILED, TEMPORARILY_UNAVAILABLE, Message, Node, log)
 
 TICK = 0.025
-HEARTBEAT = 0.05
-ELECTION_TIMEOUT = (0.3, 0.6)
+HEARTBEAT = 0.06
+ELECTION_TIMEOUT = (0.4, 0.8)
 PROBE_EVERY = 0.2
 PROBE_FRESH = 1.0     # probe answers older than this are forgotten
 MAX_ENTRIES = 100     # per append_entries message
