@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from faultbed.cluster.backend import DEAD, RUNNING, Backend
-from faultbed.cluster.systems import Client, System
+from faultbed.cluster.systems import Client, System, chosen_options
 from faultbed.errors import SetupError
 
 if TYPE_CHECKING:
@@ -23,16 +23,23 @@ log = logging.getLogger(__name__)
 class RunningCluster:
     """Handles to a started cluster; it owns nothing (the backend does)."""
 
-    def __init__(self, system: System, backend: Backend, mesh: "Mesh", bugs: tuple[str, ...] = ()) -> None:
+    def __init__(self, system: System, backend: Backend, mesh: "Mesh", bugs: tuple[str, ...] = (),
+                 options: dict[str, Any] | None = None) -> None:
         self.system = system
         self.bugs = tuple(bugs)
+        # the system's own options (SystemOption), given to its clients only if it declares any
+        self.system_options = chosen_options(system, options or {})
         self.backend = backend
         self.mesh = mesh
         self.nodes: list[str] = backend.node_names()
 
     def client(self, node: str, timeout: float = 2.0) -> Client:
         """A new client connected to `node`'s client port."""
-        return self.system.open_client(self.backend.client_address(node), node, timeout, self.bugs)
+        address = self.backend.client_address(node)
+        if self.system_options:
+            return self.system.open_client(address, node, timeout, self.bugs,  # type: ignore[call-arg]
+                                           options=self.system_options)
+        return self.system.open_client(address, node, timeout, self.bugs)
 
     def statuses(self, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
         """Each running node's own status (at least `leader`); nodes that do not answer are left out."""

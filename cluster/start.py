@@ -9,7 +9,7 @@ with the last line of its log.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from faultbed.cluster.backend import DEAD, Backend
 from faultbed.cluster.running import RunningCluster
@@ -19,11 +19,12 @@ from faultbed.errors import SetupError
 
 @contextlib.contextmanager
 def start_cluster(system: System, backend: Backend, bugs: tuple[str, ...], ready_timeout: float,
-                  waiting: Callable[[], None] = lambda: None) -> Iterator[RunningCluster]:
+                  waiting: Callable[[], None] = lambda: None,
+                  options: dict[str, Any] | None = None) -> Iterator[RunningCluster]:
     """`backend` (constructed, not entered) started, and its cluster ready; `waiting()` is
-    called once the nodes are started, before the wait for readiness."""
+    called once the nodes are started, before the wait for readiness. `options`: the spec's."""
     with backend:
-        cluster = RunningCluster(system, backend, backend.mesh, bugs)
+        cluster = RunningCluster(system, backend, backend.mesh, bugs, options)
         waiting()
         wait_ready(cluster, ready_timeout)
         yield cluster

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faultbed import plugins
-from faultbed.cluster.systems import System, load_system, ready_timeout
+from faultbed.cluster.systems import System, check_options, load_system, ready_timeout
 from faultbed.cluster.systems.maelstrom import NAME as MAELSTROM, for_spec as maelstrom_for_spec
 from faultbed.errors import FaultbedError
 from faultbed.nemesis.disk import DiskControl
@@ -64,6 +64,7 @@ def resolve(spec: TestSpec) -> RunPlan:
     if unknown:
         raise FaultbedError(f"unknown bug(s) for {spec.system}: {', '.join(unknown)} "
                             f"(known: {', '.join(system.bugs) or 'none'})")
+    check_options(system, spec.system, spec.options)
     nodes = node_names(spec.nodes)
     faults = tuple(validate_nemesis(spec, nodes))
     validate_disk_faults(spec, system, backend, faults)

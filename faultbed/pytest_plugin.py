@@ -276,7 +276,8 @@ def running_cluster(spec: "TestSpec", run_dir: str) -> Iterator["RunningCluster"
     with contextlib.ExitStack() as stack:
         backend = plan.backend(plan.system, spec, run_dir, uuid.uuid4().hex[:12])
         try:
-            cluster = stack.enter_context(start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout))
+            cluster = stack.enter_context(start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout,
+                                                        options=spec.options))
         except FaultbedError as exc:
             _fail(f"faultbed: {exc} (logs: {os.path.join(run_dir, 'nodes')})")
         yield cluster

@@ -182,7 +182,7 @@ def _execute(plan: RunPlan, schedule: Schedule, history: HistoryWriter, run_dir:
         progress.phase = "waiting for the cluster"
 
     try:
-        with start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout, waiting) as cluster:
+        with start_cluster(plan.system, backend, spec.bugs, plan.ready_timeout, waiting, spec.options) as cluster:
             _phases(plan, schedule, history, cluster, progress)
     finally:
         progress.leftovers = tuple(backend.leftovers)

@@ -7,7 +7,9 @@ The System protocol (what the runner, the backends and the pytest plugin ask of 
     command(plan) -> argv          how one node is started (NodePlan carries the bugs too)
     open_client(address, node, timeout, bugs) -> Client
                                    bugs: the run's --bug names, for switches that live in
-                                   the client (etcd's serializable-reads); () when none
+                                   the client (etcd's serializable-reads); () when none.
+                                   A system that declares options (traits.options) is also
+                                   given `options=` {name: value} (see SystemOption)
 
 There are no optional members: whatever may differ is in `traits`.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 from faultbed.cluster.backend import NodePlan
+from faultbed.errors import FaultbedError
 
 OK, FAIL, INFO = "ok", "fail", "info"
 EXACTLY_ONCE, AT_LEAST_ONCE = "exactly-once", "at-least-once"
@@ -32,13 +35,14 @@ class SystemTraits:
     `backends`: the backends it runs on (None: all); `ready_timeout`: seconds to wait for
     readiness (the runner waits at least its own default); `delivery`: "at-least-once" for a
     queue that may deliver a retried publish twice by design; `image_packages`, `image_files`:
-    what the docker backend's node image needs beyond faultbed's base (a system file's [docker]).
-    queue that may deliver a retried publish twice by design; `data_files`: glob patterns
+    what the docker backend's node image needs beyond faultbed's base (a system file's [docker]);
+    `data_files`: glob patterns
     (relative to a node's data directory) of its durable data, what `corrupt` may damage
     (empty: any file); `durable`: it promises that acknowledged writes survive a power loss
     (without that promise, `power-loss` is refused for it); `raft_trace`: where each node
     writes its Raft trace, relative to its data directory (docs/RAFT-TRACE.md; "" for none):
-    then every run of it is also checked by raft-invariants.
+    then every run of it is also checked by raft-invariants; `options`: the choices it offers
+    (`--option NAME=VALUE`, see SystemOption).
     """
 
     backends: tuple[str, ...] | None = None
@@ -51,6 +55,7 @@ class SystemTraits:
     data_files: tuple[str, ...] = ()
     durable: bool = False
     raft_trace: str = ""
+    options: tuple["SystemOption", ...] = ()
 
     def __post_init__(self) -> None:
         if self.delivery not in DELIVERIES:
@@ -60,6 +65,54 @@ class SystemTraits:
 
 
 DEFAULT_TRAITS = SystemTraits()
+
+
+@dataclass(frozen=True)
+class SystemOption:
+    """A choice a system offers: `--option NAME=VALUE`, VALUE one of `choices` (the first is the default).
+
+    Chosen values are stored in the spec as options["system"][NAME] (so replay repeats them) and
+    reach the system on both sides: NodePlan.options["system"] for `command`, and
+    `open_client(..., options=...)` with every declared option's value (defaults filled in).
+    Only a system that declares options is given the `options` keyword.
+    """
+
+    name: str
+    choices: tuple[str, ...]
+    help: str = ""
+
+    @property
+    def default(self) -> str:
+        return self.choices[0]
+
+    def describe(self) -> str:
+        """`queue-type=quorum|classic-mirrored`, the default first."""
+        return f"{self.name}={'|'.join(self.choices)}"
+
+
+SYSTEM_OPTIONS = "system"  # the key of spec.options (and NodePlan.options) holding the chosen system options
+
+
+def chosen_options(system: "System", options: Mapping[str, Any]) -> dict[str, str]:
+    """Every option `system` declares, with its value in the spec's `options` or its default."""
+    given = options.get(SYSTEM_OPTIONS) or {}
+    return {option.name: str(given.get(option.name, option.default)) for option in system.traits.options}
+
+
+def check_options(system: "System", label: str, options: Mapping[str, Any]) -> None:
+    """FaultbedError unless every chosen system option is declared by `system` and has a value it offers."""
+    given = options.get(SYSTEM_OPTIONS) or {}
+    if not isinstance(given, Mapping):
+        raise FaultbedError(f"spec options[{SYSTEM_OPTIONS!r}] must be a table of NAME: VALUE, not {str(given)[:40]}")
+    declared = {option.name: option for option in system.traits.options}
+    for name, value in given.items():
+        option = declared.get(name)
+        if option is None:
+            known = ", ".join(o.describe() for o in declared.values()) or "none"
+            raise FaultbedError(f"system {label} has no option {str(name)[:40]!r} (its options: {known})")
+        if value not in option.choices:
+            raise FaultbedError(f"option {name} of system {label} must be one of {', '.join(option.choices)}, "
+                                f"not {str(value)[:40]!r}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from faultbed import plugins
 from faultbed.errors import FaultbedError
@@ -16,15 +17,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _rows(kind: str) -> list[dict[str, str]]:
+def _rows(kind: str) -> list[dict[str, Any]]:
     rows = []
     for name, plugin in sorted(plugins.registered(kind).items()):
+        row: dict[str, Any] = {"name": name, "origin": plugin.origin, "target": plugin.target}
         try:
-            about = plugins.description(plugin.load())
+            loaded = plugin.load()
+            row["description"] = plugins.description(loaded)
         except FaultbedError as exc:  # a broken third-party plugin is listed, not fatal
-            about = f"(cannot be loaded: {exc})"
-        rows.append({"name": name, "description": about, "origin": plugin.origin, "target": plugin.target})
+            row["description"] = f"(cannot be loaded: {exc})"
+            loaded = None
+        if kind == "systems" and loaded is not None:
+            row["options"] = _options(loaded)
+        rows.append(row)
     return rows
+
+
+def _options(system: Any) -> list[dict[str, Any]]:
+    """A system's `--option`s: name, choices, default, help (none for a system without traits)."""
+    traits = getattr(system, "traits", None)  # a broken third-party system is listed, not fatal
+    return [{"name": o.name, "choices": list(o.choices), "default": o.default, "help": o.help}
+            for o in getattr(traits, "options", ())]
+
+
+def _option_lines(row: dict[str, Any]) -> list[str]:
+    return [f"--option {o['name']}={'|'.join(o['choices'])} (default {o['default']}){': ' + o['help'] if o['help'] else ''}"
+            for o in row.get("options", ())]
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -41,4 +59,6 @@ def execute(args: argparse.Namespace) -> int:
         for row in listing[kind] or [{"name": "(none)", "description": "", "origin": ""}]:
             origin = f"[{row['origin']}]" if row["origin"] else ""
             print(f"  {row['name']:<{name_width}}  {row['description']:<{text_width}}  {origin}".rstrip())
+            for line in _option_lines(row):
+                print(f"  {'':<{name_width}}    {line}")
     return 0

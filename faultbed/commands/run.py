@@ -9,6 +9,7 @@ import sys
 
 from faultbed import plugins
 from faultbed.checkers.result import exit_code, verdict_word
+from faultbed.cluster.systems import SYSTEM_OPTIONS
 from faultbed.cluster.systems.maelstrom import spec_fields as maelstrom_spec_fields
 from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
@@ -58,6 +59,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of everything random (default: new)")
     parser.add_argument("--bug", action="append", default=[], metavar="NAME",
                         help="plant a bug in the system (repeatable)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a choice the system offers (repeatable; `faultbed list systems` shows them)")
     parser.add_argument("--disk-writeback", type=float, default=0.0, metavar="SECONDS",
                         help="power-loss: un-fsynced data older than this survives anyway, as the kernel's "
                              "flusher would write it back (default 0: nothing un-fsynced survives)")
@@ -96,7 +99,7 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
     system = args.system
     if plugins.is_system_file(system):  # replay must find it from anywhere
         system = os.path.abspath(system)
-    options: dict[str, object] = {"diskfs_writeback": args.disk_writeback} if args.disk_writeback else {}
+    options = options_from_args(args)
     if args.bin_arg and args.bin is None:
         raise FaultbedError("--bin-arg is an argument for the --bin program: give --bin PATH too")
     if args.bin is not None:
@@ -110,8 +113,21 @@ def spec_from_args(args: argparse.Namespace) -> TestSpec:
         nemesis=nemesis, nemesis_interval=args.nemesis_interval, partition_mode=args.partition_mode,
         time_limit=args.time_limit, rate=args.rate, concurrency=args.concurrency, keys=args.keys,
         op_timeout=args.op_timeout, seed=args.seed if args.seed is not None else random.randrange(2**31),
-        bugs=tuple(args.bug), store=args.store,
-        options=options)
+        bugs=tuple(args.bug), store=args.store, options=options)
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """spec.options from the flags: --disk-writeback, and --option NAME=VALUE under "system"."""
+    options: dict[str, object] = {"diskfs_writeback": args.disk_writeback} if args.disk_writeback else {}
+    chosen: dict[str, str] = {}
+    for text in args.option:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise FaultbedError(f"--option wants NAME=VALUE, not {text[:40]!r}")
+        chosen[name.strip()] = value.strip()
+    if chosen:
+        options[SYSTEM_OPTIONS] = chosen
+    return options
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -138,7 +154,9 @@ def _run_and_report(spec: TestSpec, quiet: bool, junit: str | None,
         check_writable(junit)  # a typo in --junit is found before the run, not after it
     print(f"faultbed: {spec.system} {spec.workload} on {spec.backend}, {spec.nodes} nodes, "
           f"nemesis {','.join(spec.nemesis) or 'none'}, {spec.time_limit:g}s, seed {spec.seed}"
-          + (f", bugs {','.join(spec.bugs)}" if spec.bugs else ""), file=sys.stderr)
+          + (f", bugs {','.join(spec.bugs)}" if spec.bugs else "")
+          + "".join(f", {name}={value}" for name, value in (spec.options.get(SYSTEM_OPTIONS) or {}).items()),
+          file=sys.stderr)
     try:
         if quiet:
             outcome = run(spec, schedule=schedule, progress=progress, plan=plan)  # type: ignore[arg-type]

@@ -3,6 +3,10 @@
     node.py     the launcher: cookie + rabbitmq.conf in the data dir, then exec rabbitmq-server
     client.py   the Client: AMQP 0-9-1 through pika, publisher confirms, basic.get + manual ack
 
+`--option queue-type=classic-mirrored` runs the setup Jepsen tested in 2014 instead: durable
+classic queues mirrored by the policy ha-mode exactly 3 with automatic sync, and
+pause_minority (quorum queues, the default, are the control; see node.py).
+
 Cluster formation is classic_config peer discovery (every node lists rabbit@n1..nN);
 partitions are handled with autoheal (see node.py). Erlang distribution (epmd and the fixed
 distribution port) is routed through the mesh; AMQP is the client port. Like etcd,
@@ -21,13 +25,17 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Mapping
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.cluster.systems import AT_LEAST_ONCE, SystemTraits
+from faultbed.cluster.systems import AT_LEAST_ONCE, SystemOption, SystemTraits
 from faultbed.errors import FaultbedError
 
 if TYPE_CHECKING:  # pika is on the harness only, not in the node image that runs node.py
     from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
 EPMD, DIST, AMQP = "epmd", "dist", "amqp"
+QUORUM, CLASSIC_MIRRORED = "quorum", "classic-mirrored"
+QUEUE_TYPE = SystemOption("queue-type", (QUORUM, CLASSIC_MIRRORED),
+                          "classic-mirrored: durable classic queues, policy ha-mode exactly 3 with "
+                          "automatic sync, pause_minority (Jepsen 2014)")
 
 
 def require_named_peers(plan: NodePlan) -> None:
@@ -59,7 +67,7 @@ class RabbitMQSystem:
     # not deduplicate publishes: a publish retried after a lost confirm may be enqueued twice. That
     # is its documented guarantee, so the queue check lists duplicates without calling them a
     # violation (lost, unexpected and reordered messages still are).
-    traits = SystemTraits(backends=("docker",), ready_timeout=90.0, delivery=AT_LEAST_ONCE)
+    traits = SystemTraits(backends=("docker",), ready_timeout=90.0, delivery=AT_LEAST_ONCE, options=(QUEUE_TYPE,))
 
     def command(self, plan: NodePlan) -> list[str]:
         require_named_peers(plan)
@@ -67,10 +75,15 @@ class RabbitMQSystem:
         return [plan.python, "-m", "faultbed.cluster.systems.rabbitmq.node", "--config", config]
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float,
-                    bugs: tuple[str, ...] = ()) -> "RabbitMQClient":
+                    bugs: tuple[str, ...] = (), options: Mapping[str, str] | None = None) -> "RabbitMQClient":
         from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 
-        return RabbitMQClient(address, node, timeout)
+        return RabbitMQClient(address, node, timeout, queue_type(options or {}))
+
+
+def queue_type(options: Mapping[str, str]) -> str:
+    """The queue type chosen among `options` ({name: value}, as open_client gets them)."""
+    return options.get(QUEUE_TYPE.name, QUEUE_TYPE.default)
 
 
 SYSTEM = RabbitMQSystem()

@@ -5,7 +5,8 @@ adapter has no timeouts): `_run_until` polls the connection's I/O loop until the
 answer came, the channel or connection was lost, or time ran out.
 
 Operations of the `queue` workload (`key` is the queue, declared on first use as a
-durable quorum queue) and what their outcomes mean:
+durable quorum queue, or a durable classic queue with queue-type=classic-mirrored: the
+node's policy mirrors it) and what their outcomes mean:
 
     publish  basic.publish (mandatory, persistent, message_id = msg_id) on a channel in
              confirm mode: ok only after the broker's confirm (basic.ack); fail after a
@@ -28,6 +29,9 @@ durable quorum queue) and what their outcomes mean:
              quorum queue until it settles them, so "leased" is 0 exactly when no message
              is leased (it counts channels, not messages). RabbitMQ answers (0, 0) when the
              queue's leader does not answer within 250 ms: trust it right after a get-empty.
+             A classic queue counts only basic.consume consumers: there "leased" is always
+             0, and a drain relies on the harness having closed every other client's
+             connection (which returns their leases) before it starts.
 
 status() names a "leader" although a RabbitMQ cluster has none (each quorum queue
 has its own): every node keeps a durable classic queue `faultbed.member.<node>` on
@@ -57,7 +61,7 @@ log = logging.getLogger(__name__)
 # pika logs every failed connection attempt as an error; here they are outcomes, not news.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
 
-QUORUM_QUEUE = {"x-queue-type": "quorum"}
+QUEUE_ARGUMENTS = {"quorum": {"x-queue-type": "quorum"}, "classic-mirrored": {"x-queue-type": "classic"}}
 MEMBER_QUEUE_PREFIX = "faultbed.member."
 MEMBER_QUEUE = {"x-queue-type": "classic"}
 CLOSE_GRACE = 0.5         # seconds a polite connection.close may take before the socket is dropped
@@ -73,9 +77,10 @@ class _Lost(ConnectionError):
 class RabbitMQClient:
     """Client protocol implementation for RabbitMQ (see cluster.systems.Client)."""
 
-    def __init__(self, address: tuple[str, int], node: str, timeout: float) -> None:
+    def __init__(self, address: tuple[str, int], node: str, timeout: float, queue_type: str = "quorum") -> None:
         self.address = address
         self.node = node
+        self.queue_arguments = QUEUE_ARGUMENTS[queue_type]
         self.connect_timeout = timeout
         self._ioloop = IOLoop()
         self._ioloop.activate_poller()
@@ -273,7 +278,7 @@ class RabbitMQClient:
         elif self._channel is None or not self._channel.is_open:
             self._open_channel(deadline)
         if queue is not None and queue not in self._declared:
-            self._declare(queue, deadline, arguments=QUORUM_QUEUE)
+            self._declare(queue, deadline, arguments=self.queue_arguments)
             self._declared.add(queue)
 
     def _declare(self, queue: str, deadline: float, passive: bool = False,
