@@ -7,7 +7,9 @@ its first anomaly, remove faults (delta debugging, Zeller's ddmin), move the fau
 start of the run, cut the time limit to what the last fault and the failures observed need,
 close the gaps between the faults, halve each fault's duration, cut the time limit again.
 No run starts whose time limit no longer fits in the budget (setup and checking come on
-top); the smallest candidate confirmed so far is the answer.
+top); the smallest candidate confirmed so far is the answer. With `confirm`, that answer
+is replayed `confirm` more times and kept only when `confirm_needed` of them fail (a
+candidate kept by luck, for a bug seen in some runs only, gives way to the next larger).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ GAP = 1.0             # seconds between one fault's stop and the next one's star
 TAIL = 2.0            # seconds of run kept after the last fault stops (or the last anomaly seen)
 MIN_DURATION = 0.5    # a fault is never halved below this many seconds
 HALVINGS = 3          # at most this many halvings of one fault's duration
+CONFIRMED_CANDIDATES = 3  # failing candidates confirmed at most, smallest first
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,14 @@ class Policy:
     tries: int = 3
     needed: int = 2
     budget: float = 900.0  # seconds of wall time for the whole search
+    confirm: int = 0       # then replay the minimal candidate this many more times...
+    confirm_needed: int = 0  # ...and keep it only when this many of them fail (else the next larger)
 
     def __post_init__(self) -> None:
         if not 1 <= self.needed <= self.tries:
             raise ValueError(f"needed ({self.needed}) must be between 1 and tries ({self.tries})")
+        if not 0 <= self.confirm_needed <= self.confirm:
+            raise ValueError(f"confirm_needed ({self.confirm_needed}) must be between 0 and confirm ({self.confirm})")
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class ShrinkResult:
     runs: int
     seconds: float
     budget_spent: bool
+    confirmations: tuple[Attempt, ...] = ()  # the confirming replays, smallest candidate first
 
 
 class Shrinker:
@@ -200,10 +208,32 @@ class Shrinker:
                 self._cut_time(current)
         except BudgetSpent:
             spent = True
-        best = self.best
+        best, confirmations = self._confirm()
         return ShrinkResult(original, best.candidate if best else None,
                             _failing_dir(best) if best else None, tuple(self.attempts), self.runs,
-                            self.clock() - self.started, spent)
+                            self.clock() - self.started, spent, confirmations)
+
+    def _confirm(self) -> tuple[Attempt | None, tuple[Attempt, ...]]:
+        """The smallest failing candidate that still fails in `confirm_needed` of `confirm` more
+        runs (a lucky candidate that passed `needed` of `tries` by chance is replaced by the next
+        larger one, at most CONFIRMED_CANDIDATES tried); the best so far when not confirming."""
+        if not self.policy.confirm or self.best is None:
+            return self.best, ()
+        failing = sorted((a for a in self.attempts if a.fails), key=lambda a: _size(a.candidate))
+        confirmations = []
+        for attempt in failing[:CONFIRMED_CANDIDATES]:
+            spec_schedule = attempt.candidate.schedule(self.base)
+            trials = [self.runner(attempt.candidate.spec(self.spec, spec_schedule), spec_schedule)
+                      for _ in range(self.policy.confirm)]
+            self.runs += len(trials)
+            failed = sum(t.valid is False for t in trials)
+            confirmed = Attempt(attempt.candidate, trials, failed >= self.policy.confirm_needed)
+            confirmations.append(confirmed)
+            log.info("shrink: confirming %s: %d of %d runs invalid", attempt.candidate.describe(), failed,
+                     len(trials))
+            if confirmed.fails:
+                return confirmed, tuple(confirmations)
+        return None, tuple(confirmations)
 
     def _start(self, original: Candidate) -> Candidate | None:
         """The run cut just after its first anomaly, when that still fails; else the run itself."""
@@ -319,11 +349,14 @@ def _truncate(faults: Sequence[Fault], limit: float) -> tuple[Fault, ...]:
                  for f in faults if f.start < limit)
 
 
+def _size(c: Candidate) -> tuple[int, float, float]:
+    """Fewer faults, then a shorter run, then less time under faults."""
+    return len(c.faults), c.time_limit, sum(f.duration for f in c.faults)
+
+
 def _not_larger(a: Candidate, b: Candidate) -> bool:
-    """Fewer faults, then a shorter run, then less time under faults (a later equal one wins)."""
-    def size(c: Candidate) -> tuple[int, float, float]:
-        return len(c.faults), c.time_limit, sum(f.duration for f in c.faults)
-    return size(a) <= size(b)
+    """`a` is no larger than `b` (a later equal one wins)."""
+    return _size(a) <= _size(b)
 
 
 def _failing_dir(attempt: Attempt) -> str | None:

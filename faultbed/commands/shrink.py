@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from faultbed import store
 from faultbed.checkers.result import EXIT_INVALID, EXIT_UNKNOWN
@@ -21,7 +22,7 @@ from faultbed.errors import FaultbedError
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.nemesis.schedule import Schedule
 from faultbed.run_files import read_results, read_schedule, read_spec
-from faultbed.shrink import Policy, Shrinker, ShrinkResult, Trial
+from faultbed.shrink import Attempt, Policy, Shrinker, ShrinkResult, Trial
 from faultbed.spec import TestSpec
 
 HELP = "shrink a failing run to the fewest faults and the shortest run that still fail"
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=900.0,
                         help="seconds for the whole search; then the smallest failing candidate so far "
                              "(default 900)")
+    parser.add_argument("--confirm", type=int, default=0, metavar="N",
+                        help="replay the minimal candidate N more times at the end (default 0: not)")
+    parser.add_argument("--confirm-needed", type=int, default=None, metavar="K",
+                        help="keep it only when K of those N fail, else confirm the next larger failing "
+                             "candidate (default: 8 in 10 of N, rounded up)")
     parser.add_argument("--store", help="where the candidates' runs go (default: STORE/shrink/<run name>)")
 
 
@@ -49,6 +55,9 @@ def execute(args: argparse.Namespace) -> int:
         raise FaultbedError(f"{args.run_dir}: not a results directory (no {store.SPEC})")
     if not (1 <= args.needed <= args.tries <= 100):
         raise FaultbedError("--needed and --tries: 1 <= --needed <= --tries <= 100")
+    confirm_needed = args.confirm_needed if args.confirm_needed is not None else -(-args.confirm * 8 // 10)
+    if not (0 <= confirm_needed <= args.confirm <= 100):
+        raise FaultbedError("--confirm and --confirm-needed: 0 <= --confirm-needed <= --confirm <= 100")
     if not 0 < args.budget <= 7 * 86_400:
         raise FaultbedError("--budget must be between 0 (excluded) and 604800 seconds")
     spec = _system_file(read_spec(original), original)
@@ -61,7 +70,8 @@ def execute(args: argparse.Namespace) -> int:
     trials = args.store or os.path.join(os.path.dirname(os.path.dirname(original)), "shrink",
                                         os.path.basename(original))
     spec = spec.replace(store=trials)
-    policy = Policy(tries=args.tries, needed=args.needed, budget=args.budget)
+    policy = Policy(tries=args.tries, needed=args.needed, budget=args.budget, confirm=args.confirm,
+                    confirm_needed=confirm_needed)
     print(f"shrink: {len(schedule.events) // 2} fault(s), {spec.time_limit:g}s; a candidate fails when "
           f"{policy.needed} of {policy.tries} runs are invalid; budget {policy.budget:g}s; runs in {trials}",
           file=sys.stderr)
@@ -108,6 +118,13 @@ def first_anomaly(results: dict) -> float | None:
 
 def _print_result(result: ShrinkResult, original: Schedule) -> int:
     budget = " (budget spent)" if result.budget_spent else ""
+    for confirmation in result.confirmations:
+        failed = sum(t.valid is False for t in confirmation.trials)
+        print(f"shrink: confirming {confirmation.candidate.describe()}: {failed} of {len(confirmation.trials)} "
+              f"runs invalid{'' if confirmation.fails else ' (not enough)'}")
+    if result.minimal is None and result.confirmations:
+        print(f"shrink: no failing candidate failed often enough again ({result.runs} runs, {result.seconds:.0f}s)")
+        return EXIT_UNKNOWN
     if result.minimal is None or result.run_dir is None:
         print(f"shrink: the failure did not reproduce in {result.runs} run(s), {result.seconds:.0f}s{budget}")
         return EXIT_UNKNOWN
@@ -122,15 +139,19 @@ def _print_result(result: ShrinkResult, original: Schedule) -> int:
     return EXIT_INVALID
 
 
+def _attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {"candidate": attempt.candidate.describe(), "fails": attempt.fails,
+            "runs": [{"valid": t.valid, "run_dir": t.run_dir} for t in attempt.trials]}
+
+
 def _write_summary(root: str, original: str, result: ShrinkResult) -> None:
     """shrink.json in the candidates' store: every candidate tried, its runs and verdicts."""
     data = {
         "original": original, "minimal": result.minimal.describe() if result.minimal else None,
         "run_dir": result.run_dir, "runs": result.runs, "seconds": round(result.seconds, 1),
         "budget_spent": result.budget_spent,
-        "attempts": [{"candidate": a.candidate.describe(), "fails": a.fails,
-                      "runs": [{"valid": t.valid, "run_dir": t.run_dir} for t in a.trials]}
-                     for a in result.attempts]}
+        "attempts": [_attempt_json(a) for a in result.attempts],
+        "confirmations": [_attempt_json(a) for a in result.confirmations]}
     try:
         os.makedirs(root, exist_ok=True)
         with open(os.path.join(root, SUMMARY), "w", encoding="utf-8") as fh:
