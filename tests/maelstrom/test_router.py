@@ -201,3 +201,19 @@ def test_under_a_partition_no_byte_crosses_between_cut_nodes_and_traffic_resumes
             return all(_received_from(cluster, node, "n1")[1] > before[node][1] for node in ("n2", "n3"))
 
         wait_for(crossing, 15, "n1's messages to cross again after the heal", interval=0.2)
+
+
+@pytest.mark.parametrize("service, valid", [("lin-kv", True), ("seq-kv", False)])
+def test_services_keep_their_promise_lin_kv_is_linearizable_and_seq_kv_serves_stale_reads(tmp_path, service, valid):
+    # every node relays the client's read/write/cas to the service, which lives beside n1, through the mesh
+    store = tmp_path / "store"
+    proc = run_faultbed("run", "--bin", TINY, "--bin-arg=--via", "--bin-arg", service, "--workload", "lin-kv",
+                        "--nodes", "3", "--rate", "100", "--concurrency", "6", "--keys", "2", "--time-limit", "6",
+                        "--nemesis", "partition" if valid else "none", "--nemesis-interval", "2", "--seed", "3",
+                        "--quiet", "--store", str(store))
+    assert proc.returncode == (0 if valid else 1), proc.stdout + proc.stderr
+    run_dir = (store / "latest").resolve()
+    assert results(run_dir)["counts"]["ok"] > 100
+    if valid:  # n2's and n3's requests crossed their links to n1, where the services live
+        messages = describe_messages(str(run_dir))
+        assert messages["n2"]["sent"] > 20 and messages["n3"]["sent"] > 20, messages

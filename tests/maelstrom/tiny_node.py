@@ -3,7 +3,7 @@
 
 echo, generate, broadcast/read (flooding to every node, no retries), and lin-kv through a
 primary: n1 keeps the map, every other node forwards the client's request to n1 and relays
-its answer. `--misbehave exit|silent|garbage|crash-later` makes it a bad program on purpose.
+its answer (`--via lin-kv`, seq-kv or lww-kv: every node forwards to that service instead). `--misbehave exit|silent|garbage|crash-later` makes it a bad program on purpose.
 """
 
 import json
@@ -11,6 +11,7 @@ import sys
 import time
 
 mode = sys.argv[sys.argv.index("--misbehave") + 1] if "--misbehave" in sys.argv else ""
+via = sys.argv[sys.argv.index("--via") + 1] if "--via" in sys.argv else "n1"  # or a service: lin-kv, ...
 node_id = ""
 next_id = 0
 kv: dict = {}
@@ -82,10 +83,10 @@ for line in sys.stdin:
     elif kind in ("read", "write", "cas") and "key" not in body:
         reply(message, {"type": "read_ok", "messages": sorted(messages)})
     elif kind in ("read", "write", "cas"):
-        if node_id == "n1":
+        if node_id == via:
             reply(message, apply_kv(body))
         else:
-            forwarded = send("n1", {"type": kind, **{k: v for k, v in body.items() if k not in ("type", "msg_id")}})
+            forwarded = send(via, {"type": kind, **{k: v for k, v in body.items() if k not in ("type", "msg_id")}})
             pending[forwarded] = (message["src"], body["msg_id"])
     elif "in_reply_to" in body and body["in_reply_to"] in pending:
         client, client_msg = pending.pop(body["in_reply_to"])

@@ -4,6 +4,7 @@
     router.py     the per-node router process: runs the program, carries its messages over TCP
                   through the mesh, answers the workers' clients
     client.py     the client the workers use (a Maelstrom client id per connection)
+    services.py   lin-kv, seq-kv and lww-kv, hosted in the first node's router
 
 Each node is a router process (its ports: `peer`, dialled by the other routers through the
 mesh, and `client`) whose child is the user's program. The workload is also the codec the

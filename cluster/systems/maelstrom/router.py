@@ -13,7 +13,9 @@ once `init_ok` came back opens its two ports:
 
 Every line the program prints on stdout is routed by its `dest`: a node (over TCP to that
 node's proxy address; a connection per peer, reconnected after any trouble), a client, or
-a service (lin-kv, seq-kv, lww-kv; see services.py). The program's stderr is the node's log.
+a service (lin-kv, seq-kv, lww-kv: services.py; they live in the first node's router, and the
+other routers reach them over their link to it). The program's stderr is the node's log.
+A peer connection begins with a line naming the router it comes from ({"link": "n2"}).
 Counts of messages and bytes sent to and received from each peer are written to
 `maelstrom-counts.json` in the data directory (cumulative over restarts), so the report can
 show what the mesh delivered and dropped.
@@ -35,6 +37,7 @@ import signal
 import sys
 from typing import Any
 
+from faultbed.cluster.systems.maelstrom.services import SERVICES, ServiceHost
 from faultbed.message_counts import COUNTS_FILE
 from faultbed.cluster.systems.maelstrom.protocol import MAX_LINE, ProtocolError, decode, encode, is_client, shown
 
@@ -134,6 +137,7 @@ class PeerLink:
                 delay = min(delay * 2, RECONNECT_DELAY[1])
                 continue
             delay = RECONNECT_DELAY[0]
+            writer.write(encode({"link": self.router.node}))  # which router the connection comes from
             self.connected = self.ever_connected = True
             closed = asyncio.ensure_future(reader.read())  # the peer never writes back: this is EOF
             try:
@@ -176,7 +180,7 @@ class Router:
         self.clients: dict[str, asyncio.StreamWriter] = {}
         self.program: asyncio.subprocess.Process | None = None
         self.init_ok: asyncio.Future[dict[str, Any]] | None = None
-        self.services: Any = None  # set by services.attach when the run hosts services
+        self.services = ServiceHost(plan["data_dir"], self.from_service) if self.node == self.nodes[0] else None
 
     # -- the program ---------------------------------------------------------------------
     async def start_program(self) -> None:
@@ -243,26 +247,35 @@ class Router:
             self.peers[dest].send(line)
         elif is_client(dest) and dest in self.clients:
             self.clients[dest].write(line)
-        elif self.services is not None and self.services.handles(dest):
-            self.services.send(line)
+        elif dest in SERVICES:
+            if self.services is not None:
+                self.services.handle(message)
+            else:
+                self.peers[self.nodes[0]].send(line)  # the services live beside the first node
         else:
             self.counts.add("unroutable", dest)
             log.debug("%s: no route to %s", self.node, dest)
 
+    def from_service(self, message: dict[str, Any]) -> None:
+        """A service's answer: to our own program, or over the link to the node that asked."""
+        if message["dest"] == self.node:
+            self.to_program(encode(message))
+        elif message["dest"] in self.peers:
+            self.peers[message["dest"]].send(encode(message))
+
     # -- ports ---------------------------------------------------------------------------
     async def serve_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        src = None  # a connection carries one peer's messages: its first line says which peer
         try:
+            hello = json.loads(await reader.readline())  # {"link": "n2"}: the router at the other end
+            link = str(hello["link"])
             while line := await reader.readline():
-                if src is None:
-                    try:
-                        src = decode(line)["src"]
-                    except ProtocolError:
-                        continue
-                self.counts.add("received", src, len(line))
-                self.to_program(line)
-        except (OSError, ValueError):
-            pass
+                self.counts.add("received", link, len(line))
+                if self.services is not None and self.services.handles(_dest(line)):
+                    self.services.handle(decode(line))
+                else:
+                    self.to_program(line)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a line that is no message (ProtocolError is a ValueError) ends the connection
         finally:
             writer.close()
 
@@ -326,6 +339,11 @@ class Router:
                 self.program.kill()
             except ProcessLookupError:
                 pass
+
+
+def _dest(line: bytes) -> str:
+    """The `dest` of a line from a peer router (only a service's name matters here)."""
+    return str(decode(line)["dest"])
 
 
 def main(argv: list[str] | None = None) -> int:
