@@ -58,9 +58,11 @@ def find_runs(root: str) -> list[str]:
     return found
 
 
-def merge_stores(sources: list[str], into: str, host: str | None = None) -> dict[str, list[Merged]]:
+def merge_stores(sources: list[str], into: str, host: str | None = None,
+                 relabel: bool = False) -> dict[str, list[Merged]]:
     """Copy every run under each of `sources` into the store `into` (see the module's docstring);
-    what became of each source's runs. `host` names runs that carry no origin.json (older runs).
+    what became of each source's runs. `host` names runs that carry no origin.json (older runs),
+    or every run when `relabel` (pulled from an inventory's host: the name the inventory gives it).
 
     Every source is checked before anything is copied.
     """
@@ -75,12 +77,15 @@ def merge_stores(sources: list[str], into: str, host: str | None = None) -> dict
         os.makedirs(into, exist_ok=True)
     except OSError as exc:
         raise FaultbedError(f"--into {into}: cannot create it: {exc.strerror}") from exc
-    return {source: [merge_run(run_dir, into, host) for run_dir in find_runs(source)] for source in sources}
+    return {source: [merge_run(run_dir, into, host, relabel) for run_dir in find_runs(source)]
+            for source in sources}
 
 
-def merge_run(run_dir: str, into: str, host: str | None = None) -> Merged:
+def merge_run(run_dir: str, into: str, host: str | None = None, relabel: bool = False) -> Merged:
     """Copy one run into the store `into` (skipped when the same run is there already)."""
     origin = store.read_origin(run_dir) or {"host": host or "unknown", "path": os.path.abspath(run_dir)}
+    if relabel and host is not None and origin["host"] != host:
+        origin = {**origin, "host": host, "hostname": origin["host"]}  # the name it gave itself stays
     ran_on = origin["host"] if store.HOST_NAME.fullmatch(origin["host"]) else "unknown"
     group = os.path.basename(os.path.dirname(os.path.abspath(run_dir))) or "runs"
     name = os.path.basename(os.path.abspath(run_dir)).partition(store.HOST_MARK)[0]
@@ -97,7 +102,9 @@ def merge_run(run_dir: str, into: str, host: str | None = None) -> Merged:
     staging = os.path.join(parent, f".{uuid.uuid4().hex[:8]}.merging")
     try:
         shutil.copytree(run_dir, staging, symlinks=True, copy_function=_copy_regular_file)
-        store.write_json(staging, store.ORIGIN, {**origin, "merged_from": os.path.abspath(run_dir)})
+        # a pulled run's copy was a temporary one: its origin path (on its host) is the whole story
+        noted = origin if relabel else {**origin, "merged_from": os.path.abspath(run_dir)}
+        store.write_json(staging, store.ORIGIN, noted)
         _point_replay_at(staging, target)
         os.rename(staging, target)
     except OSError as exc:

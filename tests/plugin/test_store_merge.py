@@ -123,3 +123,35 @@ def test_merge_command_refuses_bad_input_in_one_line_and_copies_nothing(tmp_path
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not os.path.exists(os.path.join(into, "raftkv-register"))
+
+
+def refused_inventory(tmp_path) -> str:
+    """An inventory whose only host refuses connections (a loopback port nothing listens on)."""
+    from faultbed.cluster.ports import PortReservation
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    (tmp_path / "known_hosts").write_text("")
+    with PortReservation() as ports:
+        port = ports.take()[0]  # reserved, so nobody else listens there while the test runs
+        inventory = tmp_path / "hosts.toml"
+        inventory.write_text(f'[defaults]\nkey = "{key}"\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
+                             f'[hosts.h1]\naddress = "127.0.0.1"\nport = {port}\n')
+        return str(inventory)
+
+
+@pytest.mark.parametrize("case", ["refused", "unknown-only", "bad-inventory"])
+def test_pull_refuses_an_unreachable_host_or_a_bad_inventory_in_one_line(tmp_path, case):
+    inventory = refused_inventory(tmp_path)
+    if case == "bad-inventory":
+        (tmp_path / "bad.toml").write_text('[hosts.h1]\naddress = "127.0.0.1"\npassword = "x"\n')
+        inventory = str(tmp_path / "bad.toml")
+    extra = ["--only", "h9"] if case == "unknown-only" else []
+    into = tmp_path / "all"
+    proc = faultbed("store", "pull", "--hosts", inventory, "--from", "/var/tmp/store", "--into", str(into), *extra)
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert {"refused": "host h1 (root@127.0.0.1:", "unknown-only": "--only: h9 not in",
+            "bad-inventory": "unknown key(s) password"}[case] in line
+    assert not into.exists() or not any(into.iterdir())
