@@ -32,7 +32,7 @@ def describe(result: RunResult) -> str:
     shown = f", first anomaly at {result.anomaly:.1f}s" if result.anomaly is not None else ""
     trouble = (f", {result.nemesis_errors} nemesis error(s)" if result.nemesis_errors else "") + \
         (f", {result.recoveries} toxiproxy recovery event(s)" if result.recoveries else "")
-    tail = f": {result.error_line}" if result.error_line else ""
+    tail = f": {result.error_line}" if result.error_line else (f" [{result.findings}]" if result.findings else "")
     return f"  seed {result.seed}: {result.verdict}{shown}{trouble} ({result.elapsed:.0f}s) {result.run_dir}{tail}"
 
 

@@ -1,8 +1,11 @@
 """A checker's verdict as plain data, the one shape of a checker, and check_safe.
 
 A checker is `check(history, spec, out_dir) -> Result` (Jepsen's `check [checker test
-history opts]`): `history` the run's events, `out_dir` where it may write files (None
-when there is nowhere). Verdicts merge as Jepsen's do; `check_safe` turns a checker
+history opts]`): `history` the run's events, `out_dir` the run's results directory, where
+the run's own files are (data/ with the nodes' data directories, nodes/ with their logs;
+raft-invariants reads traces there) and where a checker may write its files; None for a
+bare history (no run around it). A run and `faultbed check RUN_DIR` both pass the run's
+directory. Verdicts merge as Jepsen's do; `check_safe` turns a checker
 that raises into an `unknown` Result with the error, as Jepsen's check-safe does.
 """
 

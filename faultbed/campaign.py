@@ -28,6 +28,13 @@ class RunResult:
     nemesis_errors: int
     recoveries: int
     error_line: str
+    findings: str = ""  # the summaries of the checkers that did not find the run valid
+
+
+def findings_of(results: dict[str, Any]) -> str:
+    """`queue: lost 3 ...` for every checker whose verdict is not valid."""
+    return "; ".join(f"{r.get('checker')}: {r.get('summary')}" for r in results.get("results", [])
+                     if r.get("valid") is not True)
 
 
 def first_anomaly_seconds(results: dict[str, Any]) -> float | None:
@@ -82,12 +89,13 @@ def run_once(args: Sequence[str], seed: int, store: str) -> RunResult:
     elapsed = time.monotonic() - start
     verdict = VERDICTS.get(code, "hung" if code == -1 else f"exit {code}")
     run_dir = os.path.realpath(os.path.join(own_store, "latest"))
-    anomaly = None
+    anomaly, findings = None, ""
     results_path = os.path.join(run_dir, "results.json")
-    if verdict == "invalid" and os.path.exists(results_path):
+    if verdict in ("invalid", "unknown") and os.path.exists(results_path):
         with open(results_path, encoding="utf-8") as fh:
-            anomaly = first_anomaly_seconds(json.load(fh))
+            results = json.load(fh)
+        anomaly, findings = first_anomaly_seconds(results), findings_of(results)
     errors, recoveries = nemesis_trouble(run_dir)
     lines = stderr.strip().splitlines()
     error_line = lines[-1] if lines and verdict not in ("valid", "invalid", "unknown") else ""
-    return RunResult(seed, verdict, anomaly, run_dir, elapsed, errors, recoveries, error_line)
+    return RunResult(seed, verdict, anomaly, run_dir, elapsed, errors, recoveries, error_line, findings)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
 from faultbed import plugins
-from faultbed.checkers.compose import checker_names, load_checker
+from faultbed.checkers.compose import checker_names, load_checker, system_checkers
 from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, check_imported
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.history import read_history
@@ -33,8 +33,10 @@ content; the model defaults to what the history implies: a faultbed run's worklo
 (multi-register when it has :txn ops, mutex for :acquire/:release).
 
 A faultbed run (spec.json beside its history) is re-checked by every checker its
-workload lists (idempotency, queue, ... and linearizability), unless --model asks
-for linearizability alone; its line names each checker's verdict and summary.
+workload lists (idempotency, queue, ... and linearizability) and those its system
+adds (raft-invariants on the nodes' Raft traces kept in the run's data/), unless
+--model asks for linearizability alone; its line names each checker's verdict and
+summary.
 
 Which files of a directory are histories: a results directory (one holding
 history.jsonl) gives its history.jsonl only. Elsewhere every file named *.jsonl or
@@ -264,12 +266,15 @@ def _print(outcome: Checked, as_json: bool) -> None:
 def _workload_results(path: str, history: ImportedHistory, args: argparse.Namespace,
                       initial: Any) -> list[Result]:
     """A faultbed run's history re-checked by every checker of its workload (read from spec.json
-    beside it), each through check_safe; [] when linearizability alone (the fast path) is wanted.
-    Linearizability of a workload with a known model keeps its fast path (Go reads the file)."""
+    beside it) and those its system adds (raft-invariants on the nodes' traces in the run's data/),
+    each through check_safe with the run directory, as the run itself was checked; [] when
+    linearizability alone (the fast path) is wanted. Linearizability of a workload with a known
+    model keeps its fast path (Go reads the file)."""
     if args.model is not None or args.format not in (None, "faultbed") or history.workload is None:
         return []
-    spec = read_spec(os.path.dirname(os.path.abspath(path)))
-    names = plugins.workload(spec.workload).checkers
+    run_dir = os.path.dirname(os.path.abspath(path))
+    spec = read_spec(run_dir)
+    names = tuple(plugins.workload(spec.workload).checkers) + system_checkers(spec, run_dir)
     fast = LINEARIZABLE.name in names and history.model is not None
     others = [name for name in names if not (fast and name == LINEARIZABLE.name)]
     if not others:
@@ -277,7 +282,7 @@ def _workload_results(path: str, history: ImportedHistory, args: argparse.Namesp
     others = list(checker_names(others))  # and stats: an empty run is unknown, never a vacuous valid
     results = [check_imported(history, None, initial, args.timeout, None, False, args.memory_limit)] if fast else []
     events = read_history(path)
-    return results + [check_safe(load_checker(name), events, spec, None) for name in others]
+    return results + [check_safe(load_checker(name), events, spec, run_dir) for name in others]
 
 
 def _line(outcome: Checked) -> str:

@@ -193,3 +193,32 @@ def test_the_report_shows_the_violating_trace_lines() -> None:
     html = _checkers_section({"results": [result.to_json()]})
     assert "election-safety on n2: two leaders in term 3" in html
     assert html.count("<td>n1</td><td>3</td>") == 1 and html.count("<td>n2</td><td>3</td>") == 1
+
+
+def test_faultbed_check_of_a_run_directory_runs_raft_invariants_on_its_traces(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`faultbed check RUN_DIR` judges a run as the run itself was judged: its history by the
+    workload's checkers and its nodes' traces (RUN_DIR/data/) by raft-invariants."""
+    from faultbed.cli import main
+    from faultbed.history import HistoryWriter
+
+    def run_dir(name: str, traces: tuple[Trace, ...]) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        write_run(path, list(traces))
+        (path / "spec.json").write_text(json.dumps(TestSpec(system="raftkv", nodes=3).to_json()))
+        with HistoryWriter(str(path / "history.jsonl")) as history:
+            history.complete(history.invoke(0, "write", "k1", 1), "ok", 1)
+            history.complete(history.invoke(1, "read", "k1"), "ok", 1)
+        return path
+
+    n1, n2, n3 = replicated()
+    two_leaders = run_dir("two-leaders", (n1, n2.add("role", role="leader", term=1), n3))
+    fine = run_dir("fine", replicated(term=2))
+    assert main(["check", str(two_leaders)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("INVALID ") and "raft-invariants: INVALID" in out and "election-safety" in out, out
+    assert main(["check", str(fine), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert [(r["checker"], r["valid"]) for r in line["results"]] == [
+        ("linearizable", True), ("raft-invariants", True), ("stats", True)], line
