@@ -1,6 +1,7 @@
 """A correct system through a system file on the local backend: raftkv described by
 examples/systems/raftkv.toml, copied outside the repository, valid under partitions and kills,
-and replayable from anywhere (also once the file is gone: the run keeps a copy)."""
+its nodes' Raft traces (the file's `raft_trace`) checked by raft-invariants, and replayable
+from anywhere (also once the file is gone: the run keeps a copy)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def test_raftkv_by_file_is_valid_under_partitions_and_kills_and_replays_from_any
     run_dir = (store / "latest").resolve()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is True and results["counts"]["ok"] > 100, results["counts"]
+    raft = next(r for r in results["results"] if r["checker"] == "raft-invariants")  # the file's raft_trace
+    assert raft["valid"] is True and set(raft["details"]["nodes"]) == {"n1", "n2", "n3"}, raft
+    assert min(raft["details"]["nodes"].values()) > 10, raft["details"]["nodes"]
     spec = json.loads((run_dir / "spec.json").read_text())
     assert spec["system"] == str(mine / "raftkv.toml"), "the spec names the file by its absolute path"
     assert (run_dir / "system.toml").read_text() == RAFTKV_FILE.read_text(), "the run keeps a copy of the file"

@@ -94,6 +94,12 @@ CASES = [
      "node.files.c.mode: 'rw' is not an octal file mode"),
     ("node-file-placeholder", ('[node.lists.peers]', '[node.files]\n"c" = "port {port.api}"\n[node.lists.peers]'),
      "node.files.c: unknown placeholder {port.api}"),
+    ("raft-trace-outside-data-dir", ('description =', 'raft_trace = "../trace.jsonl"\ndescription ='),
+     "raft_trace: '../trace.jsonl' must be a relative path inside the node's data directory"),
+    ("raft-trace-absolute", ('description =', 'raft_trace = "/tmp/trace.jsonl"\ndescription ='),
+     "raft_trace: '/tmp/trace.jsonl' must be a relative path"),
+    ("raft-trace-not-a-string", ('description =', 'raft_trace = true\ndescription ='),
+     "raft_trace: must be a string"),
     ("docker-file-missing", ('[client]', '[docker]\nfiles = { "/opt/x" = "./no-such-file" }\n[client]'),
      "docker.files./opt/x: no such file"),
 ]

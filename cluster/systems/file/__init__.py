@@ -39,7 +39,7 @@ class FileSystem:
         self.workloads = spec.workloads
         self.traits = SystemTraits(backends=spec.backends, ready_timeout=spec.ready_timeout, delivery=spec.delivery,
                                    image_packages=spec.packages, image_files=tuple(sorted(spec.files.items())),
-                                   data_files=spec.data_files, durable=spec.durable)
+                                   data_files=spec.data_files, durable=spec.durable, raft_trace=spec.raft_trace)
         self.path = spec.path
         self._clients: dict[tuple[str, ...], schema.Client] = {(): spec.client}
         self._logs: dict[str, tuple[str, int]] = {}   # node -> its log file and its size at the last start

@@ -77,13 +77,23 @@ def _parse(path: str, top: Table) -> SystemFile:
     packages, files = _docker(top, os.path.dirname(path))
     data_files = top.strings("data_files")
     durable = top.get("durable", bool, False)
+    raft_trace = _raft_trace(top)
     top.done()
     return SystemFile(
         path=path, name=name, description=description, workloads=workloads, backends=backends,
         ready_timeout=top_timeout or ready_timeout or DEFAULT_READY_TIMEOUT, delivery=delivery, ports=ports,
         command=command, restart_command=restart, env=env, node_files=node_files, lists=lists, ready=ready, leader=leader,
         client=client, client_table=raw_client, bugs=bugs, packages=packages, files=files,
-        data_files=data_files, durable=bool(durable))
+        data_files=data_files, durable=bool(durable), raft_trace=raft_trace)
+
+
+def _raft_trace(top: Table) -> str:
+    """`raft_trace`: where a node writes its Raft trace, a relative path inside its data directory."""
+    trace = top.text("raft_trace", default="")
+    if top.has("raft_trace") and (not trace or os.path.isabs(trace) or os.pardir in trace.split("/")
+                                  or "\n" in trace):
+        top.fail("raft_trace", f"{trace[:60]!r} must be a relative path inside the node's data directory")
+    return os.path.normpath(trace) if trace else ""
 
 
 def _ports(top: Table) -> dict[str, str]:

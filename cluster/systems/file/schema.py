@@ -132,6 +132,7 @@ class SystemFile:
     files: Mapping[str, str]            # absolute path in the image -> absolute path on this machine
     data_files: tuple[str, ...] = ()    # globs under the node's data dir: what `corrupt` may damage
     durable: bool = False               # promises acknowledged writes survive a power loss
+    raft_trace: str = ""                # its Raft trace, relative to the node's data dir (docs/RAFT-TRACE.md)
 
     @property
     def directory(self) -> str:

@@ -64,6 +64,7 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)
 QUEUE_ARGUMENTS = {"quorum": {"x-queue-type": "quorum"}, "classic-mirrored": {"x-queue-type": "classic"}}
 MEMBER_QUEUE_PREFIX = "faultbed.member."
 MEMBER_QUEUE = {"x-queue-type": "classic"}
+STACK_TIMEOUT_MARGIN = 5.0  # pika's handshake timeout, beyond ours: its abort trips its own assertion
 CLOSE_GRACE = 0.5         # seconds a polite connection.close may take before the socket is dropped
 PRECONDITION_FAILED = 406
 NOT_FOUND = 404
@@ -238,7 +239,7 @@ class RabbitMQClient:
             host=self.address[0], port=self.address[1], credentials=pika.PlainCredentials("guest", "guest"),
             connection_attempts=1, retry_delay=0, heartbeat=0,
             socket_timeout=max(0.1, deadline - time.monotonic()),
-            stack_timeout=max(0.1, deadline - time.monotonic()))
+            stack_timeout=max(0.1, deadline - time.monotonic()) + STACK_TIMEOUT_MARGIN)
         self._connection_error = None
         self._connection = pika.SelectConnection(
             parameters, on_open_callback=lambda connection: answer.append(None),
@@ -309,8 +310,18 @@ class RabbitMQClient:
         return self._channel
 
     def _close_connection(self, connection: pika.SelectConnection) -> None:
-        """connection.close, given CLOSE_GRACE to complete; then the socket is dropped."""
+        """connection.close, given CLOSE_GRACE to complete; then the socket is dropped.
+
+        A connection still in its handshake (a broker too slow to answer before the connect
+        timeout) is dropped at once, as if the broker had gone: pika 1.2's close() of an opening
+        connection completes its connection workflow with the exception's class instead of an
+        instance, and the I/O loop then fails an assertion (AssertionError: Expected self conn=...).
+        pika's own stack timeout would do the same, so it is set beyond our deadline (see _open)."""
         try:
+            if not (connection.is_open or connection.is_closing):
+                # the reason pika's stream teardown expects (it asserts one is set)
+                connection._error = pika.exceptions.AMQPConnectionError("handshake not done before the timeout")  # noqa: SLF001
+                raise TimeoutError("still opening")
             if not connection.is_closing:
                 connection.close()
             self._run_until(lambda: bool(connection.is_closed), time.monotonic() + CLOSE_GRACE)
