@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FAULTBED := $(VENV)/bin/faultbed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint bench campaign campaign-maelstrom chaos images gc clean
+.PHONY: setup run test test-fast lint bench campaign campaign-maelstrom campaign-rabbitmq chaos images gc clean
 
 setup:
 	@scripts/setup
@@ -30,6 +30,7 @@ bench: setup images
 
 # The harness's reliability gate: correct raftkv under every fault kind; every run must give a verdict.
 CAMPAIGN_RUNS ?= 50
+CAMPAIGN_RUNS_RABBITMQ ?= 10
 CAMPAIGN_PARALLEL ?= 2
 CAMPAIGN_SEED ?= 7000
 # Spread over hosts or CI jobs: CAMPAIGN_SHARD=i/n on each (i = 1..n), CAMPAIGN_STORE=DIR to keep the runs
@@ -44,6 +45,16 @@ campaign: setup
 # Issue 12's done-when: the Maelstrom test subjects (correct: valid in every run; planted bugs: detected).
 campaign-maelstrom: setup
 	$(PY) -m bench.maelstrom_campaigns --runs $(or $(MAELSTROM_RUNS),10) --parallel $(CAMPAIGN_PARALLEL)
+
+# RabbitMQ classic mirrored queues (Jepsen 2014's setup) and quorum queues, the control, under the same
+# schedules: 5 nodes, random-halves partitions of 7.5 s to 15 s (net_ticktime is 5 s), heal, drain.
+RABBITMQ_CAMPAIGN = --system rabbitmq --backend docker --nodes 5 --workload queue --nemesis partition \
+	--nemesis-interval 15 --time-limit 60
+campaign-rabbitmq: setup images
+	$(PY) -m bench.campaign --runs $(CAMPAIGN_RUNS_RABBITMQ) --parallel 2 --seed-base 1000 \
+		-- $(RABBITMQ_CAMPAIGN) --option queue-type=classic-mirrored
+	$(PY) -m bench.campaign --runs $(CAMPAIGN_RUNS_RABBITMQ) --parallel 2 --seed-base 1000 --expect valid \
+		-- $(RABBITMQ_CAMPAIGN)
 
 chaos: setup
 	$(PY) -m pytest -n 2 examples/chaos_suite

@@ -101,7 +101,7 @@ def chosen_options(system: "System", options: Mapping[str, Any]) -> dict[str, st
 
 def check_options(system: "System", label: str, options: Mapping[str, Any]) -> None:
     """FaultbedError unless every chosen system option is declared by `system` and has a value it offers."""
-    given = options.get(SYSTEM_OPTIONS) or {}
+    given = options.get(SYSTEM_OPTIONS, {})
     if not isinstance(given, Mapping):
         raise FaultbedError(f"spec options[{SYSTEM_OPTIONS!r}] must be a table of NAME: VALUE, not {str(given)[:40]}")
     declared = {option.name: option for option in system.traits.options}

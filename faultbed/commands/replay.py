@@ -11,6 +11,7 @@ from faultbed.checkers.result import verdict_word
 from faultbed import store
 from faultbed.commands.run import run_and_report
 from faultbed.errors import FaultbedError
+from faultbed.plan import resolve
 from faultbed.run_files import read_schedule, read_spec, stored_verdict
 from faultbed.spec import TestSpec
 
@@ -32,6 +33,10 @@ def execute(args: argparse.Namespace) -> int:
     # a run merged from another host replays into the store that holds it now, not the path it had there
     spec = spec.replace(store=args.store or store.home_store(original, spec.store))
     spec = _system_file(spec, original)
+    try:  # what the spec names (system, its options, bugs, faults) must exist still: said of spec.json
+        resolve(spec)
+    except FaultbedError as exc:
+        raise FaultbedError(f"{os.path.join(original, store.SPEC)}: {exc}") from exc
     schedule = read_schedule(original)
     before = stored_verdict(original)
     code, outcome = run_and_report(spec, quiet=args.quiet, junit=args.junit, schedule=schedule)

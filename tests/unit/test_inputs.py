@@ -32,6 +32,10 @@ BAD_RUN_FLAGS = [
     ["--keys", "0"], ["--keys", "1000000"], ["--seed", str(2**64)], ["--nodes", "1" + "0" * 5000],
     ["--rate", "10000", "--time-limit", "86400"], ["--disk-writeback", "nan"], ["--disk-writeback", "-1"],
     ["--disk-writeback", "inf"],
+    # system options: NAME=VALUE, a name the system declares, a value it offers
+    ["--option", "queue-type"], ["--option", "=quorum"], ["--option", "queue-type="], ["--option", "colour=red"],
+    ["--system", "rabbitmq", "--backend", "docker", "--workload", "queue", "--option", "queue-type=mirrored"],
+    ["--system", "rabbitmq", "--backend", "docker", "--workload", "queue", "--option", "ha-mode=all"],
 ]
 
 
@@ -105,6 +109,8 @@ BAD_SPECS: dict[str, str | None] = {
     "null system": '{"system": null}', "options a list": '{"options": []}', "unknown field": '{"colour": 1}',
     "huge integer": '{"seed": ' + "9" * 5000 + "}", "deep": '{"options": ' + "[" * 5000 + "]" * 5000 + "}",
     "check_timeout NaN-ish": '{"options": {"check_timeout": "soon"}}', "rate too high": '{"rate": 1e9}',
+    "system options a list": '{"options": {"system": []}}',
+    "an option raftkv lacks": '{"options": {"system": {"queue-type": "quorum"}}}',
 }
 
 
