@@ -7,9 +7,10 @@ import logging
 from typing import Any, Callable, Collection
 
 import docker.errors
+import requests.exceptions
 from docker.client import DockerClient
 
-from faultbed.cluster.docker.engine import LABEL_HARNESS, LABEL_RUN, docker_client, parallel
+from faultbed.cluster.docker.engine import API_TIMEOUT, LABEL_HARNESS, LABEL_RUN, docker_client, parallel
 from faultbed.cluster.registry import is_alive
 from faultbed.errors import SetupError
 
@@ -40,7 +41,7 @@ def gc_docker(include_live: bool = False, live_run_ids: Collection[str] | None =
     every run's. Without a reachable Docker engine there is nothing to remove: 0.
     """
     try:
-        client = docker_client(timeout=30)
+        client = docker_client(timeout=API_TIMEOUT)
     except SetupError as exc:
         log.debug("docker gc skipped: %s", exc)
         return 0
@@ -71,5 +72,8 @@ def _remove(what: str, remove: Callable[..., Any], *args: Any, **kwargs: Any) ->
         pass
     except docker.errors.DockerException as exc:
         log.warning("docker: cannot remove %s: %s", what, exc)
+        return None
+    except requests.exceptions.RequestException as exc:  # e.g. a busy engine's answer took too long
+        log.warning("docker: cannot remove %s: the engine did not answer (%s)", what, type(exc).__name__)
         return None
     return what
