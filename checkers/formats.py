@@ -25,6 +25,7 @@ from faultbed.history import (NEMESIS, events_of_lines, fault_color, open_histor
                               special_file_kind)
 
 FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
+STREAMED_FORMATS = ("faultbed", "porcupine-etcd")  # read by the checker itself (checkers/porcupine)
 OpRow = tuple[Any, ...]
 
 # Which model checks a faultbed run, by the spec's workload.
@@ -59,8 +60,8 @@ DETECT_CHARS = 1 << 16  # the format shows in the first line: large files are no
 def load_history(path: str, format: str | None = None, streamed: bool = False) -> ImportedHistory:
     """Read a history file in any known format (detected from its content unless given).
 
-    streamed: a faultbed JSONL history is left for the checker to read (`file`),
-    which is much faster and smaller than Python's dicts.
+    streamed: a faultbed JSONL history or a porcupine etcd log is left for the checker
+    to read (`file`), which is much faster and smaller than Python's dicts.
     """
     try:
         with open_history(path) as fh:
@@ -68,7 +69,7 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
             if not format and not text[:DETECT_CHARS - 1].strip():
                 text += fh.read()
             format = format or detect_format(text, path)
-            if format != "faultbed" or not streamed:
+            if format not in STREAMED_FORMATS or not streamed:
                 text += fh.read()
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read history: {exc.strerror or exc}") from exc
@@ -78,6 +79,8 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
         workload = workload_of(path)
         return ImportedHistory(path, "faultbed", [], [], [], model=WORKLOAD_MODELS.get(workload or ""),
                                workload=workload, file=path)
+    if format == "porcupine-etcd" and streamed:
+        return ImportedHistory(path, format, [], [], [], model="cas-register", file=path)
     if format == "faultbed":
         return import_faultbed(path, text)
     if format == "edn":

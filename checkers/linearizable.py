@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, rows_from_events
+from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, load_history, rows_from_events
 from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.checkers.shrink import first_anomaly
 from faultbed.errors import FaultbedError, HistoryError, SetupError
@@ -179,11 +179,12 @@ def check_imported(history: ImportedHistory, model: str | None = None, initial: 
     model = model or history.model or "kv"
     initial = initial if initial is not None else history.initial
     if history.file is not None and not visualize:
-        result = check_file(history.file, model, initial, timeout, memory_limit_mb)
+        result = check_file(history.file, model, initial, timeout, memory_limit_mb, history.format)
         if result is not None:
             return result
     if history.file is not None:
-        history = import_faultbed(history.file)
+        history = (import_faultbed(history.file) if history.format == "faultbed"
+                   else load_history(history.file, history.format))
     return check_operations(history.ops, model, initial, timeout, visualize, always_visualize,
                             history.annotations, history.where, memory_limit_mb)
 
@@ -213,11 +214,12 @@ def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, time
 
 
 def check_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
-               memory_limit_mb: float | None = None) -> Result | None:
-    """Check a faultbed JSONL history that Go reads itself; None when Go leaves the
-    file to Python's reader (anything unusual in it, which Python then names)."""
+               memory_limit_mb: float | None = None, format: str = "faultbed") -> Result | None:
+    """Check a history file that Go reads itself (faultbed JSONL, porcupine etcd log); None
+    when Go leaves the file to Python's reader (anything unusual in it, which Python then names)."""
     started = time.perf_counter()
-    answer = _call(model, initial, timeout, None, False, (), memory_limit_mb, history_file=path)
+    answer = _call(model, initial, timeout, None, False, (), memory_limit_mb, history_file=path,
+                   history_format=format)
     if answer.get("fallback") or answer.get("error_op", -1) >= 0:
         log.debug("%s: left to Python's reader: %s", path, answer["error"])
         return None
@@ -228,7 +230,7 @@ def check_file(path: str, model: str, initial: Any = None, timeout: float | None
 
 def _call(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
           annotations: Sequence[dict[str, Any]], memory_limit_mb: float | None,
-          ops: Sequence[OpRow] = (), history_file: str = "") -> dict[str, Any]:
+          ops: Sequence[OpRow] = (), history_file: str = "", history_format: str = "") -> dict[str, Any]:
     if model not in MODELS:
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if visualize:
@@ -242,6 +244,7 @@ def _call(model: str, initial: Any, timeout: float | None, visualize: str | None
         "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
         "visualize": visualize or "", "always_visualize": always_visualize,
         "ops": ops, "annotations": list(annotations), "history_file": history_file,
+        "history_format": history_format,
     })
     answer["memory_limit_mb"] = limit
     return answer

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
 import os
 import sys
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from faultbed.errors import FaultbedError
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from faultbed.cluster.systems import System
 
 KINDS = ("systems", "workloads", "faults", "checkers", "backends")
@@ -54,6 +55,8 @@ def registered(kind: str) -> dict[str, Plugin]:
     """Every plugin of `kind` installed as an entry point, by name (faultbed's own first)."""
     if kind not in KINDS:
         raise FaultbedError(f"unknown plugin kind {kind!r} (known: {', '.join(KINDS)})")
+    import importlib.metadata  # here: reading entry points costs start-up time few commands need
+
     found: dict[str, Plugin] = {}
     points = sorted(importlib.metadata.entry_points(group=GROUP_PREFIX + kind),
                     key=lambda point: (_origin(point) != BUILT_IN, point.name))

@@ -101,10 +101,19 @@ func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 
 // model is. Processes become dense client ids in order of appearance, because
 // the visualization draws one row per id from 0 to the largest.
 func readHistory(m *model, req *request) (history, error) {
-	if req.HistoryFile != "" {
+	var raw []rawOp
+	var latest int64
+	var err error
+	switch {
+	case req.HistoryFile == "":
+		raw, latest, err = readOps(req)
+	case req.HistoryFormat == "" || req.HistoryFormat == "faultbed":
 		return readJSONL(m, req.HistoryFile, req.Annotations)
+	case req.HistoryFormat == "porcupine-etcd":
+		raw, latest, err = readEtcdLog(req.HistoryFile)
+	default:
+		return history{}, fallback("no reader for the format %q", req.HistoryFormat)
 	}
-	raw, latest, err := readOps(req)
 	if err != nil {
 		return history{}, err
 	}

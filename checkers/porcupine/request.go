@@ -35,7 +35,8 @@ type request struct {
 	Visualize       string           `json:"visualize"`
 	AlwaysVisualize bool             `json:"always_visualize"`
 	Ops             opRows           `json:"ops"`
-	HistoryFile     string           `json:"history_file"` // instead of ops: a faultbed history.jsonl
+	HistoryFile     string           `json:"history_file"`   // instead of ops: a history file
+	HistoryFormat   string           `json:"history_format"` // faultbed (history.jsonl, the default) or porcupine-etcd
 	Annotations     []annotationSpec `json:"annotations"`
 }
 

@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind
-from faultbed import plugins
-from faultbed.checkers.compose import checker_names, load_checker, system_checkers
 from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, check_imported
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
-from faultbed.history import read_history
-from faultbed.run_files import read_spec
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
 
@@ -272,6 +268,13 @@ def _workload_results(path: str, history: ImportedHistory, args: argparse.Namesp
     model keeps its fast path (Go reads the file)."""
     if args.model is not None or args.format not in (None, "faultbed") or history.workload is None:
         return []
+    # imported here: the registry (entry points) and the run files cost start-up time that
+    # checking other histories never needs
+    from faultbed import plugins
+    from faultbed.checkers.compose import checker_names, load_checker, system_checkers
+    from faultbed.history import read_history
+    from faultbed.run_files import read_spec
+
     run_dir = os.path.dirname(os.path.abspath(path))
     spec = read_spec(run_dir)
     names = tuple(plugins.workload(spec.workload).checkers) + system_checkers(spec, run_dir)
