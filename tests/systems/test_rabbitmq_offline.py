@@ -122,3 +122,24 @@ def test_a_running_cluster_gives_the_declared_options_to_the_client_only(silent_
     cluster = RunningCluster(SYSTEM, Backend(), None, options={SYSTEM_OPTIONS: {"queue-type": "classic-mirrored"},
                                                                "check_timeout": 9})  # type: ignore[arg-type]
     assert cluster.system_options == {"queue-type": "classic-mirrored"}
+
+
+def test_operations_after_a_handshake_timeout_drop_the_opening_connection_and_fail_not_crash(silent_peer) -> None:
+    """An operation whose connection never opened is `fail` (nothing was sent); the next one drops
+    that still-opening connection, whose teardown completes in the I/O loop the new one shares:
+    pika 1.2 asserted there (`expected self._error to be populated`) and the worker died."""
+
+    class ConnectedLater(RabbitMQClient):
+        def _open(self, deadline: float) -> None:
+            if getattr(self, "constructed", False):
+                super()._open(deadline)
+            self.constructed = True  # the constructor's connect is skipped: invoke connects
+
+    client = ConnectedLater(silent_peer.address, "n1", 0.3, "classic-mirrored")
+    try:
+        for i in range(3):
+            outcome = client.invoke("publish", "q0", {"msg_id": f"m-{i}", "body": i}, 0.3)
+            assert outcome.type == "fail" and outcome.error == "not sent: timeout", outcome
+    finally:
+        client.close()
+    assert len(silent_peer.accepted) == 3

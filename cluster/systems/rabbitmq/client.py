@@ -319,15 +319,12 @@ class RabbitMQClient:
         pika's own stack timeout would do the same, so it is set beyond our deadline (see _open)."""
         try:
             if not (connection.is_open or connection.is_closing):
-                # the reason pika's stream teardown expects (it asserts one is set)
-                connection._error = pika.exceptions.AMQPConnectionError("handshake not done before the timeout")  # noqa: SLF001
                 raise TimeoutError("still opening")
             if not connection.is_closing:
                 connection.close()
             self._run_until(lambda: bool(connection.is_closed), time.monotonic() + CLOSE_GRACE)
         except (TimeoutError, pika.exceptions.AMQPError):
-            # pika has no public abort: drop the socket (the broker requeues what we held)
-            connection._adapter_disconnect_stream()  # noqa: SLF001
+            abandon(connection)
             try:
                 self._run_until(lambda: bool(connection.is_closed), time.monotonic() + CLOSE_GRACE)
             except TimeoutError:
@@ -335,8 +332,8 @@ class RabbitMQClient:
 
     def _drop_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and not connection.is_closed:
-            connection._adapter_disconnect_stream()  # noqa: SLF001 (see close)
+        if connection is not None:
+            abandon(connection)  # completes in a later poll of the shared I/O loop
 
     def _run_until(self, done: Callable[[], bool], deadline: float, generation: int | None = None) -> None:
         """Poll I/O until `done()`; TimeoutError at the deadline, _Lost when the channel of
@@ -387,6 +384,20 @@ class RabbitMQClient:
 
     def _on_get_empty(self, frame: Any) -> None:
         self._get_answer = GET_EMPTY
+
+
+def abandon(connection: pika.SelectConnection) -> None:
+    """Drop a connection's socket now, open or still opening (the broker requeues what it held).
+
+    pika has no public abort. Its teardown of a connection asserts that a reason was set
+    (close() sets one; an aborted handshake completes later, in a poll of the I/O loop that the
+    next connection shares, and fails `_on_stream_terminated()` expected self._error...).
+    So the reason is set here, as close() would, before the stream is dropped."""
+    if connection.is_closed:
+        return
+    if connection._error is None:  # noqa: SLF001
+        connection._error = pika.exceptions.AMQPConnectionError("dropped by the client")  # noqa: SLF001
+    connection._adapter_disconnect_stream()  # noqa: SLF001
 
 
 def member_candidates(node: str) -> list[str]:
