@@ -177,6 +177,42 @@ class ToxiproxyClient:
         self._call("DELETE", f"/proxies/{proxy}/toxics/{name}", ok=(204,))
 
 
+class ToxiproxyGroup(ToxiproxyClient):
+    """Several Toxiproxy servers seen as one client: each proxy lives on the server its name is routed
+    to (the ssh backend: the proxies of node a's links on a's host). Server-wide calls go to all."""
+
+    def __init__(self, servers: Mapping[str, ToxiproxyClient], route: Mapping[str, str]) -> None:
+        super().__init__("group:" + ",".join(servers))
+        self.servers = dict(servers)
+        self.route = dict(route)  # proxy name -> server name
+
+    def _server(self, proxy: str, method: str, path: str) -> ToxiproxyClient:
+        server = self.servers.get(self.route.get(proxy, ""))
+        if server is None:
+            raise ToxiproxyError(f"no server holds proxy {proxy!r}", 404, method, path)
+        return server
+
+    def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        if path.startswith("/proxies/"):
+            return self._server(path.split("/")[2], method, path)._call(method, path, body, ok)
+        if path == "/proxies" and method == "POST":
+            return self._server(body["name"], method, path)._call(method, path, body, ok)
+        if path == "/proxies":
+            merged: dict[str, Any] = {}
+            for server in self.servers.values():
+                merged.update(server._call(method, path, body, ok))
+            return merged
+        if path == "/populate":
+            created: list[Any] = []
+            for name, server in self.servers.items():
+                mine = [p for p in body if self.route.get(p["name"]) == name]
+                if mine:
+                    created += (server._call(method, path, mine, ok) or {}).get("proxies") or []
+            return {"proxies": created}
+        answers = [server._call(method, path, body, ok) for server in self.servers.values()]
+        return answers[0] if answers else None
+
+
 def _error_message(response: requests.Response) -> str:
     try:
         data = response.json()

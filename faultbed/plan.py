@@ -65,6 +65,9 @@ def resolve(spec: TestSpec) -> RunPlan:
         raise FaultbedError(f"unknown bug(s) for {spec.system}: {', '.join(unknown)} "
                             f"(known: {', '.join(system.bugs) or 'none'})")
     check_options(system, spec.system, spec.options)
+    check_spec = getattr(backend, "check_spec", None)  # a backend's own checks (the ssh backend's inventory)
+    if check_spec is not None:
+        check_spec(spec, system)
     nodes = node_names(spec.nodes)
     faults = tuple(validate_nemesis(spec, nodes))
     validate_disk_faults(spec, system, backend, faults)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from faultbed.cluster.disk import detach, is_mounted
 from faultbed.cluster.ports import LOCK_DIR, remove_stale_locks
@@ -16,6 +17,9 @@ HELP = ("stop and remove everything left by runs whose harness is gone (processe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="also runs whose harness is still alive")
+    parser.add_argument("--hosts", metavar="FILE",
+                        help="also the ssh backend's hosts in this inventory: nodes, Toxiproxy and working "
+                             "files of runs whose harness is gone")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -31,11 +35,23 @@ def execute(args: argparse.Namespace) -> int:
         if run.record_path and os.path.exists(run.record_path):
             os.unlink(run.record_path)
     removed += _docker_gc(args.all)
+    unreachable: tuple[str, ...] = ()
+    if args.hosts:
+        from faultbed.cluster.ssh.gc import gc_hosts
+
+        hosts = gc_hosts(args.hosts, include_live=args.all)
+        for line in hosts.lines:
+            print(line)
+        removed += hosts.removed
+        unreachable = hosts.unreachable
     locks = remove_stale_locks()
     if locks:
         print(f"gc: removed {locks} stale port lock file(s) from {LOCK_DIR}")
         removed += locks
     print(f"gc: {removed} left-over resource(s) removed" if removed else "gc: nothing to clean")
+    if unreachable:
+        print(f"gc: could not reach {', '.join(unreachable)}: what runs left there stays", file=sys.stderr)
+        return 3
     return 0
 
 

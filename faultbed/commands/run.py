@@ -64,6 +64,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disk-writeback", type=float, default=0.0, metavar="SECONDS",
                         help="power-loss: un-fsynced data older than this survives anyway, as the kernel's "
                              "flusher would write it back (default 0: nothing un-fsynced survives)")
+    parser.add_argument("--hosts", metavar="FILE",
+                        help="the ssh backend's inventory: hosts and which node runs where (docs/REMOTE.md)")
     parser.add_argument("--store", default=d.store, help="results directory root (default store)")
 
 
@@ -127,6 +129,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
         chosen[name.strip()] = value.strip()
     if chosen:
         options[SYSTEM_OPTIONS] = chosen
+    if getattr(args, "hosts", None):  # absolute, so that replay finds it from anywhere
+        options["hosts"] = os.path.abspath(args.hosts)
     return options
 
 
