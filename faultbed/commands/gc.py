@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.hosts:  # a bad inventory is one line before anything is touched
+        from faultbed.cluster.ssh.inventory import load_inventory
+
+        load_inventory(args.hosts)
     removed = 0
     for record in malformed_records():  # reported and left alone: gc never acts on what it cannot trust
         print(f"gc: skipped malformed run record {record.path}: {record.reason}")
