@@ -7,7 +7,7 @@ import logging
 from typing import Any, Callable, Collection
 
 import docker.errors
-import requests.exceptions
+import requests.exceptions  # type: ignore[import]  # Debian ships no stubs
 from docker.client import DockerClient
 
 from faultbed.cluster.docker.engine import API_TIMEOUT, LABEL_HARNESS, LABEL_RUN, docker_client, parallel
