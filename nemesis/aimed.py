@@ -27,7 +27,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from faultbed.cluster.backend import RUNNING
 from faultbed.cluster.mesh import LinkFault
@@ -45,6 +45,7 @@ AIMED_FIELDS = ("index", "time", "type", "f", "key", "node", "process", "attempt
 REQUEST_NODE = "request-node"   # target: the node the aimed-at request was sent to
 
 Event = dict[str, Any]
+State = TypeVar("State")
 
 
 def is_client(event: Event) -> bool:
@@ -201,7 +202,28 @@ def kill_now(ctx: FaultContext, node: str) -> tuple[str, ...]:
     return hit
 
 
-class KillInFlightKind(FaultKindBase[tuple[str, ...]]):
+class InFlightKind(FaultKindBase[State]):
+    """Aimed at the node a client's write was sent to, DELAY_MS after it, while it is unanswered;
+    a kind says what it does to that node in `hit` (its state, details, and the verb for the summary)."""
+
+    def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
+             options: dict[str, Any]) -> dict[str, Any]:
+        return {"target": REQUEST_NODE, "after": "write-sent", "delay_ms": parse_delay(self.name, arg, 0)}
+
+    def start(self, ctx: FaultContext, fault_id: str, params: dict[str, Any]) -> ActiveFault[State]:
+        history = history_of(ctx, self.name)
+        delay = int(params["delay_ms"])
+        sent, node, pending_ns = in_flight(ctx, history, delay, self.name)
+        state, details, verb = self.hit(ctx, fault_id, node)
+        details.update(target=REQUEST_NODE, pending_ns=pending_ns, **aimed_details(sent, history.now(), delay))
+        summary = f"{verb} {delay}ms after {sent['f']} #{sent['index']} was sent to it"
+        return ActiveFault(fault_id, self.name, summary, details, state=state)
+
+    def hit(self, ctx: FaultContext, fault_id: str, node: str) -> tuple[State, dict[str, Any], str]:
+        raise NotImplementedError
+
+
+class KillInFlightKind(InFlightKind[tuple[str, ...]]):
     """SIGKILL the node a pending write was sent to, DELAY_MS after it was sent; restart it at stop."""
 
     name = "kill-in-flight"
@@ -209,19 +231,9 @@ class KillInFlightKind(FaultKindBase[tuple[str, ...]]):
                    "its answer is lost (kill-in-flight:DELAY_MS, default 0)")
     color = "#ff9f6b"
 
-    def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
-             options: dict[str, Any]) -> dict[str, Any]:
-        return {"target": REQUEST_NODE, "after": "write-sent", "delay_ms": parse_delay(self.name, arg, 0)}
-
-    def start(self, ctx: FaultContext, fault_id: str, params: dict[str, Any]) -> ActiveFault[tuple[str, ...]]:
-        history = history_of(ctx, self.name)
-        delay = int(params["delay_ms"])
-        sent, node, pending_ns = in_flight(ctx, history, delay, self.name)
+    def hit(self, ctx: FaultContext, fault_id: str, node: str) -> tuple[tuple[str, ...], dict[str, Any], str]:
         hit = kill_now(ctx, node)
-        details = {"nodes": list(hit), "target": REQUEST_NODE, "pending_ns": pending_ns,
-                   **aimed_details(sent, history.now(), delay)}
-        summary = f"kill {','.join(hit) or 'nobody'} {delay}ms after {sent['f']} #{sent['index']} was sent to it"
-        return ActiveFault(fault_id, self.name, summary, details, state=hit)
+        return hit, {"nodes": list(hit)}, f"kill {','.join(hit) or 'nobody'}"
 
     def stop(self, ctx: FaultContext, active: ActiveFault[tuple[str, ...]]) -> str:
         return KILL.stop(ctx, active)
@@ -230,7 +242,7 @@ class KillInFlightKind(FaultKindBase[tuple[str, ...]]):
         return KILL.heal(ctx)
 
 
-class IsolateInFlightKind(FaultKindBase[str]):
+class IsolateInFlightKind(InFlightKind[str]):
     """Cut the node a pending write was sent to off from every peer, DELAY_MS after it was sent."""
 
     name = "isolate-in-flight"
@@ -238,21 +250,12 @@ class IsolateInFlightKind(FaultKindBase[str]):
                    "(still pending) (isolate-in-flight:DELAY_MS, default 0)")
     color = "#e59af5"
 
-    def plan(self, arg: str | None, nodes: Sequence[str], rng: random.Random,
-             options: dict[str, Any]) -> dict[str, Any]:
-        return {"target": REQUEST_NODE, "after": "write-sent", "delay_ms": parse_delay(self.name, arg, 0)}
-
-    def start(self, ctx: FaultContext, fault_id: str, params: dict[str, Any]) -> ActiveFault[str]:
-        history = history_of(ctx, self.name)
-        delay = int(params["delay_ms"])
-        sent, node, pending_ns = in_flight(ctx, history, delay, self.name)
+    def hit(self, ctx: FaultContext, fault_id: str, node: str) -> tuple[str, dict[str, Any], str]:
         grudge = isolating(node, ctx.cluster.nodes)
         with ctx.lock:
             ctx.cluster.mesh.partition(grudge, ctx.partition_mode, name=fault_id)
-        details = {"nodes": [node], "target": REQUEST_NODE, "grudge": {k: sorted(v) for k, v in grudge.items()},
-                   "mode": ctx.partition_mode, "pending_ns": pending_ns, **aimed_details(sent, history.now(), delay)}
-        summary = f"isolate {node} {delay}ms after {sent['f']} #{sent['index']} was sent to it"
-        return ActiveFault(fault_id, self.name, summary, details, state=fault_id)
+        details = {"nodes": [node], "grudge": {k: sorted(v) for k, v in grudge.items()}, "mode": ctx.partition_mode}
+        return fault_id, details, f"isolate {node}"
 
     def stop(self, ctx: FaultContext, active: ActiveFault[str]) -> str:
         with ctx.lock:
