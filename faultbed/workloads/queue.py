@@ -23,7 +23,8 @@ from faultbed.retry import execute_with_retries
 from faultbed.worker import Worker
 from faultbed.workloads import PlannedOp, worker_random
 
-DRAIN_SECONDS = 60.0          # at least; the drain of all queues together
+DRAIN_SECONDS = 60.0          # at least: how long the drain waits without consuming anything
+DRAIN_MAX_SECONDS = 240.0     # the drain of all queues together, however much it still consumes
 LEASE_WAIT = 0.25             # seconds between depth reads while messages are still leased
 BODY_RANGE = 1_000_000
 
@@ -51,10 +52,13 @@ def consume_and_ack(worker: Worker, op: PlannedOp, node: str | None = None) -> O
     return outcome
 
 
-def drain_queue(worker: Worker, queue: str, nodes: list[str], deadline: float) -> bool:
-    """Consume and ack until a final depth read finds `queue` empty; False if the deadline came first."""
+def drain_queue(worker: Worker, queue: str, nodes: list[str], patience: float, deadline: float) -> bool:
+    """Consume and ack until a final depth read finds `queue` empty; False when `patience` seconds
+    pass without a message consumed, or the hard `deadline` comes (a slow machine drains slowly,
+    a stuck queue is given up on)."""
     attempt = 0
-    while time.monotonic() < deadline:
+    give_up = min(deadline, time.monotonic() + patience)
+    while time.monotonic() < give_up:
         node = nodes[attempt % len(nodes)]
         outcome = consume_and_ack(worker, PlannedOp("consume", queue, None, {"final": True}), node)
         if outcome.type != OK:
@@ -62,6 +66,7 @@ def drain_queue(worker: Worker, queue: str, nodes: list[str], deadline: float) -
             time.sleep(min(0.5, 0.05 * attempt))
             continue
         if outcome.value is not None:
+            give_up = min(deadline, time.monotonic() + patience)  # progress: patience starts again
             continue
         depth = worker.execute(PlannedOp("depth", queue, None, {"final": True}), node=node)
         if depth.type == OK and depth.value == {"ready": 0, "leased": 0}:
@@ -93,10 +98,11 @@ class QueueWorkload:
             consume_and_ack(worker, op)
 
     def final(self, spec: TestSpec, new_worker: Callable[[str], Worker], nodes: list[str]) -> None:
-        deadline = time.monotonic() + max(DRAIN_SECONDS, spec.time_limit)
+        patience = max(DRAIN_SECONDS, spec.time_limit)
+        deadline = time.monotonic() + max(DRAIN_MAX_SECONDS, patience)
         with new_worker(nodes[0]) as worker:
             for index in range(spec.keys):
-                if not drain_queue(worker, queue_name(index), nodes, deadline):
+                if not drain_queue(worker, queue_name(index), nodes, patience, deadline):
                     log.warning("queue %s not drained before the deadline", queue_name(index))
 
 
