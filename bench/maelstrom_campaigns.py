@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run_seeds(args, seeds, ns.parallel, os.path.join(store, f"subject-{number}"))
         failed += summarize(results, subject.expect)
         hits = sum(1 for r in results if r.verdict == subject.expect)
-        table.append(f"  {subject.name:<36} {subject.expect:<8} {hits}/{len(results)}  "
-                     f"({', '.join(sorted(r.verdict for r in results if r.verdict != subject.expect)) or 'all as expected'})")
+        others = ", ".join(sorted(r.verdict for r in results if r.verdict != subject.expect))
+        table.append(f"  {subject.name:<36} {subject.expect:<8} {hits}/{len(results)}  ({others or 'all as expected'})")
     print(f"maelstrom campaigns ({ns.nodes} nodes, {ns.nemesis}, {ns.time_limit:g} s runs), store {store}:")
     print("\n".join(table), flush=True)
     return 1 if failed else 0

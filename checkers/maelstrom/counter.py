@@ -17,15 +17,12 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faultbed.checkers.maelstrom.ops import (as_integer, canonical, completed_value, event_time, examples,
-                                             final_reads, is_final, milliseconds, node_of, op_index)
+from faultbed.checkers.maelstrom.ops import (HistoryChecker, as_integer, canonical, completed_value, event_time,
+                                             examples, final_reads, is_final, milliseconds, node_of, op_index)
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
-
-if TYPE_CHECKING:
-    from faultbed.spec import TestSpec
 
 CHECKER = "counter"
 ADD, READ = "add", "read"
@@ -90,7 +87,8 @@ def check(events: list[dict[str, Any]]) -> Result:
             continue
         delta = as_integer(op.invoke.get("value"))
         if delta is None:
-            malformed_adds.append({"op": op_index(op), "type": op.type, "value": canonical(op.invoke.get("value"))[:80]})
+            shown = canonical(op.invoke.get("value"))[:80]
+            malformed_adds.append({"op": op_index(op), "type": op.type, "value": shown})
         else:
             adds.append((op, delta))
     possible = PossibleAdds([(op_index(op), delta) for op, delta in adds
@@ -142,14 +140,5 @@ def summary_of(details: dict[str, Any]) -> str:
     return f"final reads {', '.join(values)} on {len(details['final_values'])} nodes within {bounds}"
 
 
-class CounterChecker:
-    """Final reads within the bounds the ok and indefinite adds allow; no read sees more than was added."""
-
-    name = CHECKER
-    description = "g-counter/pn-counter: final reads within the bounds of ok and indefinite adds; no impossible read"
-
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
-        return check(history)
-
-
-COUNTER = CounterChecker()
+COUNTER = HistoryChecker(CHECKER, "g-counter/pn-counter: final reads within the bounds of ok and indefinite "
+                                  "adds; no impossible read", check)

@@ -6,14 +6,11 @@ reply that differs (or is missing) is `mismatched`. Failed and indefinite echoes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faultbed.checkers.maelstrom.ops import completed_value, examples, node_of, op_index
+from faultbed.checkers.maelstrom.ops import HistoryChecker, completed_value, examples, node_of, op_index
 from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.history import pair_operations
-
-if TYPE_CHECKING:
-    from faultbed.spec import TestSpec
 
 CHECKER = "echo"
 
@@ -27,7 +24,7 @@ def check(events: list[dict[str, Any]]) -> Result:
                   for op in oks if completed_value(op) != op.invoke.get("value")]
     details: dict[str, Any] = {"echoes": len(echoes), "acknowledged": len(oks)}
     details.update(examples("mismatched", mismatched))
-    valid: Valid = not mismatched if oks else (False if mismatched else UNKNOWN)
+    valid: Valid = not mismatched if oks else UNKNOWN
     if mismatched:
         summary = f"mismatched {len(mismatched)} of {len(oks)} acknowledged echoes"
     elif oks:
@@ -37,14 +34,4 @@ def check(events: list[dict[str, Any]]) -> Result:
     return Result(CHECKER, valid, details, summary)
 
 
-class EchoChecker:
-    """Every acknowledged echo came back unchanged."""
-
-    name = CHECKER
-    description = "every acknowledged echo returned exactly the value sent"
-
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
-        return check(history)
-
-
-ECHO = EchoChecker()
+ECHO = HistoryChecker(CHECKER, "every acknowledged echo returned exactly the value sent", check)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from faultbed.checkers.result import Result
 from faultbed.history import Operation
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
 
 FINAL_PROCESS_BASE = 1_000_000  # faultbed.runner numbers final-phase workers from here
 MAX_EXAMPLES = 50
@@ -96,3 +100,15 @@ def examples(name: str, items: list[Any]) -> dict[str, Any]:
 
 def milliseconds(nanoseconds: int | None) -> float | None:
     return None if nanoseconds is None else round(nanoseconds / 1e6, 3)
+
+
+@dataclass(frozen=True)
+class HistoryChecker:
+    """A checker (result.Checker) that judges the history alone: no spec, no files."""
+
+    name: str
+    description: str
+    judge: Callable[[list[dict[str, Any]]], Result]
+
+    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        return self.judge(history)

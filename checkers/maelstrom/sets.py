@@ -19,17 +19,15 @@ something above already makes the history invalid.
 from __future__ import annotations
 
 import bisect
+import functools
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faultbed.checkers.maelstrom.ops import (FinalReads, canonical, completed_value, event_time, examples,
-                                             final_reads, is_final, milliseconds, node_of, op_index)
+from faultbed.checkers.maelstrom.ops import (FinalReads, HistoryChecker, canonical, completed_value, event_time,
+                                             examples, final_reads, is_final, milliseconds, node_of, op_index)
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
 from faultbed.history import Operation, pair_operations
-
-if TYPE_CHECKING:
-    from faultbed.spec import TestSpec
 
 READ = "read"
 ANOMALIES = ("lost", "unconverged", "unexpected", "applied_after_fail", "malformed_reads")
@@ -228,18 +226,8 @@ def summary_of(details: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-class SetChecker:
-    """Acknowledged values reach every node's final read; nothing never added appears."""
-
-    def __init__(self, name: str, add_f: str, description: str) -> None:
-        self.name = name
-        self.add_f = add_f
-        self.description = description
-
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
-        return check(history, self.name, self.add_f)
-
-
-BROADCAST = SetChecker("broadcast", "broadcast",
-                       "every acknowledged broadcast is in every node's final read; stale reads and convergence time")
-G_SET = SetChecker("g-set", "add", "every acknowledged add is in every node's final read, and nothing never added")
+BROADCAST = HistoryChecker(
+    "broadcast", "every acknowledged broadcast is in every node's final read; stale reads and convergence time",
+    functools.partial(check, checker="broadcast", add_f="broadcast"))
+G_SET = HistoryChecker("g-set", "every acknowledged add is in every node's final read, and nothing never added",
+                       functools.partial(check, checker="g-set", add_f="add"))

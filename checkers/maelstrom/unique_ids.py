@@ -7,15 +7,12 @@ node that acknowledges without answering is broken too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faultbed.checkers.maelstrom.ops import (canonical, completed_value, event_time, examples, milliseconds,
-                                             node_of, op_index)
+from faultbed.checkers.maelstrom.ops import (HistoryChecker, canonical, completed_value, event_time, examples,
+                                             milliseconds, node_of, op_index)
 from faultbed.checkers.result import UNKNOWN, Result, Valid
 from faultbed.history import Operation, pair_operations
-
-if TYPE_CHECKING:
-    from faultbed.spec import TestSpec
 
 CHECKER = "unique-ids"
 
@@ -57,14 +54,4 @@ def check(events: list[dict[str, Any]]) -> Result:
     return Result(CHECKER, valid, details, summary)
 
 
-class UniqueIdsChecker:
-    """Every acknowledged id is unique."""
-
-    name = CHECKER
-    description = "no two acknowledged generate operations returned the same id"
-
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
-        return check(history)
-
-
-UNIQUE_IDS = UniqueIdsChecker()
+UNIQUE_IDS = HistoryChecker(CHECKER, "no two acknowledged generate operations returned the same id", check)

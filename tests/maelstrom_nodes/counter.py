@@ -97,7 +97,7 @@ class Counter:
         for add in self.pending:
             if self.holders(add.target) >= self.node.majority():
                 self.node.reply(add.request, {"type": "add_ok"})
-            elif self.double_count_retries and add.retried < RETRIES and now - add.started > RETRY_SECONDS * (add.retried + 1):
+            elif self.retry_due(add, now):
                 add.retried += 1
                 add.target = self.apply(add.delta)  # the bug: the first attempt is still counted
                 still.append(add)
@@ -106,6 +106,11 @@ class Counter:
             else:
                 still.append(add)
         self.pending = still
+
+    def retry_due(self, add: PendingAdd, now: float) -> bool:
+        """With the bug: time to retry an add not yet replicated."""
+        return (self.double_count_retries and add.retried < RETRIES
+                and now - add.started > RETRY_SECONDS * (add.retried + 1))
 
     def tick(self) -> None:
         for peer in self.node.peers:

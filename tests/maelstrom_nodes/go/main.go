@@ -5,7 +5,9 @@
 //
 // Unique ids are "<node>-<start time in ns>-<sequence>": a node that restarts has lost its
 // sequence, but not the clock. Broadcast gossips every value to every other node until that
-// node confirms it; each start is a new incarnation, so a restarted peer is refilled.
+// node confirms it; each start is a new incarnation, so a restarted peer is refilled. It
+// acknowledges a broadcast at once (unlike tests/maelstrom_nodes/broadcast.py, which waits for a
+// majority): valid under partitions, but a kill right after the acknowledgement can lose a value.
 package main
 
 import (
