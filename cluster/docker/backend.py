@@ -302,7 +302,9 @@ class DockerBackend(NodeBackend):
             labels={**self.labels, LABEL_ROLE: f"node-{node}"}, ports=[client_port],
             host_config=api.create_host_config(
                 init=True, port_bindings={client_port: (HOST, self._client_ports[node])},
-                mounts=[docker.types.Mount(path, path, type="bind") for path in (plan.data_dir, log_path)],
+                mounts=[docker.types.Mount(path, path, type="bind") for path in (plan.data_dir, log_path)]
+                + [docker.types.Mount(path, path, type="bind", read_only=True)
+                   for path in self.system.traits.host_dirs],
                 extra_hosts={peer: self.peer_address(node, peer) for peer in self.nodes if peer != node}),
             networking_config=api.create_networking_config(
                 {self._network_name(node): api.create_endpoint_config(ipv4_address=self.node_address(node))}))

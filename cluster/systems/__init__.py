@@ -53,6 +53,9 @@ class SystemTraits:
     image_packages: tuple[str, ...] = ()
     image_files: tuple[tuple[str, str], ...] = ()
     data_files: tuple[str, ...] = ()
+    # Host directories the docker backend binds read-only into every node container at the same path
+    # (a --bin program and the files beside it).
+    host_dirs: tuple[str, ...] = ()
     durable: bool = False
     raft_trace: str = ""
     options: tuple["SystemOption", ...] = ()

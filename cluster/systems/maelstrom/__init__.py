@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Mapping
 
 from faultbed.cluster.backend import NodePlan
@@ -41,8 +41,10 @@ class MaelstromSystem:
     workloads: tuple[str, ...] = WORKLOADS
     traits = SystemTraits(ready_timeout=60.0)  # the router waits up to 20 s for init_ok
 
-    def __init__(self, codec: Codec | None = None) -> None:
+    def __init__(self, codec: Codec | None = None, program: str | None = None) -> None:
         self.codec = codec
+        if program:  # the docker backend binds the program's directory into every node container
+            self.traits = replace(self.traits, host_dirs=(os.path.dirname(os.path.abspath(program)),))
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
@@ -81,7 +83,7 @@ def spec_fields(program: str, args: list[str] | tuple[str, ...] = ()) -> dict[st
 def for_spec(spec: Any, workload: Any) -> MaelstromSystem:
     """The maelstrom system of one run: its program checked, its client speaking `workload`."""
     check_program(spec.options if isinstance(spec.options, dict) else {})
-    return MaelstromSystem(workload if hasattr(workload, "request") else None)
+    return MaelstromSystem(workload if hasattr(workload, "request") else None, spec.options["bin"])
 
 
 SYSTEM = MaelstromSystem()
