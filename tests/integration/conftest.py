@@ -42,6 +42,19 @@ def processes_of_run(run_id: str | None = None) -> list[int]:
     return found
 
 
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line carries `marker` (a program one test started, with a unique argument)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

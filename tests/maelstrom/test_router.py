@@ -4,7 +4,6 @@ real Toxiproxy, porcupine; process faults on the program; a bad program is one c
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -17,25 +16,12 @@ from faultbed.errors import SetupError
 from faultbed.message_counts import describe as describe_messages
 from faultbed.plan import resolve
 from faultbed.spec import TestSpec
-from tests.integration.conftest import processes_of_run, results, run_faultbed, wait_for
+from tests.integration.conftest import processes_of_run, processes_with, results, run_faultbed, wait_for
 
 pytestmark = pytest.mark.integration
 
 TINY = str(Path(__file__).with_name("tiny_node.py"))
 SHORT = ["--nodes", "3", "--rate", "60", "--concurrency", "4", "--quiet"]
-
-
-def programs_with(marker: str) -> list[int]:
-    """Pids of processes whose command line carries `marker` (a tiny node started by one test)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def program_of(router_pid: int) -> int:
@@ -122,7 +108,7 @@ def test_a_bad_program_is_one_line_naming_the_node_exit_3_and_nothing_left(tmp_p
     lines = [line for line in proc.stderr.splitlines() if not line.startswith("faultbed: maelstrom echo on")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "maelstrom node n" in lines[0] and said in lines[0], lines[0]
-    assert programs_with(marker) == [], "no program of the run is left running"
+    assert processes_with(marker) == [], "no program of the run is left running"
 
 
 def test_a_program_that_never_answers_init_is_named_and_stopped(tmp_path):
@@ -135,7 +121,7 @@ def test_a_program_that_never_answers_init_is_named_and_stopped(tmp_path):
     with pytest.raises(SetupError, match=r"maelstrom node n\d .*never answered init within 1s"):
         with start_cluster(plan.system, backend, (), plan.ready_timeout):
             pass
-    assert programs_with(marker) == []
+    assert processes_with(marker) == []
 
 
 @pytest.mark.parametrize("args, said", [

@@ -6,15 +6,14 @@ The node command carries a marker, so a test can tell that no node of that file 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from faultbed.cluster.systems.file import load_system_file
+from tests.integration.conftest import processes_with
 
 BASE = '''
 name = "mykv"
@@ -123,18 +122,6 @@ def test_there_are_at_least_30_cases_and_the_base_is_valid(tmp_path):
     assert system.peer_ports == ("peer",) and system.client_port == "client"
 
 
-def node_processes(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.parametrize("case, change, named", CASES, ids=[case[0] for case in CASES])
 def test_a_malformed_system_file_gets_one_line_exit_3_and_nothing_runs(tmp_path, case, change, named):
     marker = f"faultbed-malformed-{uuid.uuid4().hex[:10]}"
@@ -148,5 +135,5 @@ def test_a_malformed_system_file_gets_one_line_exit_3_and_nothing_runs(tmp_path,
     assert proc.returncode == 3, proc.stderr
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(path) in lines[0] and named in lines[0], lines[0]
-    assert node_processes(marker) == [], "no node of a malformed file may start"
+    assert processes_with(marker) == [], "no node of a malformed file may start"
     assert not store.exists() or not any(store.iterdir()), "no run directory is made"

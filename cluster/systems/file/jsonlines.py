@@ -116,19 +116,26 @@ class JsonLinesConnection:
 
     def _read_line(self, deadline: float) -> bytes:
         assert self._sock is not None
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("timeout")
-            self._sock.settimeout(remaining)
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed by node")
-            self._buffer += chunk
-            if len(self._buffer) > MAX_LINE:
-                raise ValueError("reply line too long")
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line, self._buffer = read_line(self._sock, self._buffer, deadline)
         return line
+
+
+def read_line(sock: socket.socket, buffer: bytes, deadline: float) -> tuple[bytes, bytes]:
+    """The next line from `sock` after what `buffer` holds: (line, what is left). TimeoutError at
+    `deadline`, ConnectionError when the peer closes, ValueError past MAX_LINE."""
+    while b"\n" not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timeout")
+        sock.settimeout(remaining)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by node")
+        buffer += chunk
+        if len(buffer) > MAX_LINE:
+            raise ValueError("reply line too long")
+    line, _, rest = buffer.partition(b"\n")
+    return line, rest
 
 
 def outcome_of(reply: dict[str, Any], f: str, node: str) -> Outcome:

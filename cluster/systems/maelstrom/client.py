@@ -16,8 +16,8 @@ import time
 from typing import Any, Protocol
 
 from faultbed.cluster.systems import FAIL, INFO, OK, Outcome
-from faultbed.cluster.systems.maelstrom.protocol import MAX_LINE, ProtocolError, decode, describe_error, encode, \
-    is_definite
+from faultbed.cluster.systems.file.jsonlines import read_line
+from faultbed.cluster.systems.maelstrom.protocol import ProtocolError, decode, describe_error, encode, is_definite
 
 ROUTER = "faultbed-router"
 _client_ids = itertools.count(1)
@@ -100,18 +100,10 @@ class MaelstromClient:
 
     def _read_line(self, deadline: float) -> bytes:
         assert self._sock is not None
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no reply within the operation timeout")
-            self._sock.settimeout(remaining)
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the router closed the connection")
-            self._buffer += chunk
-            if len(self._buffer) > MAX_LINE:
-                raise ConnectionError("reply line too long")
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            line, self._buffer = read_line(self._sock, self._buffer, deadline)
+        except ValueError as exc:  # too long: the connection is no longer trusted
+            raise ConnectionError(str(exc)) from None
         return line
 
 
