@@ -356,3 +356,7 @@ class RunSummary:
         stores = sorted({os.path.dirname(os.path.dirname(run_dir)) for _, run_dir, _ in self.runs})
         for store_root in stores:  # one per xdist worker unless --faultbed-store was given
             terminalreporter.write_line(f"browse: faultbed serve --store {store_root}")
+        shard = terminalreporter.config.stash.get(SHARD_KEY, None)
+        if shard is not None:  # the other shards' runs are elsewhere: one store gathers them all
+            terminalreporter.write_line(f"shard {shard}: gather every shard's runs with `faultbed store merge "
+                                        f"--into DIR STORE...` (or `faultbed store pull --hosts ...`)")

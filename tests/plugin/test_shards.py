@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bench import campaign
+from tests.plugin.test_pytest_plugin import FAKE_RUNNER
 from faultbed.errors import FaultbedError
 from faultbed.shard import Shard, parse_shard
 
@@ -86,6 +87,15 @@ def test_pytest_shards_spread_over_xdist_workers_still_run_each_test_once(pytest
         result.assert_outcomes(passed=5)
         ran += re.findall(r"PASSED (\S+::\S+)", result.stdout.str())
     assert len(ran) == 10 and len(set(ran)) == 10, ran
+
+
+def test_a_sharded_run_says_how_to_gather_every_shards_runs(pytester, tmp_path):
+    pytester.makeconftest(FAKE_RUNNER)
+    pytester.makepyfile(test_chaos="def test_a(run_test):\n    run_test()\ndef test_b(run_test):\n    run_test()\n")
+    result = pytester.runpytest("--faultbed-shard=2/2", "--faultbed-store", str(tmp_path / "s"))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["   valid  test_chaos.py::test_b  *", f"browse: faultbed serve --store {tmp_path / 's'}",
+                                 "shard 2/2: gather every shard's runs with `faultbed store merge --into DIR STORE...`*"])
 
 
 def test_a_bad_pytest_shard_is_a_usage_error_in_one_line(pytester):
