@@ -20,6 +20,7 @@ from faultbed.errors import FaultbedError
 from faultbed.merge import Merged, merge_stores
 
 log = logging.getLogger(__name__)
+PULL_CONNECT_TIMEOUT = 30  # seconds; ssh keeps an option's first value, so this comes before ssh_options
 PULL_TIMEOUT = 1800.0  # seconds for one host's store; a campaign's store with node data can be large
 
 
@@ -42,7 +43,9 @@ def fetch_store(host: Host, remote_store: str, into: str) -> None:
     """Copy the directory `remote_store` of `host` into the (empty) local directory `into`."""
     where = f"host {host.name} ({host.user}@{host.address}:{host.port})"
     remote = shlex.join(["tar", "-C", remote_store, "-cf", "-", "."])
-    with subprocess.Popen([SSH, *ssh_options(host), host.address, "--", remote], stdin=subprocess.DEVNULL,
+    # a longer connect timeout than a run's: nothing waits on a pull, and a loaded host answers late
+    with subprocess.Popen([SSH, "-o", f"ConnectTimeout={PULL_CONNECT_TIMEOUT}", *ssh_options(host), host.address,
+                           "--", remote], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sender:
         assert sender.stdout is not None
         try:
