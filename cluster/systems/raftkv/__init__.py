@@ -31,7 +31,7 @@ from dataclasses import asdict
 from typing import Mapping
 
 from faultbed.cluster.backend import NodePlan
-from faultbed.cluster.systems import SystemTraits
+from faultbed.cluster.systems import SystemOption, SystemTraits
 from faultbed.cluster.systems.raftkv.client import RaftKVClient
 
 # pysyncobj 0.3.11's own behaviour, one switch per fix in transport.py (shared by the broker).
@@ -67,6 +67,16 @@ BUGS: Mapping[str, str] = {
 }
 
 
+# How much of a lagging follower's backlog one AppendEntries carries. raftkv sends all of it
+# (so a follower that acknowledges also holds the leader's current-term no-op); one-entry makes
+# pysyncobj send one entry per message, as its default 16 KiB batches do for big entries: the
+# window in which Figure 8's unsafe commit (--bug old-term-commit) can count an old-term copy.
+APPEND_BATCH = SystemOption("append-batch", ("backlog", "one-entry"),
+                            "one-entry: every AppendEntries carries a single log entry (lagging followers "
+                            "catch up entry by entry)")
+APPEND_BATCH_BYTES = {"backlog": 2 ** 22, "one-entry": 1}  # pysyncobj's appendEntriesBatchSizeBytes
+
+
 class RaftKVSystem:
     """The System the runner and backends see."""
 
@@ -77,15 +87,16 @@ class RaftKVSystem:
     client_port = "client"
     bugs = BUGS
     workloads = ("register", "idempotency")
-    traits = SystemTraits(data_files=("raft.journal", "raft.dump"), durable=True, raft_trace="raft.trace.jsonl")
+    traits = SystemTraits(data_files=("raft.journal", "raft.dump"), durable=True, raft_trace="raft.trace.jsonl",
+                          options=(APPEND_BATCH,))
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)
         return [plan.python, "-m", "faultbed.cluster.systems.raftkv.node", "--config", config]
 
     def open_client(self, address: tuple[str, int], node: str, timeout: float,
-                    bugs: tuple[str, ...] = ()) -> RaftKVClient:
-        return RaftKVClient(address, node, timeout)
+                    bugs: tuple[str, ...] = (), options: Mapping[str, str] | None = None) -> RaftKVClient:
+        return RaftKVClient(address, node, timeout)  # the options are the nodes' business
 
 
 SYSTEM = RaftKVSystem()

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Callable
 
-from faultbed.cluster.systems.raftkv import BUGS, raft_bugs
+from faultbed.cluster.systems import SYSTEM_OPTIONS
+from faultbed.cluster.systems.raftkv import APPEND_BATCH, APPEND_BATCH_BYTES, BUGS, raft_bugs
 from faultbed.cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
 from faultbed.cluster.systems.raftkv.server import ClientServer, KVService
 
@@ -82,6 +83,8 @@ class NodeConfig:
             timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
             compaction_entries=int(self.options.get("compaction_entries", 5000)),
             pysyncobj_bugs=raft_bugs(self.bugs),
+            append_batch_bytes=APPEND_BATCH_BYTES[
+                (self.options.get(SYSTEM_OPTIONS) or {}).get(APPEND_BATCH.name, APPEND_BATCH.default)],
         )
 
 

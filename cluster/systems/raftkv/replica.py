@@ -77,6 +77,7 @@ class ReplicaConfig:
     sync_journal: bool = True
     pysyncobj_bugs: frozenset[str] = frozenset()  # transport fixes turned off (raftkv's RAFT_BUGS)
     trace_file: str = TRACE_FILE                  # in data_dir; "" writes no Raft trace
+    append_batch_bytes: int = 2 ** 22             # pysyncobj's appendEntriesBatchSizeBytes (APPEND_BATCH)
 
 
 class Replica:
@@ -113,8 +114,9 @@ class Replica:
             connectionTimeout=max(t.connection_timeout, t.election_max),
             connectionRetryTime=t.reconnect,
             commandsWaitLeader=False,
-            # One AppendEntries carries a lagging follower's whole backlog, no-op included.
-            appendEntriesBatchSizeBytes=2 ** 22,
+            # One AppendEntries carries a lagging follower's whole backlog, no-op included
+            # (unless the run asked for --option append-batch=one-entry).
+            appendEntriesBatchSizeBytes=c.append_batch_bytes,
             bindAddress=f"{c.listen_host}:{c.raft_port}",
             maxBindRetries=1,
             journalFile=os.path.join(c.data_dir, "raft.journal"),
