@@ -340,3 +340,12 @@ def test_bug_local_dedupe_forgets_keys_on_restart_and_on_other_nodes(start_raftk
     with cluster.client(leader) as client:
         assert client.invoke("apply", None, apply_op("a"), 2).value not in (None, first)
         assert client.invoke("read-ledger", None, None, 2).value == ["a", "a", "a"]
+
+
+def test_the_append_batch_option_reaches_pysyncobjs_batch_size() -> None:
+    """--option append-batch=one-entry: one log entry per AppendEntries (1 byte of batch); default: the backlog."""
+    plan = {"name": "n1", "listen_host": "127.0.0.1", "ports": {"raft": 1, "client": 2},
+            "identities": {"n1": "127.0.0.1:1"}, "dial": {}, "data_dir": "/nonexistent"}
+    one = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"system": {"append-batch": "one-entry"}}}))
+    assert one.replica_config().append_batch_bytes == 1
+    assert NodeConfig.from_plan_json(json.dumps(plan)).replica_config().append_batch_bytes == 2 ** 22
