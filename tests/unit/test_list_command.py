@@ -32,7 +32,7 @@ def test_list_shows_the_options_a_system_offers(capsys: pytest.CaptureFixture[st
     assert main(["list", "systems", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["systems"]}
     assert rows["rabbitmq"]["options"][0]["choices"] == ["quorum", "classic-mirrored"]
-    assert rows["etcd"]["options"] == [] and rows["raftkv"]["options"][0]["name"] == "append-batch"
+    assert rows["broker"]["options"] == [] and rows["raftkv"]["options"][0]["name"] == "append-batch"
 
 
 def test_list_of_one_kind_names_only_that_kind(capsys: pytest.CaptureFixture[str]) -> None:
