@@ -199,6 +199,8 @@ class SSHBackend(NodeBackend):
         """Stop everything the run started on `host`, copy its logs and data here, remove the run there."""
         remote, directory = self.hosts[host.name], self.remote_dir(host)
         failed: list[str] = []
+        if host.name not in self.clocks:  # never prepared: nothing of the run is there
+            return failed
         answer: dict[str, Any] = {}
         failed += _attempt(f"processes on {host.name}",
                            lambda: answer.update(remote.agent("stop-all", directory, str(STOP_GRACE),
@@ -233,7 +235,7 @@ class SSHBackend(NodeBackend):
         # the host reads its clock first thing; the round trip bounds when that was
         skew = (float(answer["time"]) - (before + after) / 2) * 1000
         uncertainty = (after - before) / 2 * 1000
-        self.clocks[host.name] = {"skew_ms": round(skew, 1), "uncertainty_ms": round(uncertainty, 1)}
+        self.clocks[host.name] = {"skew_ms": round(skew, 1), "uncertainty_ms": round(uncertainty, 1)}  # prepared
         log.info("ssh: %s clock %+.1f ms (+- %.1f ms) from ours", host.name, skew, uncertainty)
         if abs(skew) - uncertainty > self.inventory.max_clock_skew_ms:
             raise SetupError(f"host {host.name}: its clock is {skew:+.0f} ms off this machine's "

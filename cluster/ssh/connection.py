@@ -26,7 +26,7 @@ from faultbed.errors import SetupError
 log = logging.getLogger(__name__)
 
 SSH = "ssh"
-CONNECT_TIMEOUT = 5     # seconds for TCP connect + handshake of the master
+CONNECT_TIMEOUT = 15    # seconds for TCP connect + handshake of the master (a loaded host is slow)
 COMMAND_TIMEOUT = 60.0  # default for one remote command
 # ssh's own failures on stderr -> the one line a user reads (first match wins).
 DIAGNOSES = (
