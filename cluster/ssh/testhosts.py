@@ -46,7 +46,7 @@ from faultbed.errors import SetupError
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 120.0  # a loaded machine starts containers and sshds slowly
 FIRST_HOST = 2            # .1 is the bridge (this machine); hosts from .2
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 SSHD = ["sh", "-c", 'mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -o "ListenAddress=$1" '
@@ -170,13 +170,17 @@ class TestHosts:
         for name in self.names:
             host = self.host(name)
             while True:
-                result = subprocess.run([SSH, *ssh_options(host), host.address, "true"], capture_output=True,
-                                        stdin=subprocess.DEVNULL, timeout=30)
-                if result.returncode == 0:
-                    break
+                try:
+                    result = subprocess.run([SSH, *ssh_options(host), host.address, "true"], capture_output=True,
+                                            stdin=subprocess.DEVNULL, timeout=60)
+                    if result.returncode == 0:
+                        break
+                    error = diagnose(result.stderr.decode(errors="replace"))
+                except subprocess.TimeoutExpired:
+                    error = "ssh did not finish within 60s"
                 if time.monotonic() > deadline:
                     raise SetupError(f"test host {name} ({host.address}): sshd not ready within "
-                                     f"{READY_TIMEOUT:.0f}s: {diagnose(result.stderr.decode(errors='replace'))}")
+                                     f"{READY_TIMEOUT:.0f}s: {error}")
                 time.sleep(0.1)
 
     # -- what tests use ----------------------------------------------------------------
