@@ -273,6 +273,8 @@ def _result(answer: dict[str, Any], model: str, started: float, timeout: float |
         details["reason"] = (
             f"memory limit of {answer['memory_limit_mb']:.0f} MB reached" if answer.get("memory_exceeded")
             else f"timed out after {timeout:g} s")
+    if answer.get("picture_skipped"):
+        details["picture_skipped"] = answer["picture_skipped"]  # legal keys too long to draw
     if answer.get("visualization_error"):
         log.warning("%s", answer["visualization_error"])
         details["visualization_error"] = answer["visualization_error"]

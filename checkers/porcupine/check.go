@@ -73,7 +73,9 @@ func check(req *request) (resp response) {
 	if req.Visualize != "" && (req.AlwaysVisualize || resp.Result == string(porcupine.Illegal)) {
 		drawStarted := time.Now()
 		// the verdict stands even when the picture cannot be drawn
-		if err := visualize(m, h, verdicts, req, timeout); err != nil {
+		skipped, err := visualize(m, h, verdicts, req, timeout, limit)
+		resp.PictureSkipped = skipped
+		if err != nil {
 			resp.VisualizationError = fmt.Sprintf("cannot write the visualization %s: %v", req.Visualize, err)
 		} else {
 			resp.Visualization = req.Visualize
@@ -185,50 +187,4 @@ func describeOrigin(op rawOp) string {
 		origin += ", " + op.meta
 	}
 	return origin
-}
-
-// visualize searches again, recording partial linearizations, over the
-// partitions whose verdict is known (a cancelled one may never finish), and
-// writes porcupine's HTML page with the annotations beside the history.
-func visualize(m *model, h history, verdicts []verdict, req *request, timeout time.Duration) error {
-	var chosen [][]porcupine.Operation
-	rows := map[int]int{} // the picture has a row per client from 0 to the largest: skip the absent
-	for i, p := range h.partitions {
-		if verdicts[i] == verdictCancelled {
-			continue
-		}
-		ops := make([]porcupine.Operation, len(p.ops))
-		for j, op := range p.ops {
-			row, seen := rows[op.ClientId]
-			if !seen {
-				row = len(rows)
-				rows[op.ClientId] = row
-			}
-			ops[j] = op
-			ops[j].ClientId = row
-		}
-		chosen = append(chosen, ops)
-	}
-	drawn := m.porcupine
-	drawn.Partition = func([]porcupine.Operation) [][]porcupine.Operation { return chosen }
-	_, info := porcupine.CheckOperationsVerbose(drawn, nil, timeout)
-	info.AddAnnotations(annotations(req.Annotations, h.infinity))
-	return porcupine.VisualizePath(drawn, info, req.Visualize)
-}
-
-func annotations(specs []annotationSpec, infinity int64) []porcupine.Annotation {
-	out := make([]porcupine.Annotation, 0, len(specs))
-	for _, a := range specs {
-		end := infinity
-		if a.End != nil {
-			end = *a.End
-		}
-		tag := a.Tag
-		if tag == "" {
-			tag = "nemesis"
-		}
-		out = append(out, porcupine.Annotation{Tag: tag, Start: a.Start, End: end,
-			Description: a.Description, Details: a.Details, BackgroundColor: a.Color})
-	}
-	return out
 }

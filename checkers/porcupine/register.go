@@ -22,6 +22,7 @@ const (
 	opWrite
 	opCas
 	opAppend
+	opCarry // a segment's start: the state the earlier part ends in (a write, drawn as such)
 )
 
 // Inputs and outputs hold ids, not texts: no pointers, so the collector never
@@ -185,7 +186,7 @@ func (r *registers) step(state, input, output interface{}) (bool, interface{}) {
 	switch in.op {
 	case opRead:
 		return !known || int(out.value) == current, current
-	case opWrite:
+	case opWrite, opCarry:
 		return true, int(in.value)
 	default: // cas
 		if current == int(in.from) {
@@ -199,7 +200,7 @@ func (r *registers) stepText(current string, in *registerInput, out *registerOut
 	switch in.op {
 	case opRead:
 		return !known || r.texts[out.value] == current, current
-	case opWrite:
+	case opWrite, opCarry:
 		return true, r.texts[in.value]
 	case opCas:
 		if current == r.texts[in.from] {
@@ -244,6 +245,8 @@ func (r *registers) describeOp(input, output interface{}) string {
 		return key + ", " + args
 	}
 	switch in.op {
+	case opCarry:
+		return fmt.Sprintf("state(%s) = %s, as the earlier part ends", key, describeValue(r.texts[in.value]))
 	case opRead:
 		if !known {
 			return fmt.Sprintf("read(%s) -> ?", key)

@@ -67,6 +67,7 @@ type response struct {
 	Visualization       string            `json:"visualization,omitempty"`
 	VisualizationError  string            `json:"visualization_error,omitempty"`
 	VisualizeMs         float64           `json:"visualize_ms,omitempty"`
+	PictureSkipped      int               `json:"picture_skipped,omitempty"` // legal partitions too long to draw
 	Error               string            `json:"error,omitempty"`
 	ErrorOp             int               `json:"error_op"`           // index into ops, -1 when not about one op
 	Fallback            bool              `json:"fallback,omitempty"` // history_file: read it in Python instead

@@ -85,7 +85,7 @@ func cutAt(op porcupine.Operation) (carry porcupine.Operation, before []porcupin
 	switch in.op {
 	case opRead:
 		carry = op
-		carry.Input = &registerInput{op: opWrite, key: in.key, value: out.value}
+		carry.Input = &registerInput{op: opCarry, key: in.key, value: out.value}
 		carry.Output = wrote
 		return carry, []porcupine.Operation{op}, true
 	case opWrite:
@@ -143,24 +143,29 @@ func searchOne(m *model, ops []porcupine.Operation, stop *atomic.Bool) verdict {
 	if stop.Load() {
 		return verdictCancelled
 	}
-	aborted := false
-	stoppable := m.porcupine
-	step := m.porcupine.Step
-	stoppable.Step = func(state, input, output interface{}) (bool, interface{}) {
-		if stop.Load() {
-			aborted = true
-			return false, state
-		}
-		return step(state, input, output)
-	}
-	ok := porcupine.CheckOperations(stoppable, ops)
+	var aborted atomic.Bool
+	ok := porcupine.CheckOperations(stoppable(m.porcupine, stop, &aborted), ops)
 	switch {
-	case aborted:
+	case aborted.Load():
 		return verdictCancelled
 	case !ok:
 		return verdictIllegal
 	}
 	return verdictOk
+}
+
+// stoppable is the model with a step that refuses everything once stop is set
+// (and notes that in aborted): a search then unwinds quickly.
+func stoppable(m porcupine.Model, stop, aborted *atomic.Bool) porcupine.Model {
+	step := m.Step
+	m.Step = func(state, input, output interface{}) (bool, interface{}) {
+		if stop.Load() {
+			aborted.Store(true)
+			return false, state
+		}
+		return step(state, input, output)
+	}
+	return m
 }
 
 // memoryLimit stops the search when the process's resident memory passes bytes.
