@@ -5,9 +5,12 @@ Histories: seeded kv histories (bench/histories.py: 8 keys, 10 processes) of
 checked by `faultbed check` as a user runs it (a fresh process: wall clock and
 peak resident memory from wait4) and by porcupine alone (bench/porcupine_reference:
 porcupine's own API from Go, the Jepsen logs with porcupine's own test code, one
-after another in one process). "outside" is what faultbed spends beside
-porcupine's search while checking the history (reading, converting, the call),
-relative to the search; start-up is in the wall time only.
+after another in one process). "outside" is what the user waits for beside
+porcupine's search: the wall time of the check inside the process (from Python's
+call to the verdict: reading, parsing, converting, the call) minus the search's
+wall time, relative to the search's wall time. Wall time, not CPU, because that is
+the cost a user sees; Python's start-up is left out of it (it is in the wall
+column, and `check --help` measures it alone).
 
     python -m bench checker            # everything (the 1M history is generated once, cached)
     FAULTBED_BENCH_SIZES=10000,100000 python -m bench checker
