@@ -42,7 +42,8 @@ class SystemTraits:
     (without that promise, `power-loss` is refused for it); `raft_trace`: where each node
     writes its Raft trace, relative to its data directory (docs/RAFT-TRACE.md; "" for none):
     then every run of it is also checked by raft-invariants; `options`: the choices it offers
-    (`--option NAME=VALUE`, see SystemOption).
+    (`--option NAME=VALUE`, see SystemOption); `host_dirs`: host directories the docker backend
+    binds read-only into each node container at the same path (a --bin program's).
     """
 
     backends: tuple[str, ...] | None = None
