@@ -72,7 +72,7 @@ def test_counter_is_valid_under_kills_and_partitions_and_double_counted_retries_
     code, outcome, out = run_subject(tmp_path / "correct", program, "pn-counter", "--nemesis", "partition,kill",
                                      "--time-limit", "6", "--seed", "41")
     assert code == 0, out
-    code, outcome, out = run_subject(tmp_path / "bug", program, "pn-counter", "--bin-arg=--double-count-retries",
+    code, outcome, out = run_subject(tmp_path / "bug", program, "g-counter", "--bin-arg=--double-count-retries",
                                      "--nemesis", "partition", "--time-limit", "6", "--seed", "41")
     assert code == 1, out
     counter = verdict_of(outcome, "counter")
