@@ -29,8 +29,8 @@ const (
 // looks inside the millions of them, and inputs come from slabs.
 type registerInput struct {
 	op       registerOp
-	key      int32 // into registers.keys
-	value    int32 // write or append argument, into registers.texts
+	key      int32 // into registers.texts, as values are
+	value    int32 // write or append argument
 	from, to int32 // cas
 }
 
@@ -40,10 +40,8 @@ type registerOutput struct {
 }
 
 type registers struct {
-	ids     map[string]int32
+	ids     map[string]int32 // keys and values, interned
 	texts   []string
-	keyIDs  map[string]int32
-	keys    []string
 	appends bool // states are texts, not ids
 	slab    []registerInput
 	reads   []*registerOutput // the output of a read of each value, shared
@@ -61,16 +59,6 @@ func (r *registers) value(text string) int32 {
 		id = int32(len(r.texts))
 		r.ids[text] = id
 		r.texts = append(r.texts, text)
-	}
-	return id
-}
-
-func (r *registers) key(text string) int32 {
-	id, ok := r.keyIDs[text]
-	if !ok {
-		id = int32(len(r.keys))
-		r.keyIDs[text] = id
-		r.keys = append(r.keys, text)
 	}
 	return id
 }
@@ -119,7 +107,7 @@ var registerOpNames = map[string]string{
 
 func newRegisterModel(name string, initial string) (*model, error) {
 	ops := registerOpsByModel[name]
-	r := &registers{ids: map[string]int32{}, keyIDs: map[string]int32{}}
+	r := &registers{ids: map[string]int32{}}
 	start := r.value(initial)
 	m := &model{name: name, partitioned: true}
 	m.porcupine = porcupine.Model{
@@ -149,13 +137,13 @@ func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}
 		if !op.known {
 			return nil, nil, true, nil // an info read constrains nothing
 		}
-		return r.newInput(kind, r.key(op.key)), r.read(r.value(op.output)), false, nil
+		return r.newInput(kind, r.value(op.key)), r.read(r.value(op.output)), false, nil
 	case opCas:
 		pair, ok := jsonElements(op.input)
 		if !ok || len(pair) != 2 {
 			return nil, nil, false, fmt.Errorf("cas value must be [expected, new], not %s", op.input)
 		}
-		input := r.newInput(kind, r.key(op.key))
+		input := r.newInput(kind, r.value(op.key))
 		input.from, input.to = r.value(pair[0]), r.value(pair[1])
 		if !op.known {
 			return input, nil, false, nil
@@ -167,7 +155,7 @@ func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}
 		}
 		return input, notSwapped, false, nil
 	default:
-		input := r.newInput(kind, r.key(op.key))
+		input := r.newInput(kind, r.value(op.key))
 		input.value = r.value(op.input)
 		if !op.known {
 			return input, nil, false, nil
@@ -237,7 +225,7 @@ func appendJSON(current, value string) (string, bool) {
 func (r *registers) describeOp(input, output interface{}) string {
 	in := input.(*registerInput)
 	out, known := output.(*registerOutput)
-	key := describeKey(r.keys[in.key])
+	key := describeKey(r.texts[in.key])
 	withKey := func(args string) string {
 		if key == "" {
 			return args
