@@ -1,9 +1,9 @@
 """`faultbed hunt -- RUN_FLAGS`: short runs within a budget, the fault mix adapting (faultbed/hunt.py).
 
 Each round runs one hunt run (its nemesis chosen by the adaptive mix) and, beside it at
-the same time on the same machine, one baseline run with the plain random schedule
-(`--baseline`, same seed, same length): both sides get the same number of runs and the
-same load. The report gives each side's detections per minute of test time, the
+the same time on the same machine (or just after it, `--parallel 1`), one baseline run
+with the plain random schedule (`--baseline`, same seed, same length): both sides get the
+same number of runs and the same load. The report gives each side's detections per minute of test time, the
 signal of every run and what each arm earned. Exit 1 when any run found an anomaly,
 2 when none did but some were unknown, 0 when all were valid, 3 when no run could be
 done (the first round's error line is shown).
@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE,
                         help=f"the plain random nemesis run beside each hunt run (default {DEFAULT_BASELINE}); "
                              "none: no baseline")
+    parser.add_argument("--parallel", type=int, choices=(1, 2), default=2,
+                        help="2: the hunt run and its baseline at the same time (default); 1: one after the other")
     parser.add_argument("--seed-base", type=int, default=1, help="round i runs with seed SEED_BASE + i (default 1)")
     parser.add_argument("--store", default=None, help="results root (default store/hunt-<UTC time>)")
     parser.add_argument("run_args", nargs=argparse.REMAINDER,
@@ -74,7 +76,7 @@ def execute(args: argparse.Namespace) -> int:
           f"{baseline or 'none'}; `faultbed run {' '.join(run_args)}`; store {store}", flush=True)
     rounds: list[Round] = []
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         while time.monotonic() - started < args.budget:
             seed = args.seed_base + len(rounds)
             entries = mix.choose()
