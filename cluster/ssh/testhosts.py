@@ -222,7 +222,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m faultbed.cluster.ssh.testhosts N DIR", file=sys.stderr)
         return 3
     logging.basicConfig(level=logging.INFO, format="testhosts: %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell's background job starts with it ignored
+        signal.signal(signum, _interrupt)
     try:
         with TestHosts(int(argv[0]), os.path.abspath(argv[1])) as hosts:
             print(f"{hosts.count} hosts up; inventory: {hosts.inventory_path} (Ctrl-C removes them)", flush=True)
