@@ -343,9 +343,9 @@ def test_bug_local_dedupe_forgets_keys_on_restart_and_on_other_nodes(start_raftk
 
 
 def test_the_append_batch_option_reaches_pysyncobjs_batch_size() -> None:
-    """--option append-batch=one-entry: one log entry per AppendEntries (1 byte of batch); default: the backlog."""
+    """--option append-batch=small: about 1 KiB of entries per AppendEntries; default: the whole backlog."""
     plan = {"name": "n1", "listen_host": "127.0.0.1", "ports": {"raft": 1, "client": 2},
             "identities": {"n1": "127.0.0.1:1"}, "dial": {}, "data_dir": "/nonexistent"}
-    one = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"system": {"append-batch": "one-entry"}}}))
-    assert one.replica_config().append_batch_bytes == 1
+    one = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"system": {"append-batch": "small"}}}))
+    assert one.replica_config().append_batch_bytes == 1024
     assert NodeConfig.from_plan_json(json.dumps(plan)).replica_config().append_batch_bytes == 2 ** 22

@@ -115,7 +115,7 @@ class Replica:
             connectionRetryTime=t.reconnect,
             commandsWaitLeader=False,
             # One AppendEntries carries a lagging follower's whole backlog, no-op included
-            # (unless the run asked for --option append-batch=one-entry).
+            # (unless the run asked for --option append-batch=small).
             appendEntriesBatchSizeBytes=c.append_batch_bytes,
             bindAddress=f"{c.listen_host}:{c.raft_port}",
             maxBindRetries=1,
