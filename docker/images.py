@@ -15,6 +15,7 @@ With a registry, `--base debian:bookworm-slim` installs the packages with apt in
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -24,7 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import docker.errors
 from docker.client import DockerClient
@@ -98,6 +100,17 @@ def ensure_mmdebstrap() -> None:
                    stdout=subprocess.DEVNULL)
 
 
+@contextmanager
+def building(tag: str) -> Iterator[None]:
+    """One build of `tag` at a time on this machine (pytest workers meeting the same system's image
+    would otherwise run the same mmdebstrap side by side); the caller looks for the image again inside."""
+    directory = os.path.join(tempfile.gettempdir(), "faultbed-image-builds")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, tag.replace("/", "_").replace(":", "_") + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_base(client: DockerClient, tag: str, packages: list[str]) -> None:
     """mmdebstrap a Debian tarball from this machine's mirror and import it as `tag`."""
     ensure_mmdebstrap()
@@ -164,9 +177,10 @@ def build_all(repository: str, nocache: bool = False, registry_base: str | None 
         buildargs = {"BASE": base, "APT_PACKAGES": " ".join(packages)}
     else:
         base = base_image(packages, repository)
-        if nocache or image_exists(client, base) is None:
-            build_base(client, base, packages)
-            report["base_built"] = True
+        with building(base):
+            if nocache or image_exists(client, base) is None:
+                build_base(client, base, packages)
+                report["base_built"] = True
         buildargs = {"BASE": base}
     report["base"], report["base_seconds"] = base, time.monotonic() - started
 
@@ -212,8 +226,9 @@ def build_ssh_host(repository: str, nocache: bool = False) -> str:
     client = docker_client(timeout=BUILD_TIMEOUT)
     packages = sorted(set(base_packages()) | set(SSH_HOST_PACKAGES))
     tag = f"{repository}/sshhost:" + base_image(packages, repository).rpartition(":")[2]
-    if nocache or image_exists(client, tag) is None:
-        build_base(client, tag, packages)
+    with building(tag):
+        if nocache or image_exists(client, tag) is None:
+            build_base(client, tag, packages)
     prune_tags(client, f"{repository}/sshhost", {tag})
     client.close()
     return tag

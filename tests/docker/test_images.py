@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_docker_module(name: str) -> ModuleType:
     """A module of docker/ (not a package: `docker` is the SDK's name)."""
+    if name != "apt_sources":
+        load_docker_module("apt_sources")  # images.py imports it as a top-level module
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, ROOT / "docker" / f"{name}.py")
         assert spec is not None and spec.loader is not None
@@ -116,3 +118,28 @@ def test_a_missing_node_image_is_built_for_the_current_code_and_reported_if_stil
         assert time.monotonic() - started < 5
     finally:
         client.close()
+
+
+def test_one_build_of_an_image_at_a_time(tmp_path, monkeypatch):
+    # Two pytest workers meeting a system's new image ran the same mmdebstrap side by side (seen in CI).
+    import threading
+    import time
+
+    images = load_docker_module("images")
+    monkeypatch.setattr(images.tempfile, "gettempdir", lambda: str(tmp_path))
+    order: list[str] = []
+
+    def build(name: str) -> None:
+        with images.building("faultbed/base:abc"):
+            order.append(f"{name} in")
+            time.sleep(0.3)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=build, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    build("second")
+    first.join()
+    assert order == ["first in", "first out", "second in", "second out"]
+    with images.building("faultbed/base:other"):  # another image is not held up
+        pass
