@@ -22,11 +22,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from faultbed.errors import FaultbedError
+from faultbed.errors import FaultbedError, read_toml
 
 DEFAULT_WORKDIR = "/var/tmp/faultbed"
 DEFAULT_MAX_CLOCK_SKEW_MS = 1000.0
@@ -72,15 +71,7 @@ class Inventory:
 def load_inventory(path: str, nodes: list[str] | tuple[str, ...] | None = None) -> Inventory:
     """The inventory in `path`, with `nodes` mapped to hosts; FaultbedError (one line) for any mistake."""
     where = f"inventory {path}"
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise FaultbedError(f"{where}: no such file") from None
-    except OSError as exc:
-        raise FaultbedError(f"{where}: cannot read it: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FaultbedError(f"{where}: not valid TOML: {exc}") from None
+    data = read_toml(path, where)
     directory = os.path.dirname(os.path.abspath(path))
     unknown = set(data) - TOP_KEYS
     if unknown:

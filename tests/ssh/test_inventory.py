@@ -15,7 +15,7 @@ from faultbed.errors import FaultbedError
 
 def write(tmp_path: Path, text: str, name: str = "hosts.toml") -> str:
     path = tmp_path / name
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))  # the cases are ASCII but for the not-UTF-8 one
     return str(path)
 
 
@@ -44,6 +44,7 @@ def test_a_relative_key_path_is_relative_to_the_inventory(tmp_path: Path, key: s
 BAD = {
     "missing file": (None, "no such file"),
     "not toml": ("[hosts.a\naddress=", "not valid TOML"),
+    "not utf-8": ("[hosts.a]\naddress = '\xff'\n", "not valid TOML: not UTF-8"),
     "no hosts": ("[defaults]\nuser = 'root'\n", "no [hosts.NAME] table"),
     "password": ("[hosts.a]\naddress = '10.0.0.1'\npassword = 'hunter2'\n", "passwords are never read"),
     "no address": ("[hosts.a]\nuser = 'root'\n", "address is missing"),

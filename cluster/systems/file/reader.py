@@ -10,7 +10,6 @@ import copy
 import os
 import re
 import shutil
-import tomllib
 from typing import Any, Callable, Mapping
 
 from faultbed.cluster.systems.file import template
@@ -19,22 +18,13 @@ from faultbed.cluster.systems.file.schema import (
     NODE_NAMES, OPERATION_NAMES, PEER_NAME, PROTOCOLS, ROLES, Bug, Client, HttpRequest, Leader, Operation, PeerList,
     Ready, SystemFile, SystemFileError, merge)
 from faultbed.cluster.systems.file.table import Table
+from faultbed.errors import read_toml
 
 
 def load(path: str) -> SystemFile:
     """Read and check the system file at `path`; SystemFileError (one line) for anything wrong."""
     path = os.path.abspath(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SystemFileError(f"{path}: no such system file") from None
-    except OSError as exc:
-        raise SystemFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SystemFileError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SystemFileError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from None
+    data = read_toml(path, path, SystemFileError, "no such system file")
     return _parse(path, Table(path, "", data))
 
 
