@@ -71,7 +71,7 @@ def test_pysyncobjs_volatile_vote_is_found_by_raft_invariants_when_every_node_re
     (["--nemesis", "earthquake"], "earthquake"),
     (["--time-limit", "abc"], "invalid float"),
     (["--workload", "queue"], "does not run workload"),
-    (["--system", "etcd"], "runs on the docker backend only"),
+    (["--system", "etcd"], "runs on the docker or ssh backend only"),
 ])
 def test_bad_input_gives_one_line_and_exit_3(store, args, message):
     proc = run_faultbed("run", *args, "--store", str(store), timeout=60)
