@@ -1,4 +1,5 @@
-"""A run's checkers, composed: the workload's list by name (plus stats), each through check_safe.
+"""A run's checkers, composed: the workload's list by name (plus stats, and node-exits when a node
+exited on its own), each through check_safe.
 
 Checkers come from the plugin registry (entry point group `faultbed.checkers`). One that
 cannot be loaded or raises gives an `unknown` Result naming the error; the others still run.
@@ -10,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from faultbed import plugins
+from faultbed.checkers.node_exits import has_exits
 from faultbed.checkers.result import UNKNOWN, Checker, Result, check_safe
 from faultbed.errors import FaultbedError
 
@@ -44,8 +46,11 @@ def load_checker(name: str) -> Checker:
 
 def run_checkers(listed: Sequence[str], history: list[dict[str, Any]], spec: "TestSpec",
                  out_dir: str | None) -> list[Result]:
-    """Every checker of `listed` (and ALWAYS) on `history`; never raises for a checker's fault."""
+    """Every checker of `listed` (and ALWAYS, and node-exits when a node exited on its own) on
+    `history`; never raises for a checker's fault."""
     results = []
+    if has_exits(history):
+        listed = tuple(listed) + ("node-exits",)
     for name in checker_names(listed):
         try:
             checker = load_checker(name)

@@ -126,6 +126,7 @@ class LocalBackend(NodeBackend):
     def kill(self, node: str) -> None:
         """SIGKILL: no chance to flush or say goodbye."""
         proc = self._procs.get(node)
+        self._stopping(node)
         if proc is not None and proc.poll() is None:
             _signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=STOP_GRACE)
@@ -141,13 +142,20 @@ class LocalBackend(NodeBackend):
 
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
+        self._exited_on_its_own(node)
         if self.state(node) != DEAD:
+            self._stopping(node)
             self._stop_process(node)
         self._spawn(node)
 
     def start(self, node: str) -> None:
+        self._exited_on_its_own(node)
         if self.state(node) == DEAD:
             self._spawn(node)
+
+    def exit_status(self, node: str) -> int | None:
+        proc = self._procs.get(node)
+        return proc.poll() if proc is not None else None
 
     def state(self, node: str) -> str:
         proc = self._procs.get(node)
@@ -189,6 +197,7 @@ class LocalBackend(NodeBackend):
         except OSError as exc:
             raise SetupError(f"{self.system.name}: cannot start {node} ({command[0]}): {exc.strerror}") from exc
         self._procs[node] = proc
+        self._started(node)
         self._record.add_process(node, proc.pid)
         log.info("started %s pid %d", node, proc.pid)
 

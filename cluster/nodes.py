@@ -1,18 +1,26 @@
 """What every backend that runs a run's nodes shares, whatever a node is (a process, a container).
 
 The lifecycle shell (entering starts everything; a failure while starting tears down what was
-started), node names, plans and logs, each node's fault-injecting disk, and waiting for a node's
-state. A backend subclasses NodeBackend and brings `_start`, `__exit__` and the process verbs.
+started), node names, plans and logs, each node's fault-injecting disk, waiting for a node's
+state, and exits nobody asked for. A backend subclasses NodeBackend and brings `_start`,
+`__exit__` and the process verbs; its verbs call `_stopping` before faultbed stops a node,
+`_exited_on_its_own` before it starts one again, and `_started` once it runs.
+
+A node found dead that faultbed did not stop exited on its own (a crash of the system under
+test, or a fail-stop it chose): `take_exits` hands each such exit over once (node, exit status
+when the backend knows it, the end of its log), found when faultbed is about to start the node
+again or when asked (`find_exits`, at heal and at the end of a run).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from faultbed.cluster import disk
-from faultbed.cluster.backend import NodePlan
+from faultbed.cluster.backend import DEAD, NodePlan
 from faultbed.cluster.registry import RunRecord
 from faultbed.cluster.systems import System
 from faultbed.errors import SetupError
@@ -43,6 +51,9 @@ class NodeBackend:
         self._record = RunRecord(run_id, self.run_dir)
         self._plans: dict[str, NodePlan] = {}
         self._disks: dict[str, disk.DiskMount] = {}
+        self._down: set[str] = set(self.nodes)  # not started yet, or stopped by faultbed
+        self._exits: list[dict[str, Any]] = []
+        self._exits_lock = threading.Lock()
         os.makedirs(os.path.join(self.run_dir, "nodes"), exist_ok=True)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -87,6 +98,46 @@ class NodeBackend:
             if time.monotonic() > deadline:
                 raise SetupError(f"{node} did not become {wanted} within {timeout}s")
             time.sleep(self.STATE_POLL)
+
+    # -- exits nobody asked for -----------------------------------------------------------
+    def _stopping(self, node: str) -> None:
+        """faultbed is about to stop `node` (kill, restart, power loss): its death is no news."""
+        self._down.add(node)
+
+    def _started(self, node: str) -> None:
+        self._down.discard(node)
+
+    def _exited_on_its_own(self, node: str) -> None:
+        """Before faultbed starts `node` again: if it is dead and nobody stopped it, note the exit."""
+        with self._exits_lock:
+            if node in self._down or self.state(node) != DEAD:
+                return
+            self._down.add(node)  # noted once
+            self._exits.append({"node": node, "status": self.exit_status(node), "log": self._log_tail(node)})
+
+    def exit_status(self, node: str) -> int | None:
+        """The exit status of the node's last process, when the backend knows it."""
+        return None
+
+    def find_exits(self) -> list[dict[str, Any]]:
+        """Look at every node now; every exit nobody asked for since the last call (each once)."""
+        for node in self.nodes:
+            self._exited_on_its_own(node)
+        return self.take_exits()
+
+    def take_exits(self) -> list[dict[str, Any]]:
+        with self._exits_lock:
+            exits, self._exits = self._exits, []
+        return exits
+
+    def _log_tail(self, node: str, lines: int = 8, limit: int = 4096) -> list[str]:
+        try:
+            with open(self.log_path(node), "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - limit))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line[:300] for line in text.splitlines()[-lines:]]
 
     # -- disks ---------------------------------------------------------------------------
     def power_loss(self, node: str) -> None:

@@ -33,7 +33,7 @@ from faultbed.interrupts import stop_on_interrupt
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker, run_worker
 from faultbed.workloads import Workload
-from faultbed.nemesis.executor import ScheduleExecutor
+from faultbed.nemesis.executor import ScheduleExecutor, record_node_exits
 from faultbed.nemesis.schedule import Schedule, generate_schedule
 from faultbed.plan import RunPlan, resolve
 
@@ -207,6 +207,7 @@ def _phases(plan: RunPlan, schedule: Schedule, history: HistoryWriter, cluster: 
         return Worker(-1, next(final_ids), FINAL_PROCESS_STRIDE, cluster, history, node, spec.op_timeout)
 
     workload.final(spec, new_worker, cluster.nodes)
+    record_node_exits(cluster.backend, history, look=True)
     progress.phase = "teardown"
 
 

@@ -13,7 +13,9 @@ slow disks.
 - `disk-error:TARGET` makes fsync fail with EIO (nothing becomes durable) and
   `disk-slow:TARGET` adds 100 ms to every write and fsync, while the fault lasts.
 
-All need the backend's `DiskControl`; all but corrupt need FUSE (cluster/disk.py).
+All need the backend's `DiskControl`; all but corrupt need FUSE (cluster/disk.py). Their start
+events say `disk_fault: true`: a node that exits after its disk failed it may be failing safely
+(the node-exits checker does not count such an exit as an anomaly).
 """
 
 from __future__ import annotations
@@ -163,7 +165,8 @@ class PowerLossKind(FaultKindBase[tuple[str, ...]]):
             hit = kill_all(backend, nodes)
             for node in nodes:
                 backend.power_loss(node)
-        details = {"nodes": list(nodes), "target": params["target"], "were_running": hit, **extra}
+        details = {"nodes": list(nodes), "target": params["target"], "were_running": hit, "disk_fault": True,
+                   **extra}
         return ActiveFault(fault_id, self.name, f"power loss on {','.join(nodes)}", details, state=tuple(nodes))
 
     def stop(self, ctx: FaultContext, active: ActiveFault[tuple[str, ...]]) -> str:
@@ -207,7 +210,7 @@ class CorruptKind(FaultKindBase[tuple[str, ...]]):
                     continue
                 mode = params["modes"].get(node) or rng.choice(CORRUPT_MODES)
                 done.append(corrupt_file(root, node, rng.choice(files), mode, rng))
-        details: dict[str, Any] = {"nodes": list(nodes), "target": params["target"],
+        details: dict[str, Any] = {"nodes": list(nodes), "target": params["target"], "disk_fault": True,
                                    "corrupted": [c.to_json() for c in done], **extra}
         if untouched:
             details["no_data_files"] = untouched
@@ -246,7 +249,8 @@ class DiskFaultKind(FaultKindBase[tuple[str, ...]]):
         with ctx.lock:
             for node in nodes:
                 backend.disk_faults(node, **{self.setting: self.on})
-        details = {"nodes": list(nodes), "target": params["target"], self.setting: self.on, **extra}
+        details = {"nodes": list(nodes), "target": params["target"], self.setting: self.on, "disk_fault": True,
+                   **extra}
         return ActiveFault(fault_id, self.name, f"{self.name} on {','.join(nodes)}", details, state=tuple(nodes))
 
     def stop(self, ctx: FaultContext, active: ActiveFault[tuple[str, ...]]) -> str:

@@ -8,7 +8,10 @@ one-line description, and `fault`, `id`, `nodes`, `grudge`, `links`, `error`...
 say what and where; a start carries its kind's `color` for the report and the
 porcupine annotations. A fault that cannot be applied is recorded as not applied
 (`applied: false`, with the error) and the schedule goes on. Recoveries of the
-Toxiproxy mesh are recorded as `toxiproxy-recreated` / `toxiproxy-restarted`.
+Toxiproxy mesh are recorded as `toxiproxy-recreated` / `toxiproxy-restarted`. A node
+that faultbed finds dead although nobody stopped it (the backend notices when it is
+about to start it again, and at heal and at the end of the run) is recorded as
+`node-exit` with its exit status and the end of its log (`record_node_exits`).
 `heal_all()` resumes paused nodes first (a paused node's full sockets block
 Toxiproxy's toxic changes), stops what is still active, heals the mesh, asks each
 kind of the schedule to heal what it may have left (kill restarts dead nodes),
@@ -143,6 +146,7 @@ class ScheduleExecutor:
             with self._lock:
                 self._starting.pop(fault_id, None)
                 self._refresh_view()
+            record_node_exits(self.cluster.backend, self.history)
         with self._lock:
             self._active[fault_id] = (entry, active)
             self._refresh_view()
@@ -166,6 +170,7 @@ class ScheduleExecutor:
             self._record(f"stop-{entry.kind}", f"{entry.text} failed to stop", entry, fault_id, error=str(exc))
         else:
             self._record(f"stop-{entry.kind}", summary, entry, fault_id)
+        record_node_exits(self.cluster.backend, self.history)
         with self._lock:
             self._active.pop(fault_id, None)
             self._refresh_view()
@@ -202,6 +207,8 @@ class ScheduleExecutor:
         waited for or the cluster did not become ready (recorded as `ready: false`).
         """
         self.stop()
+        with self.ctx.lock:
+            record_node_exits(self.cluster.backend, self.history, look=True)
         resumed = self._resume_paused()
         with self._lock:
             still_active = list(self._active)
@@ -278,3 +285,23 @@ class ScheduleExecutor:
             self._active.clear()
             self._refresh_view()
         return done, problems
+
+
+def record_node_exits(backend: object, history: HistoryWriter, look: bool = False) -> None:
+    """Each exit nobody asked for that the backend noticed (with `look`, after looking at every
+    node now) as a `node-exit` event. Backends without the bookkeeping have none."""
+    take = getattr(backend, "find_exits" if look else "take_exits", None)
+    if take is None:
+        return
+    try:
+        exits = take()
+    except Exception as exc:  # a backend that cannot tell must not cost the run
+        log.warning("could not look for nodes that exited on their own: %s", exc)
+        return
+    for found in exits:
+        status = found.get("status")
+        how = "" if status is None else f" (signal {-status})" if status < 0 else f" (status {status})"
+        try:
+            history.nemesis("node-exit", f"{found['node']} exited on its own{how}", **found)
+        except FaultbedError:
+            log.warning("history closed; %s exited on its own%s", found["node"], how)

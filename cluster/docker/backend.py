@@ -19,7 +19,8 @@ from docker.models.containers import Container
 
 from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
-from faultbed.cluster.docker.engine import LABEL_HARNESS, LABEL_ROLE, LABEL_RUN, docker_client, ignore_conflict, parallel
+from faultbed.cluster.docker.engine import (LABEL_HARNESS, LABEL_ROLE, LABEL_RUN, api_timeout, docker_client,
+                                           engine_trouble, ignore_conflict, parallel)
 from faultbed.cluster.docker.gc import remove_run_resources
 from faultbed.cluster.docker.images import node_image, require_image, toxiproxy_image
 from faultbed.cluster.docker.network import FIRST_PEER_ADDRESS, SUBNET_PREFIX, create_network, hosts
@@ -104,6 +105,18 @@ class DockerBackend(NodeBackend):
             self._record.remove()
 
     def _start(self) -> None:
+        """Networks, Toxiproxy, the mesh and every node; the engine failing on the way (no answer
+        within the API timeout, a 5xx) is a setup failure (exit 3), not a bug of faultbed."""
+        try:
+            self._start_cluster()
+        except Exception as exc:
+            if not engine_trouble(exc):
+                raise
+            raise SetupError(f"docker: the engine failed while starting the cluster ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); with a busy engine, "
+                             f"a longer FAULTBED_DOCKER_TIMEOUT (now {api_timeout():g} s) may help") from exc
+
+    def _start_cluster(self) -> None:
         self._client = client = docker_client()
         images = node_image(traits=self.system.traits), toxiproxy_image()
         for image in images:
@@ -117,7 +130,7 @@ class DockerBackend(NodeBackend):
         self.mesh.create()
         self._plan_nodes()
         parallel(lambda node: self._create_node(node, images[0]), self.nodes)
-        parallel(lambda node: self._containers[node].start(), self.nodes)
+        parallel(self._start_container, self.nodes)
         log.info("docker: %d nodes of run %s started", len(self.nodes), self.run_id)
 
     # -- Backend protocol ------------------------------------------------------------------
@@ -143,6 +156,7 @@ class DockerBackend(NodeBackend):
     def kill(self, node: str) -> None:
         """SIGKILL every process of the node's container: no chance to flush or say goodbye."""
         container = self._containers[node]
+        self._stopping(node)
         if self.state(node) != DEAD:
             ignore_conflict(container.kill, "SIGKILL")
             self._wait_state(node, DEAD, STOP_GRACE)
@@ -164,18 +178,29 @@ class DockerBackend(NodeBackend):
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
         container = self._containers[node]
+        self._exited_on_its_own(node)
         state = self.state(node)
         if state == PAUSED:
             container.unpause()  # a frozen process cannot act on SIGTERM
         if state != DEAD:
+            self._stopping(node)
             container.stop(timeout=STOP_GRACE)
             self._wait_state(node, DEAD, STOP_GRACE)
-        container.start()
+        self._start_container(node)
         log.info("restarted %s", node)
 
     def start(self, node: str) -> None:
+        self._exited_on_its_own(node)
         if self.state(node) == DEAD:
-            self._containers[node].start()
+            self._start_container(node)
+
+    def _start_container(self, node: str) -> None:
+        self._containers[node].start()
+        self._started(node)
+
+    def exit_status(self, node: str) -> int | None:
+        code = self._container_state(node).get("ExitCode")
+        return int(code) if isinstance(code, int) else None
 
     def state(self, node: str) -> str:
         state = self._container_state(node)

@@ -10,7 +10,7 @@ import docker.errors
 import requests.exceptions  # type: ignore[import]  # Debian ships no stubs
 from docker.client import DockerClient
 
-from faultbed.cluster.docker.engine import API_TIMEOUT, LABEL_HARNESS, LABEL_RUN, docker_client, parallel
+from faultbed.cluster.docker.engine import LABEL_HARNESS, LABEL_RUN, docker_client, parallel
 from faultbed.cluster.registry import is_alive
 from faultbed.errors import SetupError
 
@@ -41,7 +41,7 @@ def gc_docker(include_live: bool = False, live_run_ids: Collection[str] | None =
     every run's. Without a reachable Docker engine there is nothing to remove: 0.
     """
     try:
-        client = docker_client(timeout=API_TIMEOUT)
+        client = docker_client()
     except SetupError as exc:
         log.debug("docker gc skipped: %s", exc)
         return 0

@@ -361,6 +361,7 @@ class SSHBackend(NodeBackend):
         for node, process in zip(nodes, self.hosts[host.name].spawn(directory, specs)):
             self._procs[node] = process
             self._last_state[node] = RUNNING
+            self._started(node)
             log.info("ssh: started %s on %s, pid %d", node, host.name, process.pid)
 
     def _collect(self, remote: RemoteHost, directory: str) -> None:
@@ -373,6 +374,7 @@ class SSHBackend(NodeBackend):
     def kill(self, node: str) -> None:
         """SIGKILL the node's recorded pid on its host: no chance to flush or say goodbye."""
         process = self._procs.get(node)
+        self._stopping(node)
         if process is not None and self.state(node) != DEAD:
             self._signal(node, "SIGKILL", DEAD)
         log.info("killed %s", node)
@@ -385,12 +387,15 @@ class SSHBackend(NodeBackend):
 
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
+        self._exited_on_its_own(node)
         process = self._procs.get(node)
         if process is not None and self.state(node) != DEAD:
+            self._stopping(node)
             self._remote(node).stop(process, STOP_GRACE)
         self._spawn(node)
 
     def start(self, node: str) -> None:
+        self._exited_on_its_own(node)
         if self.state(node) == DEAD:
             self._spawn(node)
 

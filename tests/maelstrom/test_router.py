@@ -111,6 +111,35 @@ def test_a_bad_program_is_one_line_naming_the_node_exit_3_and_nothing_left(tmp_p
     assert processes_with(marker) == [], "no program of the run is left running"
 
 
+def test_a_program_that_dies_mid_run_is_an_anomaly_naming_the_node_and_its_last_words(tmp_path):
+    # crash-later: after 20 messages the program prints a line that is no message; its router ends
+    store = tmp_path / "store"
+    proc = run_faultbed("run", "--bin", TINY, "--bin-arg=--misbehave", "--bin-arg", "crash-later", "--workload",
+                        "echo", *SHORT, "--time-limit", "4", "--nemesis", "none", "--store", str(store))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run_dir = (store / "latest").resolve()
+    [exits] = [r for r in results(run_dir)["results"] if r["checker"] == "node-exits"]
+    assert exits["valid"] is False and exits["details"]["crashes"], exits
+    crash = exits["details"]["crashes"][0]
+    assert crash["node"] in ("n1", "n2", "n3") and crash["status"] == 3, crash
+    assert any("which is not a Maelstrom message" in line for line in crash["log"]), crash["log"]
+    assert "exited on its own (status 3)" in exits["summary"], exits["summary"]
+    assert "node-exits: INVALID" in proc.stdout + proc.stderr or "node-exits" in (run_dir / "report.html").read_text()
+    events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [e["node"] for e in events if e.get("f") == "node-exit"].count(crash["node"]) == 1, "each exit once"
+
+
+def test_nodes_faultbed_kills_and_restarts_are_no_exit_of_their_own(tmp_path):
+    store = tmp_path / "store"
+    proc = run_faultbed("run", "--bin", TINY, "--workload", "echo", *SHORT, "--time-limit", "5", "--nemesis",
+                        "kill,pause", "--nemesis-interval", "1", "--store", str(store))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = (store / "latest").resolve()
+    history = (run_dir / "history.jsonl").read_text()
+    assert '"start-kill"' in history and '"node-exit"' not in history
+    assert "node-exits" not in [r["checker"] for r in results(run_dir)["results"]]
+
+
 def test_a_program_that_never_answers_init_is_named_and_stopped(tmp_path):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     fields = spec_fields(TINY, ["--misbehave", "silent", marker])
