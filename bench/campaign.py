@@ -23,7 +23,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from faultbed.campaign import RunResult, run_once
+from faultbed.campaign import RUN_TIMEOUT_EXTRA, RunResult, run_once
 from faultbed.errors import FaultbedError
 from faultbed.shard import WHOLE, parse_shard
 
@@ -47,9 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default=None, help="results root (default: a temporary directory)")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="run only shard I of N of the seeds (every N-th from the I-th)")
+    parser.add_argument("--hang-after", type=float, default=RUN_TIMEOUT_EXTRA, metavar="SECONDS",
+                        help="a run still going this long after its time limit is hung: stopped, "
+                             f"recorded as `hung` (default {RUN_TIMEOUT_EXTRA:g})")
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="-- then `faultbed run` flags")
     ns = parser.parse_args(argv)
     run_args = [a for a in ns.run_args if a != "--"]
+    if not 0 < ns.hang_after < float("inf"):
+        parser.error("--hang-after: give a positive number of seconds")
     try:
         shard = parse_shard(ns.shard) if ns.shard is not None else WHOLE
     except FaultbedError as exc:
@@ -59,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     part = f", shard {shard}: {len(seeds)} of them" if shard != WHOLE else ""
     print(f"campaign: {ns.runs} runs{part} ({ns.parallel} at a time) of `faultbed run {' '.join(run_args)}`, "
           f"store {store}", flush=True)
-    return summarize(run_seeds(run_args, seeds, ns.parallel, store), ns.expect)
+    return summarize(run_seeds(run_args, seeds, ns.parallel, store, ns.hang_after), ns.expect)
 
 
-def run_seeds(run_args: list[str], seeds: Sequence[int], parallel: int, store: str) -> list[RunResult]:
+def run_seeds(run_args: list[str], seeds: Sequence[int], parallel: int, store: str,
+              hang_after: float = RUN_TIMEOUT_EXTRA) -> list[RunResult]:
     """One run per seed, `parallel` at a time, each described as it ends (in seed order)."""
     results: list[RunResult] = []
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(run_once, run_args, seed, store) for seed in seeds]
+        futures = [pool.submit(run_once, run_args, seed, store, hang_after) for seed in seeds]
         for future in futures:
             result = future.result()
             results.append(result)

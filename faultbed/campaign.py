@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 VERDICTS = {0: "valid", 1: "invalid", 2: "unknown", 3: "error", 130: "interrupted", 255: "internal-error"}
 RUN_TIMEOUT_EXTRA = 300.0  # seconds a run may take beyond its time limit before it counts as hung
+STOP_GRACE = 120.0  # seconds a hung run gets after SIGTERM to tear its cluster down
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,28 @@ def time_limit_of(args: Sequence[str]) -> float:
     return 30.0
 
 
-def run_once(args: Sequence[str], seed: int, store: str) -> RunResult:
-    """One `faultbed run ARGS --seed SEED` in its own store directory STORE/seed-SEED."""
+def run_once(args: Sequence[str], seed: int, store: str, hang_after: float = RUN_TIMEOUT_EXTRA) -> RunResult:
+    """One `faultbed run ARGS --seed SEED` in its own store directory STORE/seed-SEED. A run still
+    going `hang_after` seconds after its time limit is hung: it gets SIGTERM (it stops what it
+    started, as after Ctrl-C) and, after STOP_GRACE more seconds, SIGKILL (`faultbed gc` then)."""
     own_store = os.path.join(store, f"seed-{seed}")
     start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "faultbed", "run", "--quiet", "--seed", str(seed),
+                             "--store", own_store, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
-        proc = subprocess.run([sys.executable, "-m", "faultbed", "run", "--quiet", "--seed", str(seed),
-                               "--store", own_store, *args], capture_output=True, text=True,
-                              timeout=time_limit_of(args) + RUN_TIMEOUT_EXTRA)
-        code, stderr = proc.returncode, proc.stderr
+        _, stderr = proc.communicate(timeout=time_limit_of(args) + hang_after)
+        code = proc.returncode
     except subprocess.TimeoutExpired:
-        code, stderr = -1, "hung: no exit within the deadline"
+        proc.terminate()
+        try:
+            proc.communicate(timeout=STOP_GRACE)
+            how = "stopped by SIGTERM"
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            how = "killed after SIGTERM did not stop it; `faultbed gc` removes what it left"
+        code, stderr = -1, f"hung: no exit within {hang_after:g} s after its time limit ({how})"
     elapsed = time.monotonic() - start
     verdict = VERDICTS.get(code, "hung" if code == -1 else f"exit {code}")
     run_dir = os.path.realpath(os.path.join(own_store, "latest"))

@@ -109,7 +109,7 @@ def test_a_bad_pytest_shard_is_a_usage_error_in_one_line(pytester):
 def test_campaign_shards_take_their_seeds_and_together_every_seed_once(monkeypatch, tmp_path, capsys):
     seen: list[int] = []
 
-    def record(args, seed, store):  # the seed selection alone: each real run is a whole `faultbed run`
+    def record(args, seed, store, hang_after=None):  # the seed selection alone: each real run is a whole `faultbed run`
         seen.append(seed)
         return campaign.RunResult(seed, "valid", None, str(tmp_path), 0.0, 0, 0, "")
 

@@ -25,7 +25,7 @@ from faultbed.spec import TestSpec
 from tests.integration.conftest import processes_of_run
 
 FILES = Path(__file__).resolve().parent / "files"
-OP_TIMEOUT = 1.0
+OP_TIMEOUT = 5.0  # generous: under load, starting a process client's interpreter can take over a second
 
 
 # -- placeholders ---------------------------------------------------------------------

@@ -15,7 +15,9 @@ Every line the program prints on stdout is routed by its `dest`: a node (over TC
 node's proxy address; a connection per peer, reconnected after any trouble), a client, or
 a service (lin-kv, seq-kv, lww-kv: services.py; they live in the first node's router, and the
 other routers reach them over their link to it). The program's stderr is the node's log.
-A peer connection begins with a line naming the router it comes from ({"link": "n2"}).
+A peer connection begins with a line naming the router it comes from ({"link": "n2"}); the
+router at the other end answers {"linked": "n1"}, and only then is the link up (a proxy accepts a
+connection before it knows whether the peer listens).
 Counts of messages and bytes sent to and received from each peer are written to
 `maelstrom-counts.json` in the data directory (cumulative over restarts), so the report can
 show what the mesh delivered and dropped.
@@ -48,6 +50,7 @@ INIT_CLIENT = "c0"           # init comes from this client id (workers' ids star
 INIT_TIMEOUT = 20.0  # generous: a loaded machine can take seconds to start an interpreter
 PEER_QUEUE = 100_000         # messages waiting for one peer's connection; beyond that they are dropped (unsent)
 RECONNECT_DELAY = (0.02, 0.5)
+LINK_ANSWER_TIMEOUT = 2.0    # seconds for the peer's {"linked": ...}; then the connection is tried again
 COUNTS_EVERY = 0.5
 EXIT_BAD_PROGRAM = 3
 STOP_WAIT = 2.0
@@ -103,9 +106,9 @@ class Counts:
 class PeerLink:
     """Messages for one peer over one TCP connection to the peer's proxy address.
 
-    While the connection is down (refused, reset, closed by a heal) messages are not kept: they
-    are counted `unsent` and lost, as a real network would lose them; only before the first
-    connection (the cluster starting) are they queued. Messages written into a connection that
+    While the link is down (refused, reset, closed by a heal) messages are not kept: they are
+    counted `unsent` and lost, as a real network would lose them; only before the link first came
+    up (the peer answered {"linked": ...}: the cluster starting) are they queued. Messages written into a connection that
     is blackholed count as sent and never arrive: the report shows them as dropped by the mesh.
     """
 
@@ -136,10 +139,20 @@ class PeerLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY[1])
                 continue
-            delay = RECONNECT_DELAY[0]
             writer.write(encode({"link": self.router.node}))  # which router the connection comes from
+            try:  # the proxy accepted; is the peer's router there (it listens once its program is up)?
+                answer = await asyncio.wait_for(reader.readline(), LINK_ANSWER_TIMEOUT)
+                linked = json.loads(answer).get("linked") == self.peer if answer else False
+            except (OSError, ValueError, AttributeError, asyncio.TimeoutError):
+                linked = False
+            if not linked:
+                writer.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY[1])
+                continue
+            delay = RECONNECT_DELAY[0]
             self.connected = self.ever_connected = True
-            closed = asyncio.ensure_future(reader.read())  # the peer never writes back: this is EOF
+            closed = asyncio.ensure_future(reader.read())  # the peer writes nothing more: this is EOF
             try:
                 while not closed.done():
                     getter = asyncio.ensure_future(self.queue.get())
@@ -268,6 +281,7 @@ class Router:
         try:
             hello = json.loads(await reader.readline())  # {"link": "n2"}: the router at the other end
             link = str(hello["link"])
+            writer.write(encode({"linked": self.node}))
             while line := await reader.readline():
                 self.counts.add("received", link, len(line))
                 if self.services is not None and self.services.handles(_dest(line)):
