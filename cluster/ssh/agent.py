@@ -6,7 +6,8 @@ kernel's start time, and every signal goes to that pid only while its start time
 (a reused pid is never hit). Each verb prints one JSON value.
 
     prepare REQUEST_JSON            {run_dir, harness, packages, ports, cached}: this host's clock first, then
-                                    the run directory, the missing Debian packages installed (root or
+                                    the host's lock (<workdir>/lock; {"busy": its holder} when another run
+                                    holds it, and nothing else is done), the run directory, the missing Debian packages installed (root or
                                     sudo -n), which of `ports` nothing listens on, whether `cached` (a
                                     file under <workdir>/cache) is there
     free-ports PORT...              those of PORT... that nothing listens on (any address)
@@ -16,12 +17,21 @@ kernel's start time, and every signal goes to that pid only while its start time
     state PID START [PID START...]  running | paused | dead for each
     stop PID START GRACE            SIGCONT + SIGTERM, SIGKILL after GRACE seconds; until it is gone
     hosts-file RUN_ID LINES_JSON    name -> address lines in /etc/hosts, in a block marked with the run id
-    stop-all RUN_DIR GRACE          stop every recorded process (SIGTERM, SIGKILL after GRACE seconds)
-    cleanup RUN_DIR                 stop every recorded process, drop the /etc/hosts block, remove RUN_DIR
+    stop-all RUN_DIR GRACE          stop every recorded process but the lock's holder (SIGTERM, SIGKILL after
+                                    GRACE seconds)
+    cleanup RUN_DIR                 stop every recorded process, drop the /etc/hosts block, release the lock,
+                                    remove RUN_DIR
     runs WORKDIR                    the run directories under WORKDIR, each with its harness
-    drop-cache WORKDIR              remove <workdir>/cache
+    drop-cache WORKDIR              remove <workdir>/cache, and <workdir>/lock when no one holds it
+
+One run at a time on a host. The lock is an flock on <workdir>/lock held by a small process of the
+run (recorded like every other, named "lock"): it is released when that process ends, at the end of
+the run's cleanup, by gc's cleanup of a crashed run, or by the kernel if the process dies; the
+holder removes the file as it goes (only while the path is still its file). The file says which run
+holds it.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,6 +45,26 @@ PROCESSES = "processes.jsonl"
 HARNESS = "harness.json"
 CACHE = "cache"  # files kept between runs (the Toxiproxy binary by its hash); gc removes it with the last run
 ETC_HOSTS = "/etc/hosts"
+LOCK = "lock"  # <workdir>/lock: one run at a time on a host
+LOCK_HOLDER = "lock"  # the name of the process that holds it, in processes.jsonl
+# The holder: keeps the inherited locked descriptor open until a signal ends it, then removes the lock
+# file if the path still names its file (another run may have taken a new one after a SIGKILL).
+HOLDER = """# faultbed: the lock of this host's workdir, held for one run
+import os, signal, sys
+path, fd = sys.argv[1], int(sys.argv[2])
+def release(*_):
+    try:
+        mine, named = os.fstat(fd), os.stat(path)
+        if (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
+    os._exit(0)
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, release)
+while True:
+    signal.pause()
+"""
 
 
 def start_time(pid):
@@ -95,13 +125,59 @@ def stop(pid, start, grace):
     return True
 
 
+def same_file(fd, path):
+    try:
+        mine, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+
+
+def try_lock(path):
+    """(descriptor holding an flock on `path`, None), or (None, what the holder wrote there)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = json.loads(os.read(fd, 65536).decode() or "{}")
+            except ValueError:
+                holder = {}
+            os.close(fd)
+            return None, holder if isinstance(holder, dict) else {}
+        if same_file(fd, path):
+            return fd, None
+        os.close(fd)  # its holder removed it as we opened it: take the new one
+
+
+def hold_lock(run_dir, fd, path, owner):
+    """Hand the locked descriptor to a holder process of the run (recorded), and say who holds it."""
+    proc = subprocess.Popen([sys.executable, "-S", "-c", HOLDER, path, str(fd)], pass_fds=(fd,),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd="/")
+    record(run_dir, {"name": LOCK_HOLDER, "pid": proc.pid, "start": start_time(proc.pid)})
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(owner).encode(), 0)
+
+
 def prepare(request):
     now = time.time()
     run_dir = request["run_dir"]
-    for sub in ("nodes", "data", "code"):
-        os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
-    with open(os.path.join(run_dir, HARNESS), "w") as fh:
-        json.dump(request["harness"], fh)
+    workdir = os.path.dirname(run_dir.rstrip("/"))
+    os.makedirs(workdir, exist_ok=True)
+    lock_path = os.path.join(workdir, LOCK)
+    fd, holder = try_lock(lock_path)
+    if fd is None:
+        return {"time": now, "busy": holder}
+    try:
+        for sub in ("nodes", "data", "code"):
+            os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+        with open(os.path.join(run_dir, HARNESS), "w") as fh:
+            json.dump(request["harness"], fh)
+        hold_lock(run_dir, fd, lock_path, {"run_dir": run_dir, "harness": request["harness"]})
+    finally:
+        os.close(fd)
     try:
         with open("/proc/sys/kernel/random/boot_id") as fh:
             boot_id = fh.read().strip()
@@ -195,9 +271,11 @@ def recorded(run_dir):
     return entries
 
 
-def stop_all(run_dir, grace):
-    """Every recorded process still running: SIGCONT + SIGTERM all at once, SIGKILL after `grace`."""
-    live = [e for e in recorded(run_dir) if state(e["pid"], e.get("start")) != "dead"]
+def stop_all(run_dir, grace, lock_too=False):
+    """Every recorded process still running (the lock's holder only if `lock_too`): SIGCONT + SIGTERM all
+    at once, SIGKILL after `grace`."""
+    live = [e for e in recorded(run_dir) if state(e["pid"], e.get("start")) != "dead"
+            and (lock_too or e.get("name") != LOCK_HOLDER)]
     for entry in live:
         send(entry["pid"], entry.get("start"), signal.SIGCONT)
         send(entry["pid"], entry.get("start"), signal.SIGTERM)
@@ -221,11 +299,30 @@ def cleanup(run_dir):
         hosts_file(run_id, [])
     except OSError as exc:
         failed.append("%s block: %s" % (ETC_HOSTS, exc.strerror))
+    if not failed:  # the host is free for another run only once this one's traces are gone from it
+        answer = stop_all(run_dir, 2.0, lock_too=True)
+        stopped, failed = stopped + answer["stopped"], answer["failed"]
     if not failed:
         shutil.rmtree(run_dir, ignore_errors=True)
         if os.path.exists(run_dir):
             failed.append("directory %s" % run_dir)
     return {"stopped": stopped, "failed": failed}
+
+
+def drop_free_lock(path):
+    """Remove a lock file no one holds (its holder was SIGKILLed before it could remove it)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if same_file(fd, path):
+            os.unlink(path)
+    except OSError:
+        pass  # held: a run is on
+    finally:
+        os.close(fd)
 
 
 def runs(workdir):
@@ -277,6 +374,7 @@ def main(argv):
         existed = os.path.exists(cache)
         shutil.rmtree(cache, ignore_errors=True)
         result = existed and not os.path.exists(cache)
+        drop_free_lock(os.path.join(args[0], LOCK))
     else:
         sys.stderr.write("faultbed agent: unknown verb %s\n" % verb)
         return 2

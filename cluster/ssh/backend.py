@@ -87,6 +87,16 @@ def harness_identity() -> dict[str, Any]:
     return {"hostname": socket.gethostname(), "boot_id": boot_id, "pid": pid, "start": process_start_time(pid)}
 
 
+def busy_message(host: Host, holder: Any, inventory: str) -> str:
+    """One line: the host is taken by another run (its lock, agent.py), which run, and how to free it."""
+    holder = holder if isinstance(holder, dict) else {}
+    harness = holder.get("harness") if isinstance(holder.get("harness"), dict) else {}
+    run = harness.get("run_id") or os.path.basename(str(holder.get("run_dir", ""))) or "another run"
+    by = f" (harness pid {harness.get('pid')} on {harness.get('hostname')})" if harness.get("pid") else ""
+    return (f"host {host.name} ({host.address}) is in use by faultbed run {run}{by}: one run at a time on a host; "
+            f"if that run crashed, `faultbed gc --hosts {inventory}` frees it")
+
+
 class SSHBackend(NodeBackend):
     """Nodes as processes on the inventory's hosts; a context manager that leaves nothing on them."""
 
@@ -232,6 +242,8 @@ class SSHBackend(NodeBackend):
         before = time.time()
         answer = self.hosts[host.name].agent("prepare", json.dumps(request), timeout=900)
         after = time.time()
+        if "busy" in answer:  # nothing was made there: the host is not torn down (not in self.clocks)
+            raise SetupError(busy_message(host, answer["busy"], self.inventory.path))
         # the host reads its clock first thing; the round trip bounds when that was
         skew = (float(answer["time"]) - (before + after) / 2) * 1000
         uncertainty = (after - before) / 2 * 1000

@@ -1,10 +1,11 @@
 """The ssh backend on three real hosts (containers with sshds on a private network, conftest.py):
 raftkv and etcd across hosts under partitions, kills and pauses; a planted bug found; the partition
-real between hosts; a harness killed mid-run cleaned up by `faultbed gc --hosts`; bad hosts refused
-in one line with nothing left anywhere."""
+real between hosts; a second run on the same hosts refused while the first holds them; a harness killed
+mid-run cleaned up by `faultbed gc --hosts`; bad hosts refused in one line with nothing left anywhere."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -58,6 +59,18 @@ def ssh_masters_to(hosts: TestHosts) -> list[str]:
             if " ssh " in f" {line.split(None, 1)[-1]}" and any(f" {a}" in line for a in addresses)]
 
 
+def assert_report_as_for_local_runs(run_dir: Path, logs: list[str]) -> None:
+    """report.html has the sections of a local run's report, and the node logs came back into it: each
+    log linked and its last line shown."""
+    page = (run_dir / "report.html").read_text()
+    assert re.findall(r'<section id="([^"]+)"', page) == ["checkers", "plots", "faults", "spec", "files", "logs"]
+    logs_section = page[page.index('<section id="logs">'):]
+    for name in logs:
+        assert f'<a href="nodes/{name}.log">' in logs_section, f"{name}'s log is linked"
+        last = (run_dir / "nodes" / f"{name}.log").read_text().strip().splitlines()[-1]
+        assert html.escape(last) in logs_section, f"{name}'s log tail is shown"
+
+
 def test_raftkv_five_nodes_on_three_hosts_under_partition_kill_pause_is_valid_and_leaves_nothing(
         ssh_hosts: TestHosts, tmp_path: Path) -> None:
     inventory = ssh_hosts.write_inventory({"n1": "h1", "n2": "h2", "n3": "h3", "n4": "h1", "n5": "h2"},
@@ -81,6 +94,8 @@ def test_raftkv_five_nodes_on_three_hosts_under_partition_kill_pause_is_valid_an
     events = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     kinds = {e["f"] for e in events if e["process"] == "nemesis"}
     assert {"start-partition", "start-kill", "start-pause"} <= kinds, kinds
+    assert_report_as_for_local_runs(run_dir, ["n1", "n2", "n3", "n4", "n5", "toxiproxy-h1", "toxiproxy-h2",
+                                              "toxiproxy-h3"])
     assert left_on(ssh_hosts) == {"h1": [], "h2": [], "h3": []}
     assert processes_of_run(verdict["run_id"]) == [] and ssh_masters_to(ssh_hosts) == []
 
@@ -88,7 +103,8 @@ def test_raftkv_five_nodes_on_three_hosts_under_partition_kill_pause_is_valid_an
 def test_raftkv_stale_reads_bug_is_detected_across_hosts(ssh_hosts: TestHosts, tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = run_faultbed("run", "--backend", "ssh", "--hosts", ssh_hosts.inventory_path, "--nodes", "5",
-                        "--nemesis-interval", "3", "--time-limit", "12", "--rate", "100", "--bug", "stale-reads",
+                        "--nemesis", "partition", "--nemesis-interval", "3", "--time-limit", "12", "--rate", "100",
+                        "--bug", "stale-reads",
                         "--seed", "3", "--quiet", "--store", str(store), timeout=RUN_TIMEOUT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "verdict: INVALID" in proc.stdout
@@ -203,12 +219,14 @@ def test_sigkill_of_the_harness_then_gc_hosts_leaves_nothing_on_any_host(ssh_hos
             return history.exists() and '"ok"' in history.read_text()
         wait_for(started, RUN_TIMEOUT, "the run's main phase")
         assert all(left_on(ssh_hosts).values()), "nodes and Toxiproxy run on every host"
+        [run] = runs_on(ssh_hosts)[:1]
+        run_id = run.split(":", 1)[1]
+        assert_second_run_refused(ssh_hosts, tmp_path, run_id)  # while the first runs
     finally:
         harness.send_signal(signal.SIGKILL)
         harness.wait(timeout=30)
-    [run] = runs_on(ssh_hosts)[:1]
-    run_id = run.split(":", 1)[1]
     assert processes_of_run(run_id), "the run's ssh connections outlive a SIGKILLed harness"
+    assert_second_run_refused(ssh_hosts, tmp_path, run_id)  # the crashed run holds the hosts until gc
     gc = run_faultbed("gc", "--hosts", ssh_hosts.inventory_path, timeout=RUN_TIMEOUT)
     assert gc.returncode == 0, gc.stdout + gc.stderr
     assert f"run {run_id}: stopped" in gc.stdout, gc.stdout
@@ -217,6 +235,19 @@ def test_sigkill_of_the_harness_then_gc_hosts_leaves_nothing_on_any_host(ssh_hos
         _, listing = ssh_hosts.exec(name, ["ls", "-A", WORKDIR])
         assert listing.split() == [], f"{name} keeps {listing} (cache included: no run is left)"
     assert processes_of_run(run_id) == []
+
+
+def assert_second_run_refused(hosts: TestHosts, tmp_path: Path, holder: str) -> None:
+    """Another run on the same hosts: one line naming the run that holds them, exit 3, nothing of its own left."""
+    before = runs_on(hosts)
+    proc = run_faultbed("run", "--backend", "ssh", "--hosts", hosts.inventory_path, "--nodes", "3",
+                        "--nemesis", "none", "--time-limit", "5", "--quiet", "--store", str(tmp_path / "second"),
+                        timeout=RUN_TIMEOUT)
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("faultbed: raftkv")]
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert len(lines) == 1 and f"is in use by faultbed run {holder}" in lines[0] \
+        and f"faultbed gc --hosts {hosts.inventory_path}" in lines[0], proc.stderr
+    assert runs_on(hosts) == before, "the refused run made nothing on any host"
 
 
 # -- bad hosts ---------------------------------------------------------------------------------------
