@@ -76,8 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--faultbed-shard: {exc}") from None
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: a shard of the tests chosen, so every shard gets some
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--faultbed-shard I/N: keep this shard's tests (by position among the sorted test ids), deselect the rest."""
+    """--faultbed-shard I/N: keep this shard's tests (by position among the sorted ids of the tests left
+    after -k and -m), deselect the rest."""
     shard = config.stash.get(SHARD_KEY, None)
     if shard is None:
         return

@@ -79,6 +79,16 @@ def test_pytest_shards_run_the_whole_suite_once_between_them_and_the_same_way_ev
     assert again == shards[1]
 
 
+def test_pytest_shards_split_the_tests_left_after_k_and_m(pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    ran = []
+    for index in (1, 2):  # a shard of all 10 sorted ids would give both chosen to shard 1
+        result = pytester.runpytest("-v", "-k", "test_param and (3 or 5)", f"--faultbed-shard={index}/2")
+        result.assert_outcomes(passed=1)
+        ran += passed_ids(result)
+    assert sorted(ran) == ["test_suite.py::test_param[3]", "test_suite.py::test_param[5]"], ran
+
+
 def test_pytest_shards_spread_over_xdist_workers_still_run_each_test_once(pytester):
     pytester.makepyfile(test_suite=SUITE)
     ran = []
