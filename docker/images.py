@@ -4,7 +4,7 @@
                                 package list (docker/base-packages.txt) and the recipe, not the mirror
     faultbed/toxiproxy:latest   base + the static toxiproxy-server that scripts/setup built
     faultbed/node:<code hash>   base + the project's Python packages (cluster.docker.node_image)
-    faultbed/sshhost:<hash>     base + openssh-server: the test hosts of the ssh backend
+    faultbed/sshhost:<hash>     base + openssh-server, pytest, xdist, rich: the ssh backend's test hosts
                                 (cluster/ssh/testhosts.py; `--ssh-host` builds it and prints its tag)
 
 Each image is built only when its tag is missing or its base changed. The apt mirror
@@ -63,8 +63,9 @@ LABEL_BASE = "faultbed.base"
 MMDEBSTRAP_TIMEOUT = 1800
 BUILD_TIMEOUT = 900
 KEEP_OLD_TAGS = 4
-# What a test host of the ssh backend adds to the base: an sshd (cluster/ssh/testhosts.py).
-SSH_HOST_PACKAGES = ("openssh-server",)
+# What a test host of the ssh backend adds to the base (cluster/ssh/testhosts.py): an sshd, and what a host
+# needs to run a share of a chaos suite itself (docs/REMOTE.md, "Campaigns across machines").
+SSH_HOST_PACKAGES = ("openssh-server", "python3-pytest", "python3-pytest-xdist", "python3-rich")
 
 
 def base_packages(path: str = PACKAGES_FILE) -> list[str]:
@@ -222,7 +223,7 @@ def build_all(repository: str, nocache: bool = False, registry_base: str | None 
 
 
 def build_ssh_host(repository: str, nocache: bool = False) -> str:
-    """faultbed/sshhost:<hash>: the base packages plus an sshd, for the ssh backend's test hosts."""
+    """faultbed/sshhost:<hash>: the base packages plus an sshd and pytest, for the ssh backend's test hosts."""
     client = docker_client(timeout=BUILD_TIMEOUT)
     packages = sorted(set(base_packages()) | set(SSH_HOST_PACKAGES))
     tag = f"{repository}/sshhost:" + base_image(packages, repository).rpartition(":")[2]

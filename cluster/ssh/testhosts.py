@@ -5,10 +5,14 @@
         hosts.write_inventory({"n1": "h1", ...}, path=...)   # the same with a [nodes] mapping
         hosts.exec("h2", ["ss", "-tn"])  # look inside a host without ssh (docker exec)
 
+    with TestHosts(2, mounts={CHECKOUT: CHECKOUT}) as hosts:   # a directory of this machine on every host,
+        ...                                                     # read-only (a checkout to run a suite from)
+
 Each host is a container of faultbed/sshhost (faultbed's base image plus openssh-server, built
 by `docker/build --ssh-host` without a registry), alone with the others on a bridge network of
 the project's own (a /26 of FAULTBED_DOCKER_POOL, masquerading off: no way out), root login by
-key only. A client key and one host key are generated per TestHosts (ssh-keygen), so the
+key only. The image also holds what a host needs to run a chaos suite of its own (pytest, pytest-xdist,
+rich: docs/REMOTE.md, "Campaigns across machines"). A client key and one host key are generated per TestHosts (ssh-keygen), so the
 inventory's known_hosts pins them. Containers and the network carry faultbed.run and
 faultbed.harness labels: `faultbed gc` removes those of a crashed harness.
 
@@ -72,10 +76,12 @@ class TestHosts:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, count: int, directory: str | None = None, prefix: str = "h") -> None:
+    def __init__(self, count: int, directory: str | None = None, prefix: str = "h",
+                 mounts: Mapping[str, str] | None = None) -> None:
         if not 1 <= count <= 50:
             raise SetupError("TestHosts makes 1 to 50 hosts")
         self.count = count
+        self.mounts = dict(mounts or {})  # a directory here -> where every host sees it, read-only
         self.run_id = "hosts-" + uuid.uuid4().hex[:10]
         self.names = [f"{prefix}{i}" for i in range(1, count + 1)]
         self.labels = {LABEL_RUN: self.run_id, LABEL_HARNESS: f"{os.getpid()}:{process_start_time(os.getpid())}"}
@@ -156,7 +162,8 @@ class TestHosts:
         created = api.create_container(
             image, command=SSHD + [address], name=f"faultbed-{self.run_id}-{name}", hostname=name,
             labels={**self.labels, LABEL_ROLE: f"ssh-host-{name}"},
-            host_config=api.create_host_config(init=True),
+            host_config=api.create_host_config(
+                init=True, binds={source: {"bind": target, "mode": "ro"} for source, target in self.mounts.items()}),
             networking_config=api.create_networking_config(
                 {network: api.create_endpoint_config(ipv4_address=address)}))
         container = self._client.containers.get(created["Id"])
