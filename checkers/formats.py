@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from faultbed.checkers.edn import read_edn
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import (NEMESIS, events_of_lines, fault_color, open_history, pair_operations, read_history,
                               special_file_kind)
 
-FORMATS = ("faultbed", "edn", "porcupine-etcd", "porcupine-kv")
-STREAMED_FORMATS = ("faultbed", "porcupine-etcd")  # read by the checker itself (checkers/porcupine)
+from faultbed.checkers.names import FORMATS, STREAMED_FORMATS  # noqa: F401 (FORMATS: callers find it here too)
+
 OpRow = tuple[Any, ...]
 
 # Which model checks a faultbed run, by the spec's workload.
@@ -90,6 +90,24 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     if format == "porcupine-kv":
         return import_porcupine_kv(text, path)
     raise FaultbedError(f"unknown history format {format!r} (known: {', '.join(FORMATS)})")
+
+
+def streamed_format(path: str, format: str | None = None) -> str | None:
+    """The format of a history the checker reads itself (faultbed JSONL, porcupine etcd log), given
+    or detected as load_history does; None for any other file, unreadable ones included (load_history
+    names their problem)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        if format is None:
+            with open_history(path) as fh:
+                text = fh.read(DETECT_CHARS)
+                if not text[:DETECT_CHARS - 1].strip():
+                    text += fh.read()
+            format = detect_format(text, path)
+    except (OSError, UnicodeDecodeError, FaultbedError):
+        return None
+    return format if format in STREAMED_FORMATS else None
 
 
 def detect_format(text: str, path: str) -> str:
@@ -239,6 +257,8 @@ def _row(process: Any, invocation: tuple[int, int, str, Any, Any], time: int, ty
 
 def import_edn(text: str, path: str) -> ImportedHistory:
     """A Jepsen EDN history: one vector or list of maps (or maps one after another)."""
+    from faultbed.checkers.edn import read_edn  # here: most histories are not EDN
+
     document = read_edn(text, path)
     if len(document.forms) == 1 and isinstance(document.forms[0], list):
         maps, offsets = document.forms[0], document.inner_offsets
@@ -353,6 +373,8 @@ def import_porcupine_kv(text: str, path: str) -> ImportedHistory:
 
 def _kv_entry_slowly(line: str, path: str, number: int) -> Entry:
     """A line the fast pattern does not match (escapes, other spacing): read it as EDN."""
+    from faultbed.checkers.edn import read_edn
+
     forms = read_edn(line, f"{path}:{number}").forms
     if len(forms) != 1 or not isinstance(forms[0], dict):
         raise HistoryError(f"{path}:{number}: expected one map per line")

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, load_history, rows_from_events
+from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid
-from faultbed.checkers.shrink import first_anomaly
 from faultbed.errors import FaultbedError, HistoryError, SetupError
-from faultbed.store import HISTORY as HISTORY_FILE, LINEARIZABILITY_HTML
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CHECKER = "linearizable"
 CHECK_TIMEOUT = 120.0  # seconds; spec.options["check_timeout"] overrides
-MODELS = ("register", "cas-register", "kv", "mutex", "multi-register", "fifo-queue")
 LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
 NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
@@ -69,6 +67,10 @@ def _library(path: str) -> ctypes.CDLL:
         library.FaultbedCheck.restype = ctypes.c_void_p
         library.FaultbedFree.argtypes = [ctypes.c_void_p]
         library.FaultbedFree.restype = None
+        library.FaultbedSubmit.argtypes = [ctypes.c_char_p]
+        library.FaultbedSubmit.restype = ctypes.c_longlong
+        library.FaultbedWait.argtypes = [ctypes.c_longlong]
+        library.FaultbedWait.restype = ctypes.c_void_p
     except (OSError, AttributeError) as exc:
         raise SetupError(f"cannot load the porcupine bindings {path} ({exc}): run `make setup`") from exc
     return library
@@ -81,11 +83,17 @@ class UnencodableError(FaultbedError):
 def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
     """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
     library = _library(library_path())
+    return _answer(library, library.FaultbedCheck(_payload(request)))
+
+
+def _payload(request: dict[str, Any]) -> bytes:
     try:
-        payload = _encode(request).encode()
+        return _encode(request).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise UnencodableError(f"cannot hand the history to porcupine: {str(exc)[:120]}") from exc
-    pointer = library.FaultbedCheck(payload)
+
+
+def _answer(library: ctypes.CDLL, pointer: int) -> dict[str, Any]:
     try:
         answer = ctypes.string_at(pointer)
     finally:
@@ -149,6 +157,8 @@ def _full_path(visualize: str) -> str:
 def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initial: Any,
                         annotations: Sequence[dict[str, Any]], visualize: str | None, origin: int) -> Result:
     """Add `first_anomaly` (and its time into the run) and draw its minimal prefix."""
+    from faultbed.checkers.shrink import first_anomaly  # here: only an anomaly needs it
+
     keys = result.details.get("illegal_keys") or [None]
 
     def is_illegal(prefix: list[OpRow]) -> bool:
@@ -220,18 +230,53 @@ def check_file(path: str, model: str, initial: Any = None, timeout: float | None
     started = time.perf_counter()
     answer = _call(model, initial, timeout, None, False, (), memory_limit_mb, history_file=path,
                    history_format=format)
+    result = _file_result(path, answer, model, timeout)
+    if result is not None:
+        result.details["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return result
+
+
+@dataclass
+class FileTicket:
+    """A history file queued in Go (FaultbedSubmit): Go checks a few at a time, one per CPU,
+    while Python queues the next; result() waits for this one."""
+
+    path: str
+    model: str
+    timeout: float | None
+    limit: float
+    ticket: int
+
+    def result(self) -> Result | None:
+        """check_file's answer: the Result, None when Go leaves the file to Python's reader."""
+        library = _library(library_path())
+        answer = _answer(library, library.FaultbedWait(self.ticket))
+        answer["memory_limit_mb"] = self.limit
+        return _file_result(self.path, answer, self.model, self.timeout)
+
+
+def submit_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
+                memory_limit_mb: float | None = None, format: str = "faultbed") -> FileTicket:
+    """check_file without waiting: the file is checked in Go, in parallel with the others submitted."""
+    limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
+    library = _library(library_path())
+    request = _request(model, initial, timeout, None, False, (), limit, (), path, format)
+    return FileTicket(path, model, timeout, limit, library.FaultbedSubmit(_payload(request)))
+
+
+def _file_result(path: str, answer: dict[str, Any], model: str, timeout: float | None) -> Result | None:
     if answer.get("fallback") or answer.get("error_op", -1) >= 0:
         log.debug("%s: left to Python's reader: %s", path, answer["error"])
         return None
     if answer.get("error"):
         raise FaultbedError(f"{path}: {answer['error']}")
-    return _result(answer, model, started, timeout)
+    return _result(answer, model, None, timeout)
 
 
 def _call(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
           annotations: Sequence[dict[str, Any]], memory_limit_mb: float | None,
           ops: Sequence[OpRow] = (), history_file: str = "", history_format: str = "") -> dict[str, Any]:
-    if model not in MODELS:
+    if model not in MODELS:  # before the directory of the picture is made
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if visualize:
         visualize = os.path.abspath(visualize)
@@ -240,23 +285,34 @@ def _call(model: str, initial: Any, timeout: float | None, visualize: str | None
         except OSError:
             pass  # Go's attempt to write the page reports it; the verdict stands
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
-    answer = call_porcupine({
-        "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
-        "visualize": visualize or "", "always_visualize": always_visualize,
-        "ops": ops, "annotations": list(annotations), "history_file": history_file,
-        "history_format": history_format,
-    })
+    answer = call_porcupine(_request(model, initial, timeout, visualize, always_visualize, annotations, limit,
+                                     ops, history_file, history_format))
     answer["memory_limit_mb"] = limit
     return answer
 
 
-def _result(answer: dict[str, Any], model: str, started: float, timeout: float | None) -> Result:
+def _request(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
+             annotations: Sequence[dict[str, Any]], limit: float, ops: Sequence[OpRow], history_file: str,
+             history_format: str) -> dict[str, Any]:
+    if model not in MODELS:
+        raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+    return {
+        "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
+        "visualize": visualize or "", "always_visualize": always_visualize,
+        "ops": ops, "annotations": list(annotations), "history_file": history_file,
+        "history_format": history_format,
+    }
+
+
+def _result(answer: dict[str, Any], model: str, started: float | None, timeout: float | None) -> Result:
+    """started None: the time inside Go (a submitted file's time waiting for its turn left out)."""
+    elapsed_ms = answer["go_ms"] if started is None else (time.perf_counter() - started) * 1000
     details: dict[str, Any] = {
         "model": model,
         "ops": answer["ops"],
         "partitions": answer["partitions"],
         "segments": answer["segments"],
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        "elapsed_ms": round(elapsed_ms, 3),
         "porcupine_ms": answer["porcupine_ms"],
         "go_ms": answer["go_ms"],
         "visualization": answer.get("visualization"),
@@ -305,6 +361,8 @@ class LinearizableChecker:
     description: str = "linearizable (porcupine), a register per key; draws the smallest illegal prefix"
 
     def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+        from faultbed.store import HISTORY as HISTORY_FILE, LINEARIZABILITY_HTML  # here: `check` needs no store
+
         visualization = os.path.join(out_dir, LINEARIZABILITY_HTML) if out_dir else None
         timeout = float(spec.options.get("check_timeout", CHECK_TIMEOUT))
         stored = os.path.join(out_dir, HISTORY_FILE) if out_dir else None

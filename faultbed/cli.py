@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from typing import Sequence
 
 from faultbed import __version__
-from faultbed.checkers.result import EXIT_ERROR
-from faultbed.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, OneLineFormatter, describe
 from faultbed.errors import FaultbedError
+
+# Start-up time: `faultbed --version` and `faultbed check --help` import little more than argparse;
+# logging, the crash report and each command's modules are imported when they are used.
+EXIT_ERROR = 3  # checkers/result.py's, which tests/test_cli.py holds equal
 
 MAX_MESSAGE = 300
 SUBCOMMANDS = ("run", "check", "replay", "shrink", "hunt", "report", "list", "gc", "serve", "store")
@@ -83,6 +84,10 @@ def _named_command(argv: Sequence[str] | None) -> str | None:
 
 def _configure_logging(verbose: bool) -> None:
     """Warnings on stderr, one line each (-v: debug, with whole tracebacks)."""
+    import logging
+
+    from faultbed.crash import OneLineFormatter
+
     fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(fmt) if verbose else OneLineFormatter(fmt))
@@ -100,12 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"faultbed: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        from faultbed.crash import EXIT_INTERRUPTED
+
         print("faultbed: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()  # the reader of our output went away (`| head`): not a bug, not a verdict
         return EXIT_ERROR
     except Exception as exc:  # the contract: a bug in faultbed is 255, never 1 and never a traceback
+        from faultbed.crash import EXIT_INTERNAL, describe
+
         print(describe(exc), file=sys.stderr)
         return EXIT_INTERNAL
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any
 
 
@@ -21,6 +20,8 @@ class HistoryError(FaultbedError):
 def read_toml(path: str, where: str, error: type[FaultbedError] = FaultbedError,
               missing: str = "no such file") -> dict[str, Any]:
     """The TOML file a user wrote (a system file, an inventory), or `error` in one line starting `where`."""
+    import tomllib  # here: every command imports this module, few read TOML
+
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)

@@ -3,7 +3,10 @@
 //
 // One call per history: FaultbedCheck takes a JSON request (model, initial value,
 // operations, options) and returns a JSON response that the caller must release
-// with FaultbedFree.
+// with FaultbedFree. Many histories (`faultbed check DIR`): FaultbedSubmit queues a
+// request and returns at once with a ticket; a few histories are checked at a time
+// (one per CPU), and FaultbedWait returns a ticket's response when it is ready. So
+// the files are checked in parallel by goroutines, with no Python thread per file.
 package main
 
 /*
@@ -14,6 +17,8 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -30,6 +35,60 @@ func FaultbedCheck(requestJSON *C.char) *C.char {
 //export FaultbedFree
 func FaultbedFree(text *C.char) {
 	C.free(unsafe.Pointer(text))
+}
+
+// FaultbedSubmit queues one request (as FaultbedCheck takes it) and returns its
+// ticket at once; FaultbedWait(ticket) gives its response.
+//
+//export FaultbedSubmit
+func FaultbedSubmit(requestJSON *C.char) C.longlong {
+	return C.longlong(submit(C.GoString(requestJSON)))
+}
+
+// FaultbedWait blocks until the ticket's request is checked and returns its response
+// (release it with FaultbedFree). Each ticket is waited for once.
+//
+//export FaultbedWait
+func FaultbedWait(ticket C.longlong) *C.char {
+	return C.CString(string(wait(int64(ticket))))
+}
+
+var queue struct {
+	sync.Mutex
+	next    int64
+	answers map[int64]chan []byte
+	slots   chan struct{} // one per history being checked: at most one per CPU at a time
+}
+
+func submit(requestJSON string) int64 {
+	answer := make(chan []byte, 1)
+	queue.Lock()
+	if queue.answers == nil {
+		queue.answers = map[int64]chan []byte{}
+		queue.slots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
+	ticket := queue.next
+	queue.next++
+	queue.answers[ticket] = answer
+	slots := queue.slots
+	queue.Unlock()
+	go func() {
+		slots <- struct{}{} // nothing of the history is read before its turn: memory stays bounded
+		defer func() { <-slots }()
+		answer <- handle(requestJSON)
+	}()
+	return ticket
+}
+
+func wait(ticket int64) []byte {
+	queue.Lock()
+	answer, ok := queue.answers[ticket]
+	delete(queue.answers, ticket)
+	queue.Unlock()
+	if !ok {
+		return errorJSON(fmt.Sprintf("internal error in the porcupine bindings: no ticket %d", ticket))
+	}
+	return <-answer
 }
 
 func handle(requestJSON string) (out []byte) {

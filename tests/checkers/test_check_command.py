@@ -205,3 +205,35 @@ def test_a_run_whose_checker_cannot_judge_is_unknown_and_the_reason_is_shown(cap
     code, out, _ = run(capsys, str(gone))
     assert code == 2
     assert out.startswith("unknown ") and "queue: unknown (error: " in out and "no such system file" in out
+
+
+def test_a_directory_of_etcd_logs_is_checked_in_go_alone_with_the_corpus_verdicts(
+        capsys: pytest.CaptureFixture[str], corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """porcupine's 103 logs are queued in Go (checked in parallel there); none is left to Python's reader."""
+    import faultbed.check_paths
+    from tests.checkers.test_corpus import ETCD_LINEARIZABLE
+
+    def python_path(path: str, *args: object) -> object:
+        raise AssertionError(f"{path} was checked by Python, not queued in Go")
+
+    monkeypatch.setattr(faultbed.check_paths, "check_path", python_path)
+    code, out, _ = run(capsys, "--json", str(corpus / "porcupine/jepsen"))
+    assert code == 1
+    answers = {Path(a["path"]).name: a for a in map(json.loads, out.splitlines())}
+    assert len(answers) == 103
+    assert answers.pop("etcd_095.log")["skipped"]  # empty: a .log whose first line is no history
+    for name, answer in answers.items():
+        expected = int(name[5:8]) in ETCD_LINEARIZABLE
+        assert (answer["valid"], answer["format"], answer["model"]) == (expected, "porcupine-etcd", "cas-register"), name
+
+
+def test_a_jsonl_history_go_cannot_read_is_left_to_python_which_names_the_problem(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "torn.jsonl"
+    path.write_text('{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 1}\n'
+                    '{"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "time": 2}\n'
+                    '{"type": "invoke", "process": 0, "f": "read", "key": "a", "time": [3]}\n'
+                    '{"type": "ok", "process": 0, "f": "read", "key": "a", "value": 1, "time": 4}\n')
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 3
+    assert err.startswith(f"faultbed: {path}:3") and len(err.splitlines()) == 1, err

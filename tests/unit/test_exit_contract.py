@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import faultbed.check_paths
 import faultbed.commands.check
 import faultbed.runner
 from faultbed.cli import EXIT_CODES, main
@@ -83,15 +84,15 @@ def test_a_report_that_cannot_be_written_costs_neither_the_verdict_nor_a_clean_s
 
 def test_a_bug_on_one_history_is_255_and_the_others_are_still_checked(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    real = faultbed.commands.check.check_imported
+    real = faultbed.check_paths.submit_file
 
-    def buggy_on_first(history: Any, *args: Any, **kwargs: Any) -> Any:
-        if history.path.endswith("a-first.jsonl"):
+    def buggy_on_first(path: str, *args: Any, **kwargs: Any) -> Any:
+        if path.endswith("a-first.jsonl"):
             raise ZeroDivisionError("planted bug")  # no real bug is left to use
-        return real(history, *args, **kwargs)
+        return real(path, *args, **kwargs)
 
     monkeypatch.setenv("FAULTBED_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(faultbed.commands.check, "check_imported", buggy_on_first)
+    monkeypatch.setattr(faultbed.check_paths, "submit_file", buggy_on_first)
     good = ('{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 1}\n'
             '{"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "time": 2}\n')
     (tmp_path / "a-first.jsonl").write_text(good)
