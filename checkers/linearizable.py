@@ -71,6 +71,8 @@ def _library(path: str) -> ctypes.CDLL:
         library.FaultbedSubmit.restype = ctypes.c_longlong
         library.FaultbedWait.argtypes = [ctypes.c_longlong]
         library.FaultbedWait.restype = ctypes.c_void_p
+        library.FaultbedForget.argtypes = [ctypes.c_longlong]
+        library.FaultbedForget.restype = None
     except (OSError, AttributeError) as exc:
         raise SetupError(f"cannot load the porcupine bindings {path} ({exc}): run `make setup`") from exc
     return library
@@ -253,6 +255,10 @@ class FileTicket:
         answer = _answer(library, library.FaultbedWait(self.ticket))
         answer["memory_limit_mb"] = self.limit
         return _file_result(self.path, answer, self.model, self.timeout)
+
+    def forget(self) -> None:
+        """Nobody will wait for this one (its check still runs to its end)."""
+        _library(library_path()).FaultbedForget(self.ticket)
 
 
 def submit_file(path: str, model: str, initial: Any = None, timeout: float | None = None,

@@ -243,9 +243,11 @@ def _labelled(path: str, root: str) -> tuple[str, str]:
 def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) -> Checked:
     """Import and check one history; a user error becomes the outcome, not an exception."""
     started = time.perf_counter()
+    early: _Early | None = None
     try:
         history = load_history(path, args.format, streamed=True)
-        results = _workload_results(path, history, args, initial)
+        early = _start_in_go(history, args, initial)
+        results = _workload_results(path, history, args, initial, early)
         if results:
             merged = Result(results[0].checker if len(results) == 1 else str(history.workload),
                             merge_valid(r.valid for r in results), summary="; ".join(r.headline() for r in results))
@@ -255,14 +257,45 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
                            skipped=f"workload {history.workload!r} has no linearizability model "
                                    f"(pass --model to check it anyway)")
         visualization = os.path.join(args.visualize, f"{label}.html") if args.visualize else None
-        result = check_imported(history, args.model, initial, args.timeout, visualization,
-                                args.always_visualize, args.memory_limit)
+        result = (early and early.take()) or check_imported(history, args.model, initial, args.timeout,
+                                                            visualization, args.always_visualize, args.memory_limit)
     except FaultbedError as exc:
         return Checked(path, (time.perf_counter() - started) * 1000, error=str(exc))
     except Exception as exc:  # a bug in faultbed: reported (exit 255), and the other histories still checked
         return Checked(path, (time.perf_counter() - started) * 1000, error=describe(exc).removeprefix("faultbed: "),
                        internal=True)
+    finally:
+        if early is not None:
+            early.forget()
     return Checked(path, (time.perf_counter() - started) * 1000, history, result)
+
+
+class _Early:
+    """A run's history queued in Go before the registry says which checkers the run has: reading the
+    entry points takes longer than Go takes to read and search a small history, so both go at once."""
+
+    def __init__(self, ticket: FileTicket) -> None:
+        self.ticket: FileTicket | None = ticket
+
+    def take(self) -> Result | None:
+        """Its result (once); None when Go left the file to Python's reader."""
+        ticket, self.ticket = self.ticket, None
+        return ticket.result() if ticket is not None else None
+
+    def forget(self) -> None:
+        if self.ticket is not None:
+            self.ticket.forget()
+            self.ticket = None
+
+
+def _start_in_go(history: ImportedHistory, args: argparse.Namespace, initial: Any) -> _Early | None:
+    """Queue a faultbed history's linearizability check in Go now, when it will be wanted as Go alone
+    gives it (a model known, no picture): check_imported's fast path, started early."""
+    model = args.model or history.model
+    if history.file is None or history.format != "faultbed" or args.visualize or model is None:
+        return None
+    return _Early(submit_file(history.file, model, initial if initial is not None else history.initial,
+                              args.timeout, args.memory_limit, "faultbed"))
 
 
 def _print(outcome: Checked, as_json: bool) -> None:
@@ -279,7 +312,7 @@ def _print(outcome: Checked, as_json: bool) -> None:
 
 
 def _workload_results(path: str, history: ImportedHistory, args: argparse.Namespace,
-                      initial: Any) -> list[Result]:
+                      initial: Any, early: _Early | None = None) -> list[Result]:
     """A faultbed run's history re-checked by every checker of its workload (read from spec.json
     beside it) and those its system adds (raft-invariants on the nodes' traces in the run's data/),
     each through check_safe with the run directory, as the run itself was checked; [] when
@@ -302,7 +335,8 @@ def _workload_results(path: str, history: ImportedHistory, args: argparse.Namesp
     if not others:
         return []  # linearizability alone says unknown itself when nothing completed
     others = list(checker_names(others))  # and stats: an empty run is unknown, never a vacuous valid
-    results = [check_imported(history, None, initial, args.timeout, None, False, args.memory_limit)] if fast else []
+    results = [(early and early.take()) or check_imported(history, None, initial, args.timeout, None, False,
+                                                         args.memory_limit)] if fast else []
     events = read_history(path)
     return results + [check_safe(load_checker(name), events, spec, run_dir) for name in others]
 

@@ -58,11 +58,18 @@ def registered(kind: str) -> dict[str, Plugin]:
     import importlib.metadata  # here: reading entry points costs start-up time few commands need
 
     found: dict[str, Plugin] = {}
+    by_distribution: dict[int, str] = {}  # a distribution's metadata is parsed anew on every read: once each
+
+    def origin(point: importlib.metadata.EntryPoint) -> str:
+        if id(point.dist) not in by_distribution:
+            by_distribution[id(point.dist)] = _origin(point)
+        return by_distribution[id(point.dist)]
+
     points = sorted(importlib.metadata.entry_points(group=GROUP_PREFIX + kind),
-                    key=lambda point: (_origin(point) != BUILT_IN, point.name))
+                    key=lambda point: (origin(point) != BUILT_IN, point.name))
     for point in points:
         # The first registration of a name wins: a third-party plugin cannot shadow a built-in.
-        found.setdefault(point.name, Plugin(kind, point.name, _origin(point), point.value))
+        found.setdefault(point.name, Plugin(kind, point.name, origin(point), point.value))
     return found
 
 
