@@ -325,6 +325,8 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
     }
     if answer.get("illegal_keys"):
         details["illegal_keys"] = answer["illegal_keys"]
+    if answer.get("segments_while_reading"):
+        details["segments_while_reading"] = answer["segments_while_reading"]
     if answer.get("cancelled_partitions"):
         details["cancelled_partitions"] = answer["cancelled_partitions"]
     if "events" in answer:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -41,18 +42,39 @@ func check(req *request) (resp response) {
 	if err != nil {
 		return failure(resp, err)
 	}
-	h, err := readHistory(m, req)
+	limit := &memoryLimit{bytes: int64(req.MemoryLimitMB * (1 << 20))}
+	clock := &searchClock{}
+	var early *stream // a faultbed history.jsonl is searched while it is read (stream.go)
+	if req.HistoryFile != "" && (req.HistoryFormat == "" || req.HistoryFormat == "faultbed") && req.Visualize == "" {
+		early = newStream(m, limit, clock)
+	}
+	h, err := readHistory(m, req, early)
 	if err != nil {
 		return failure(resp, err)
 	}
 	resp.Ops, resp.Partitions, resp.Completed, resp.Events = h.ops, len(h.partitions), h.completed, h.events
 	timeout := time.Duration(req.TimeoutMs * float64(time.Millisecond))
 
-	searchStarted := time.Now()
-	limit := &memoryLimit{bytes: int64(req.MemoryLimitMB * (1 << 20))}
-	verdicts, segments := searchSegments(m, h.partitions, timeout, limit)
+	counts := early != nil && !early.void // reading is over: void no longer changes
+	var stop *atomic.Bool
+	if counts {
+		stop = &early.stop
+	}
+	verdicts, segments := searchSegments(m, h.partitions, timeout, limit, clock, stop)
+	if early != nil {
+		early.wait()
+	}
+	if counts {
+		for i, p := range h.partitions { // every key cut early still has its last part here
+			if v := early.results[p.key]; rank[v] > rank[verdicts[i]] {
+				verdicts[i] = v
+			}
+		}
+		segments += early.count
+		resp.SegmentsEarly = early.count
+	}
 	resp.Segments = segments
-	resp.PorcupineMs = milliseconds(time.Since(searchStarted))
+	resp.PorcupineMs = milliseconds(clock.busy) // the wall time while some segment was searched
 	resp.MemoryExceeded = limit.exceeded.Load()
 	resp.PeakRSSMB = float64(limit.peak.Load()) / (1 << 20)
 	resp.Result = string(porcupine.Ok)
@@ -102,7 +124,7 @@ func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 
 // readHistory turns rows into porcupine operations, partitioned by key when the
 // model is. Processes become dense client ids in order of appearance, because
 // the visualization draws one row per id from 0 to the largest.
-func readHistory(m *model, req *request) (history, error) {
+func readHistory(m *model, req *request, early *stream) (history, error) {
 	var raw []rawOp
 	var latest int64
 	var err error
@@ -110,7 +132,7 @@ func readHistory(m *model, req *request) (history, error) {
 	case req.HistoryFile == "":
 		raw, latest, err = readOps(req)
 	case req.HistoryFormat == "" || req.HistoryFormat == "faultbed":
-		return readJSONL(m, req.HistoryFile, req.Annotations)
+		return readJSONL(m, req.HistoryFile, req.Annotations, early)
 	case req.HistoryFormat == "porcupine-etcd":
 		raw, latest, err = readEtcdLog(req.HistoryFile)
 	default:

@@ -72,19 +72,28 @@ type jsonlReader struct {
 	latest  int64
 	data    []byte // the block being paired
 	lineNo  int
-	events  int // lines that hold an event, as Python's read_history counts them
+	events  int     // lines that hold an event, as Python's read_history counts them
+	stream  *stream // searches segments while the file is read; nil: after
 }
 
 // readJSONL reads a faultbed history.jsonl straight into partitions of porcupine
 // operations (in invocation order, as the rows Python would hand over).
-func readJSONL(m *model, path string, annotations []annotationSpec) (history, error) {
+func readJSONL(m *model, path string, annotations []annotationSpec, early *stream) (h history, err error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return history{}, fallback("cannot open: %v", err)
 	}
 	defer file.Close()
 	r := &jsonlReader{model: m, strings: map[string]string{}, lists: map[string]string{},
-		open: map[string]openOp{}, retired: map[string]bool{}, clients: map[string]int{}, byKey: map[string]int{}}
+		open: map[string]openOp{}, retired: map[string]bool{}, clients: map[string]int{}, byKey: map[string]int{},
+		stream: early}
+	if early != nil {
+		defer func() {
+			if err != nil {
+				early.abandon() // the file goes back to Python: nothing searched early counts
+			}
+		}()
+	}
 	if info, err := file.Stat(); err == nil {
 		ops := min(info.Size()/bytesPerOp, 1<<26) // about as many as the file holds
 		r.all, r.partOf = make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
@@ -98,6 +107,11 @@ func readJSONL(m *model, path string, annotations []annotationSpec) (history, er
 // finish settles the operations left pending and drops those that did not happen.
 func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 	h := &r.h
+	for _, p := range r.pending {
+		if p.f == "append" && r.stream != nil {
+			r.stream.abandon() // preparing it makes states texts: searches on int states must be over first
+		}
+	}
 	h.infinity, h.events = after(annotatedLatest(r.latest, annotations)), r.events
 	for process, op := range r.open {
 		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
@@ -113,20 +127,33 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 			target.Input, target.Output, target.Return = input, output, h.infinity
 		}
 	}
+	// a key cut while reading keeps what follows its last cut, opened by the state that cut left
+	from := make([]int32, len(h.partitions))
 	sizes := make([]int, len(h.partitions))
+	for i := range h.partitions {
+		var carry *porcupine.Operation
+		from[i], carry = r.stream.remainder(i)
+		if carry != nil {
+			sizes[i]++
+		}
+	}
 	for i, op := range r.all {
 		if op.Input != nil { // nil: failed, or an info read
-			sizes[r.partOf[i]]++
+			h.ops++
+			if p := r.partOf[i]; int32(i) >= from[p] {
+				sizes[p]++
+			}
 		}
 	}
 	for i := range h.partitions {
 		h.partitions[i].ops = make([]porcupine.Operation, 0, sizes[i])
-		h.ops += sizes[i]
+		if _, carry := r.stream.remainder(i); carry != nil {
+			h.partitions[i].ops = append(h.partitions[i].ops, *carry)
+		}
 	}
 	for i, op := range r.all {
-		if op.Input != nil {
-			p := &h.partitions[r.partOf[i]]
-			p.ops = append(p.ops, op)
+		if p := r.partOf[i]; op.Input != nil && int32(i) >= from[p] {
+			h.partitions[p].ops = append(h.partitions[p].ops, op)
 		}
 	}
 	r.all = nil
@@ -261,6 +288,9 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 	r.open[process] = openOp{slot: len(r.all), call: e.time, f: r.internString(f), key: key, input: input}
 	r.all = append(r.all, porcupine.Operation{ClientId: client, Call: e.time})
 	r.partOf = append(r.partOf, int32(index))
+	if r.stream != nil {
+		r.stream.invoked(r, index, int32(len(r.all)-1), e.time)
+	}
 	return nil
 }
 
@@ -271,8 +301,12 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 	}
 	process := r.intern(processText)
 	delete(r.open, process)
+	index := int(r.partOf[op.slot])
 	switch string(r.bytes(e.typ)) {
 	case `"ok"`:
+		if op.f == "append" && r.stream != nil {
+			r.stream.abandon() // states become texts: searches on int states must be over first
+		}
 		if e.time < op.call {
 			return fallback("line %d: returns before it is called", r.lineNo)
 		}
@@ -296,10 +330,20 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 			target.Input, target.Output, target.Return = input, output, e.time
 			r.h.completed++
 		}
+		if r.stream != nil {
+			r.stream.completed(index, e.time, skip, false)
+		}
 	case `"fail"`: // certainly did not happen: its slot stays empty and is dropped
+		if r.stream != nil {
+			r.stream.completed(index, 0, true, false)
+		}
 	default:
 		r.retired[process] = true
 		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
+		if r.stream != nil { // an info read constrains nothing (dropped); anything else stays open
+			kind, known := registerOpsByModel[r.model.name][op.f]
+			r.stream.completed(index, 0, known && kind == opRead, !(known && kind == opRead))
+		}
 	}
 	return nil
 }

@@ -125,7 +125,9 @@ func newRegisterModel(name string, initial string) (*model, error) {
 		if !ok {
 			return nil, nil, false, unknownF(op, name, registerOpNames[name])
 		}
-		r.appends = r.appends || kind == opAppend
+		if kind == opAppend { // written only then: searches running while the file is read read it
+			r.appends = true
+		}
 		return r.prepare(kind, op)
 	}
 	return m, nil

@@ -57,9 +57,10 @@ type response struct {
 	GoMs                float64           `json:"go_ms"`            // everything inside the call
 	Ops                 int               `json:"ops"`              // operations checked (after dropping no-ops)
 	Partitions          int               `json:"partitions"`
-	Completed           int               `json:"completed"`        // operations with a known return
-	Events              int               `json:"events,omitempty"` // history_file: the events (lines) it holds
-	Segments            int               `json:"segments"`         // long partitions are searched in segments
+	Completed           int               `json:"completed"`                        // operations with a known return
+	Events              int               `json:"events,omitempty"`                 // history_file: the events (lines) it holds
+	Segments            int               `json:"segments"`                         // long partitions are searched in segments
+	SegmentsEarly       int               `json:"segments_while_reading,omitempty"` // of them, searched while the file was read
 	IllegalKeys         []json.RawMessage `json:"illegal_keys,omitempty"`
 	CancelledPartitions int               `json:"cancelled_partitions"`
 	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"` // stopped at the memory limit: unknown

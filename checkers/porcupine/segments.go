@@ -97,17 +97,20 @@ func cutAt(op porcupine.Operation) (carry porcupine.Operation, before []porcupin
 
 // searchSegments checks every partition, split into segments, with a few
 // workers; verdicts are per partition.
-func searchSegments(m *model, partitions []partition, timeout time.Duration, limit *memoryLimit) ([]verdict, int) {
+func searchSegments(m *model, partitions []partition, timeout time.Duration, limit *memoryLimit,
+	clock *searchClock, stop *atomic.Bool) ([]verdict, int) {
 	var segments []segment
 	for i, p := range partitions {
 		segments = append(segments, splitPartition(i, p.ops)...)
 	}
-	var stop atomic.Bool
+	if stop == nil { // else shared with the searches made while reading: an illegal segment stops all
+		stop = new(atomic.Bool)
+	}
 	if timeout > 0 {
 		timer := time.AfterFunc(timeout, func() { stop.Store(true) })
 		defer timer.Stop()
 	}
-	defer limit.watch(&stop)()
+	defer limit.watch(stop)()
 	verdicts := make([]verdict, len(partitions))
 	var mu sync.Mutex
 	next := atomic.Int64{}
@@ -118,7 +121,9 @@ func searchSegments(m *model, partitions []partition, timeout time.Duration, lim
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(segments); i = int(next.Add(1) - 1) {
 				s := segments[i]
-				v := searchOne(m, s.ops, &stop)
+				clock.begin()
+				v := searchOne(m, s.ops, stop)
+				clock.end()
 				mu.Lock()
 				if rank[v] > rank[verdicts[s.partition]] {
 					verdicts[s.partition] = v
