@@ -250,6 +250,19 @@ def assert_second_run_refused(hosts: TestHosts, tmp_path: Path, holder: str) -> 
     assert runs_on(hosts) == before, "the refused run made nothing on any host"
 
 
+def test_a_run_refused_by_one_busy_host_leaves_the_other_hosts_free(ssh_hosts: TestHosts, tmp_path: Path) -> None:
+    on_h1 = ssh_hosts.write_inventory({"n1": "h1", "n2": "h1", "n3": "h1"}, path=str(tmp_path / "h1.toml"),
+                                      hosts=["h1"])
+    spec = TestSpec(backend="ssh", nodes=3, options={"hosts": on_h1})
+    backend = SSHBackend(RAFTKV, spec, str(tmp_path / "run"), "test-" + uuid.uuid4().hex[:8])
+    with start_cluster(RAFTKV, backend, (), ready_timeout=120):
+        assert_second_run_refused(ssh_hosts, tmp_path, backend.run_id)  # h2 and h3 were free: taken, then let go
+        left = left_on(ssh_hosts)
+        assert left["h2"] == [] and left["h3"] == [], left
+        assert "lock" in left["h1"] and backend.run_id in left["h1"], left
+    assert left_on(ssh_hosts) == {"h1": [], "h2": [], "h3": []}
+
+
 # -- bad hosts ---------------------------------------------------------------------------------------
 def bad_inventories(hosts: TestHosts, tmp_path: Path) -> dict[str, tuple[str, str]]:
     other_key = tmp_path / "other_key"
