@@ -8,7 +8,10 @@ porcupine's own API from Go, the Jepsen logs with porcupine's own test code, one
 after another in one process). "outside" is what the user waits for beside
 porcupine's search: the wall time of the check inside the process (from Python's
 call to the verdict: reading, parsing, converting, the call) minus the search's
-wall time, relative to the search's wall time. Wall time, not CPU, because that is
+wall time, relative to the search's wall time. The search's wall time is the time
+during which porcupine was searching some segment: a faultbed history is searched
+while Go reads it (checkers/porcupine/stream.go), so part of it overlaps the reading,
+and only what the user waits for outside any search counts as outside. Wall time, not CPU, because that is
 the cost a user sees; Python's start-up is left out of it (it is in the wall
 column, and `check --help` measures it alone, beside `python -c pass`, the interpreter's own start-up).
 The Python modules are compiled to bytecode first, as an installed faultbed's are
