@@ -42,9 +42,14 @@ def test_classic_mirrored_queues_run_as_in_2014_and_every_loss_is_counted(tmp_pa
     assert mirrored == {f"q{i}" for i in range(8)}, mirrored
     assert "Mirrored queue 'faultbed.member." not in every_log
     assert "Synchronising" in every_log
-    # the partition outlasted net_ticktime: the minority side paused itself (pause_minority)
-    paused = [node for node, text in logs.items() if "Cluster minority/secondary status detected" in text]
-    assert 1 <= len(paused) <= 2, paused
+    # the partition outlasted net_ticktime: the minority side paused itself (pause_minority) first; on a
+    # loaded machine majority nodes may also see a minority for a moment while the paused ones rejoin
+    detected = sorted((line[:32], node) for node, text in logs.items() for line in text.splitlines()
+                      if "Cluster minority/secondary status detected" in line)
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    grudge = next(e for e in history if e.get("f") == "start-partition")["grudge"]
+    minority = {node for node, cut in grudge.items() if len(cut) > len(grudge) // 2}
+    assert detected and detected[0][1] in minority, (detected[:3], minority)
 
     results = json.loads((run_dir / "results.json").read_text())
     queue = next(r for r in results["results"] if r["checker"] == "queue")["details"]
