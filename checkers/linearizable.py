@@ -248,17 +248,17 @@ class FileTicket:
     timeout: float | None
     limit: float
     ticket: int
+    library: ctypes.CDLL
 
     def result(self) -> Result | None:
         """check_file's answer: the Result, None when Go leaves the file to Python's reader."""
-        library = _library(library_path())
-        answer = _answer(library, library.FaultbedWait(self.ticket))
+        answer = _answer(self.library, self.library.FaultbedWait(self.ticket))
         answer["memory_limit_mb"] = self.limit
         return _file_result(self.path, answer, self.model, self.timeout)
 
     def forget(self) -> None:
         """Nobody will wait for this one (its check still runs to its end)."""
-        _library(library_path()).FaultbedForget(self.ticket)
+        self.library.FaultbedForget(self.ticket)
 
 
 def submit_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
@@ -267,7 +267,7 @@ def submit_file(path: str, model: str, initial: Any = None, timeout: float | Non
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
     library = _library(library_path())
     request = _request(model, initial, timeout, None, False, (), limit, (), path, format)
-    return FileTicket(path, model, timeout, limit, library.FaultbedSubmit(_payload(request)))
+    return FileTicket(path, model, timeout, limit, library.FaultbedSubmit(_payload(request)), library)
 
 
 def _file_result(path: str, answer: dict[str, Any], model: str, timeout: float | None) -> Result | None:

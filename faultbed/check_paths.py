@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
-from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, FileTicket, check_imported, submit_file
+from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
+                                           submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
@@ -61,6 +62,8 @@ class Checked:
 def check_paths(args: argparse.Namespace) -> int:
     _validate(args)
     initial = _initial(args.initial)
+    if args.memory_limit is None:  # once, not per history ($FAULTBED_CHECK_MEMORY_MB or the machine's)
+        args.memory_limit = default_memory_limit_mb()
     started = time.perf_counter()
     outcomes: list[Checked] = []
     not_histories: list[Checked] = []
@@ -74,7 +77,7 @@ def check_paths(args: argparse.Namespace) -> int:
     return _exit_code(outcomes)
 
 
-def _check_in_parallel(found: Iterable[tuple[str, str, str | None]], args: argparse.Namespace,
+def _check_in_parallel(found: Iterable[tuple[str, str, str | None, str | None]], args: argparse.Namespace,
                        initial: Any) -> Iterator[tuple[Checked, bool]]:
     """(outcome, whether it is a history) in the order found. A file Go reads alone (a porcupine etcd
     log, a faultbed JSONL history outside a run directory) is queued in Go, which checks one per CPU
@@ -84,11 +87,11 @@ def _check_in_parallel(found: Iterable[tuple[str, str, str | None]], args: argpa
     pending: deque[tuple[Future[Checked] | _Queued, bool]] = deque()
     threaded = 0  # Python's checks in the window: their outcomes hold whole histories
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-        for path, label, skip in found:
+        for path, label, skip, sniffed in found:
             if skip:
                 pending.append((_done(Checked(path, 0.0, skipped=skip)), False))
             else:
-                queued = _queue_in_go(path, label, args, initial)
+                queued = _queue_in_go(path, label, args, initial, sniffed)
                 if queued is None:
                     threaded += 1
                 pending.append((queued or pool.submit(check_path, path, label, args, initial), True))
@@ -113,13 +116,15 @@ class _Queued:
     error: Checked | None = None  # it could not be queued
 
 
-def _queue_in_go(path: str, label: str, args: argparse.Namespace, initial: Any) -> _Queued | None:
+def _queue_in_go(path: str, label: str, args: argparse.Namespace, initial: Any,
+                 sniffed: str | None = None) -> _Queued | None:
     """Queue the file in Go when Go can check it alone: no picture asked for, a format Go reads, and
     not a faultbed run (its spec.json names more checkers); None otherwise."""
     if args.visualize:
         return None
     started = time.perf_counter()
-    format = streamed_format(path, args.format)
+    # sniffed: a regular file whose first line was read already; streamed_format refuses special files
+    format = sniffed if args.format is None and sniffed else streamed_format(path, args.format)
     if format is None or (format == "faultbed" and os.path.exists(
             os.path.join(os.path.dirname(os.path.abspath(path)), "spec.json"))):
         return None
@@ -189,47 +194,50 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def find_histories(paths: list[str]) -> Iterator[tuple[str, str, str | None]]:
-    """(history path, label for file names, why it is skipped or None): files as given, directories
-    searched by the rule in faultbed/commands/check.py's EPILOG."""
+def find_histories(paths: list[str]) -> Iterator[tuple[str, str, str | None, str | None]]:
+    """(history path, label for file names, why it is skipped or None, its format when its first line
+    showed it): files as given, directories searched by the rule in faultbed/commands/check.py's EPILOG."""
     for root in paths:
         if not os.path.isdir(root):
-            yield root, os.path.splitext(os.path.basename(root))[0], None
+            yield root, os.path.splitext(os.path.basename(root))[0], None, None
             continue
         for directory, subdirectories, files in os.walk(root):
             subdirectories.sort()
             if HISTORY_FILE in files:  # a results directory: its history, not its node logs
                 subdirectories.clear()
                 yield (*_labelled(os.path.join(directory, HISTORY_FILE), root),
-                       _skip_reason(os.path.join(directory, HISTORY_FILE), sniff=False))
+                       *_skip_reason(os.path.join(directory, HISTORY_FILE), sniff=False))
                 continue
             for name in sorted(files):
                 if name.upper().startswith("README") or not name.endswith(HISTORY_SUFFIXES + SNIFFED_SUFFIXES):
                     continue
                 path = os.path.join(directory, name)
-                yield (*_labelled(path, root), _skip_reason(path, sniff=name.endswith(SNIFFED_SUFFIXES)))
+                yield (*_labelled(path, root), *_skip_reason(path, sniff=name.endswith(SNIFFED_SUFFIXES)))
 
 
-def _skip_reason(path: str, sniff: bool) -> str | None:
+def _skip_reason(path: str, sniff: bool) -> tuple[str | None, str | None]:
     """Why a file found in a directory is not checked: it is special (never opened), or a .log/.txt
-    file whose first line does not look like a history."""
+    file whose first line does not look like a history; and porcupine-etcd when that line is a
+    plain Jepsen log line (the file goes to Go's reader, which gives anything unusual back to Python)."""
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        return f"cannot stat: {exc.strerror}"
+        return f"cannot stat: {exc.strerror}", None
     if not stat.S_ISREG(mode):
-        return f"{special_file_kind(mode)}, not a history file: never opened"
+        return f"{special_file_kind(mode)}, not a history file: never opened", None
     if not sniff:
-        return None
+        return None, None
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except OSError as exc:
-        return f"cannot read: {exc.strerror}"
+        return f"cannot read: {exc.strerror}", None
     first = next((line.strip() for line in head.splitlines() if line.strip() and not line.startswith(b";")), b"")
+    if first.startswith(b"INFO") and b"jepsen.util" in first:
+        return None, "porcupine-etcd"
     if first[:1] in (b"{", b"[", b"(") or b"jepsen.util" in first:
-        return None
-    return "not a history (its first line is neither a map, a vector nor a Jepsen log line)"
+        return None, None
+    return "not a history (its first line is neither a map, a vector nor a Jepsen log line)", None
 
 
 def _labelled(path: str, root: str) -> tuple[str, str]:

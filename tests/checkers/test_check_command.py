@@ -237,3 +237,11 @@ def test_a_jsonl_history_go_cannot_read_is_left_to_python_which_names_the_proble
     code, out, err = run(capsys, str(tmp_path))
     assert code == 3
     assert err.startswith(f"faultbed: {path}:3") and len(err.splitlines()) == 1, err
+
+
+def test_a_bad_memory_limit_in_the_environment_is_one_line_exit_3(
+        capsys: pytest.CaptureFixture[str], corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAULTBED_CHECK_MEMORY_MB", "lots")
+    code, out, err = run(capsys, str(corpus / "porcupine/jepsen"))
+    assert code == 3 and out == ""
+    assert err.strip() == "faultbed: $FAULTBED_CHECK_MEMORY_MB must be a number of megabytes, not 'lots'"
