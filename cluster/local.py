@@ -142,15 +142,13 @@ class LocalBackend(NodeBackend):
 
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
-        self._exited_on_its_own(node)
-        if self.state(node) != DEAD:
+        if self._state_noting_exit(node) != DEAD:
             self._stopping(node)
             self._stop_process(node)
         self._spawn(node)
 
     def start(self, node: str) -> None:
-        self._exited_on_its_own(node)
-        if self.state(node) == DEAD:
+        if self._state_noting_exit(node) == DEAD:
             self._spawn(node)
 
     def exit_status(self, node: str) -> int | None:

@@ -4,7 +4,7 @@ The lifecycle shell (entering starts everything; a failure while starting tears 
 started), node names, plans and logs, each node's fault-injecting disk, waiting for a node's
 state, and exits nobody asked for. A backend subclasses NodeBackend and brings `_start`,
 `__exit__` and the process verbs; its verbs call `_stopping` before faultbed stops a node,
-`_exited_on_its_own` before it starts one again, and `_started` once it runs.
+`_state_noting_exit` for the state it acts on before it starts one again, and `_started` once it runs.
 
 A node found dead that faultbed did not stop exited on its own (a crash of the system under
 test, or a fail-stop it chose): `take_exits` hands each such exit over once (node, exit status
@@ -107,13 +107,15 @@ class NodeBackend:
     def _started(self, node: str) -> None:
         self._down.discard(node)
 
-    def _exited_on_its_own(self, node: str) -> None:
-        """Before faultbed starts `node` again: if it is dead and nobody stopped it, note the exit."""
+    def _state_noting_exit(self, node: str) -> str:
+        """The node's state, looked at once; a dead node nobody stopped is noted as an exit (once).
+        Called before faultbed starts a node again, which then acts on the state returned."""
         with self._exits_lock:
-            if node in self._down or self.state(node) != DEAD:
-                return
-            self._down.add(node)  # noted once
-            self._exits.append({"node": node, "status": self.exit_status(node), "log": self._log_tail(node)})
+            state = self.state(node)
+            if state == DEAD and node not in self._down:
+                self._down.add(node)
+                self._exits.append({"node": node, "status": self.exit_status(node), "log": self._log_tail(node)})
+        return state
 
     def exit_status(self, node: str) -> int | None:
         """The exit status of the node's last process, when the backend knows it."""
@@ -122,7 +124,7 @@ class NodeBackend:
     def find_exits(self) -> list[dict[str, Any]]:
         """Look at every node now; every exit nobody asked for since the last call (each once)."""
         for node in self.nodes:
-            self._exited_on_its_own(node)
+            self._state_noting_exit(node)
         return self.take_exits()
 
     def take_exits(self) -> list[dict[str, Any]]:

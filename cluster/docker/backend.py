@@ -178,8 +178,7 @@ class DockerBackend(NodeBackend):
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
         container = self._containers[node]
-        self._exited_on_its_own(node)
-        state = self.state(node)
+        state = self._state_noting_exit(node)
         if state == PAUSED:
             container.unpause()  # a frozen process cannot act on SIGTERM
         if state != DEAD:
@@ -190,8 +189,7 @@ class DockerBackend(NodeBackend):
         log.info("restarted %s", node)
 
     def start(self, node: str) -> None:
-        self._exited_on_its_own(node)
-        if self.state(node) == DEAD:
+        if self._state_noting_exit(node) == DEAD:
             self._start_container(node)
 
     def _start_container(self, node: str) -> None:

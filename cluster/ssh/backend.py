@@ -399,16 +399,13 @@ class SSHBackend(NodeBackend):
 
     def restart(self, node: str) -> None:
         """Start the node again with the same data directory (stopping it first if it runs)."""
-        self._exited_on_its_own(node)
-        process = self._procs.get(node)
-        if process is not None and self.state(node) != DEAD:
+        if self._state_noting_exit(node) != DEAD:  # (a node without a process is dead)
             self._stopping(node)
-            self._remote(node).stop(process, STOP_GRACE)
+            self._remote(node).stop(self._procs[node], STOP_GRACE)
         self._spawn(node)
 
     def start(self, node: str) -> None:
-        self._exited_on_its_own(node)
-        if self.state(node) == DEAD:
+        if self._state_noting_exit(node) == DEAD:
             self._spawn(node)
 
     def state(self, node: str) -> str:
