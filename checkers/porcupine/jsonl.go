@@ -57,23 +57,39 @@ type pendingOp struct {
 	process string
 }
 
+// process is one client's state while the file is paired; its index is its client id
+// (processes are numbered in order of their first invocation).
+type process struct {
+	name    string
+	op      openOp // its open invocation, when open
+	open    bool
+	retired bool // its last operation ended in info: it invokes no more
+}
+
+// keyEntry is what a key as written stands for: its canonical text and partition.
+type keyEntry struct {
+	text  string
+	index int
+}
+
 type jsonlReader struct {
-	model   *model
-	strings map[string]string // interned texts: processes, fs, keys and values repeat
-	lists   map[string]string // a list value as written -> its canonical text
-	open    map[string]openOp
-	retired map[string]bool
-	clients map[string]int
-	byKey   map[string]int
-	h       history
-	all     []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
-	partOf  []int32               // each partition's slice cost more copying than the reading)
-	pending []pendingOp
-	latest  int64
-	data    []byte // the block being paired
-	lineNo  int
-	events  int     // lines that hold an event, as Python's read_history counts them
-	stream  *stream // searches segments while the file is read; nil: after
+	model     *model
+	strings   map[string]string // interned texts: fs and values repeat
+	lists     map[string]string // a list value as written -> its canonical text
+	processes map[string]int32  // a process as written -> its index in byClient
+	small     []int32           // a process written as a small integer n -> its index + 1 (0: not seen)
+	byClient  []process
+	keys      map[string]keyEntry // a key as written (absent: "") -> its text and partition
+	byKey     map[string]int      // a partition's key -> its index
+	h         history
+	all       []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
+	partOf    []int32               // each partition's slice cost more copying than the reading)
+	pending   []pendingOp
+	latest    int64
+	data      []byte // the block being paired
+	lineNo    int
+	events    int     // lines that hold an event, as Python's read_history counts them
+	stream    *stream // searches segments while the file is read; nil: after
 }
 
 // readJSONL reads a faultbed history.jsonl straight into partitions of porcupine
@@ -85,8 +101,7 @@ func readJSONL(m *model, path string, annotations []annotationSpec, early *strea
 	}
 	defer file.Close()
 	r := &jsonlReader{model: m, strings: map[string]string{}, lists: map[string]string{},
-		open: map[string]openOp{}, retired: map[string]bool{}, clients: map[string]int{}, byKey: map[string]int{},
-		stream: early}
+		processes: map[string]int32{}, keys: map[string]keyEntry{}, byKey: map[string]int{}, stream: early}
 	if early != nil {
 		defer func() {
 			if err != nil {
@@ -113,8 +128,10 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 		}
 	}
 	h.infinity, h.events = after(annotatedLatest(r.latest, annotations)), r.events
-	for process, op := range r.open {
-		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
+	for _, p := range r.byClient {
+		if p.open {
+			r.pending = append(r.pending, pendingOp{openOp: p.op, process: p.name})
+		}
 	}
 	for _, p := range r.pending {
 		op := rawOp{process: p.process, call: p.call, f: p.f, key: p.key, input: p.input, output: "null"}
@@ -180,13 +197,13 @@ func readOps(req *request) (raw []rawOp, latest int64, err error) {
 }
 
 // parseLine reads one line (data[start:]); ok is false for a blank or torn last
-// line. It touches nothing shared, so blocks of lines are parsed in parallel.
-func parseLine(data []byte, start int, complete bool, number int) (e event, ok bool, err error) {
+// line. ascii: the line is known to be ASCII (valid UTF-8). It touches nothing shared, so blocks of lines are parsed in parallel.
+func parseLine(data []byte, start int, complete, ascii bool, number int) (e event, ok bool, err error) {
 	line := data[start:]
 	if isBlank(line) {
 		return e, false, nil
 	}
-	if !utf8.Valid(line) {
+	if !ascii && !utf8.Valid(line) {
 		return e, false, fallback("line %d is not UTF-8", number)
 	}
 	if err := parseEvent(data, start, &e); err != nil {
@@ -248,59 +265,113 @@ func (r *jsonlReader) take(e *event) error {
 	return r.complete(process, e)
 }
 
+// client is the index of a process as written, and whether it was seen before.
+func (r *jsonlReader) client(text []byte) (int32, bool) {
+	if n, ok := smallProcess(text); ok {
+		if n < len(r.small) && r.small[n] > 0 {
+			return r.small[n] - 1, true
+		}
+		return 0, false
+	}
+	client, seen := r.processes[string(text)]
+	return client, seen
+}
+
+// smallProcess reads a process written as an integer 0 <= n < 1<<20 without leading zeros
+// (the way faultbed writes them): it is looked up in a slice, not a map.
+func smallProcess(text []byte) (int, bool) {
+	if len(text) == 0 || len(text) > 6 || (text[0] == '0' && len(text) > 1) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range text {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n < 1<<20
+}
+
 func (r *jsonlReader) invoke(processText []byte, e *event) error {
-	if _, open := r.open[string(processText)]; open || r.retired[string(processText)] {
+	client, seen := r.client(processText)
+	if !seen {
+		client = int32(len(r.byClient))
+		name := string(processText)
+		if n, small := smallProcess(processText); small {
+			r.small = append(r.small, make([]int32, max(0, n+1-len(r.small)))...)
+			r.small[n] = client + 1
+		} else {
+			r.processes[name] = client
+		}
+		r.byClient = append(r.byClient, process{name: name})
+	}
+	p := &r.byClient[client]
+	if p.open || p.retired {
 		return fallback("line %d: process %s invokes while open or retired", r.lineNo, processText)
 	}
-	process := r.intern(processText)
-	key, input := "null", "null"
-	if e.key.present() {
-		text, err := r.canonical(r.bytes(e.key))
-		if err != nil {
-			return err
-		}
-		key = text
+	key, err := r.key(e)
+	if err != nil {
+		return err
 	}
+	input := "null"
 	if e.value.present() {
-		text, err := r.canonical(r.bytes(e.value))
-		if err != nil {
+		if input, err = r.canonical(r.bytes(e.value)); err != nil {
 			return err
 		}
-		input = text
 	}
-	f, _ := jsonString(r.bytes(e.f)) // no escapes: checked while parsing
-	client, seen := r.clients[process]
-	if !seen {
-		client = len(r.clients)
-		r.clients[process] = client
+	f := r.bytes(e.f)
+	// no metadata: it only decorates the picture, and Python draws from its own reader
+	p.op, p.open = openOp{slot: len(r.all), call: e.time, f: r.internBytes(f[1 : len(f)-1]), key: key.text,
+		input: input}, true // no escapes in f: checked while parsing
+	r.all = append(r.all, porcupine.Operation{ClientId: int(client), Call: e.time})
+	r.partOf = append(r.partOf, int32(key.index))
+	if r.stream != nil {
+		r.stream.invoked(r, key.index, int32(len(r.all)-1), e.time)
+	}
+	return nil
+}
+
+// key is the event's key: its canonical text ("null" when absent) and partition.
+func (r *jsonlReader) key(e *event) (keyEntry, error) {
+	var raw []byte // absent: the empty text, which no JSON value is
+	if e.key.present() {
+		raw = r.bytes(e.key)
+	}
+	if entry, ok := r.keys[string(raw)]; ok {
+		return entry, nil
+	}
+	text := "null"
+	if raw != nil {
+		canon, err := canonical(raw)
+		if err != nil {
+			return keyEntry{}, err
+		}
+		text = r.intern(canon)
 	}
 	partitionKey := ""
 	if r.model.partitioned {
-		partitionKey = key
+		partitionKey = text
 	}
-	index, seen := r.byKey[partitionKey]
+	index, seen := r.byKey[partitionKey] // a key written two ways ([1, 2], [1,2]) shares its partition
 	if !seen {
 		index = len(r.h.partitions)
 		r.byKey[partitionKey] = index
 		r.h.partitions = append(r.h.partitions, partition{key: partitionKey})
 	}
-	// no metadata: it only decorates the picture, and Python draws from its own reader
-	r.open[process] = openOp{slot: len(r.all), call: e.time, f: r.internString(f), key: key, input: input}
-	r.all = append(r.all, porcupine.Operation{ClientId: client, Call: e.time})
-	r.partOf = append(r.partOf, int32(index))
-	if r.stream != nil {
-		r.stream.invoked(r, index, int32(len(r.all)-1), e.time)
-	}
-	return nil
+	entry := keyEntry{text: text, index: index}
+	r.keys[string(raw)] = entry
+	return entry, nil
 }
 
 func (r *jsonlReader) complete(processText []byte, e *event) error {
-	op, open := r.open[string(processText)]
-	if !open {
+	client, seen := r.client(processText)
+	if !seen || !r.byClient[client].open {
 		return fallback("line %d: completion with no open invocation", r.lineNo)
 	}
-	process := r.intern(processText)
-	delete(r.open, process)
+	p := &r.byClient[client]
+	op, process := p.op, p.name
+	p.open = false
 	index := int(r.partOf[op.slot])
 	switch string(r.bytes(e.typ)) {
 	case `"ok"`:
@@ -338,7 +409,7 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 			r.stream.completed(index, 0, true, false)
 		}
 	default:
-		r.retired[process] = true
+		p.retired = true
 		r.pending = append(r.pending, pendingOp{openOp: op, process: process})
 		if r.stream != nil { // an info read constrains nothing (dropped); anything else stays open
 			kind, known := registerOpsByModel[r.model.name][op.f]
@@ -381,10 +452,11 @@ func (r *jsonlReader) intern(text []byte) string {
 	return s
 }
 
-func (r *jsonlReader) internString(s string) string {
-	if interned, ok := r.strings[s]; ok {
+func (r *jsonlReader) internBytes(text []byte) string {
+	if interned, ok := r.strings[string(text)]; ok {
 		return interned
 	}
+	s := string(text)
 	r.strings[s] = s
 	return s
 }
@@ -414,30 +486,45 @@ func parseEvent(line []byte, start int, e *event) error {
 		if i >= len(line) || line[i] != '"' {
 			return &syntaxError{at: i}
 		}
-		end, err := scanValue(line, i, 0)
-		if err != nil {
-			return err
+		bit, end, plain := fieldName(line, i)
+		if !plain { // an escape, a control character or non-ASCII in the name, or no closing quote
+			var err error
+			if end, err = scanValue(line, i, 0); err != nil {
+				return err
+			}
+			if hasEscape(line[i+1 : end-1]) {
+				return fallback("escaped field name")
+			}
+			bit = fieldBit(line[i+1 : end-1])
 		}
-		name := line[i+1 : end-1]
-		if hasEscape(name) {
-			return fallback("escaped field name")
+		if seen&bit != 0 {
+			return fallback("field %q twice", string(line[i+1:end-1]))
 		}
-		if bit := fieldBit(name); seen&bit != 0 {
-			return fallback("field %q twice", string(name))
-		} else {
-			seen |= bit
-		}
+		seen |= bit
 		i = skipSpace(line, end)
 		if i >= len(line) || line[i] != ':' {
 			return &syntaxError{at: i}
 		}
 		i = skipSpace(line, i+1)
-		end, err = scanValue(line, i, 0)
+		var err error
+		switch {
+		case i < len(line) && line[i] >= '0' && line[i] <= '9': // process, time, index: most values
+			end, err = numberEnd(line, i)
+		case i < len(line) && line[i] == '"':
+			var plain bool
+			if end, plain = plainStringEnd(line, i); !plain {
+				end, err = scanValue(line, i, 0)
+			}
+		default:
+			end, err = scanValue(line, i, 0)
+		}
 		if err != nil {
 			return err
 		}
-		if err := e.set(name, line, i, end); err != nil {
-			return err
+		if bit != 0 {
+			if err := e.set(bit, line, i, end); err != nil {
+				return err
+			}
 		}
 		i = skipSpace(line, end)
 		if i < len(line) && line[i] == ',' {
@@ -454,43 +541,93 @@ func parseEvent(line []byte, start int, e *event) error {
 	}
 }
 
+// fieldName reads the field name at line[i] ('"'): which field it is (0: one not used),
+// where it ends, and whether it is plain (closed, printable ASCII, no escapes); a name
+// that is not plain is read again by the caller. The names used are matched whole at once.
+func fieldName(line []byte, i int) (bit uint16, end int, plain bool) {
+	rest := line[i+1:]
+	switch {
+	case len(rest) >= 5 && string(rest[:5]) == `type"`:
+		return fieldType, i + 6, true
+	case len(rest) >= 5 && string(rest[:5]) == `time"`:
+		return fieldTime, i + 6, true
+	case len(rest) >= 8 && string(rest[:8]) == `process"`:
+		return fieldProcess, i + 9, true
+	case len(rest) >= 2 && string(rest[:2]) == `f"`:
+		return fieldF, i + 3, true
+	case len(rest) >= 4 && string(rest[:4]) == `key"`:
+		return fieldKey, i + 5, true
+	case len(rest) >= 6 && string(rest[:6]) == `value"`:
+		return fieldValue, i + 7, true
+	}
+	end, plain = plainStringEnd(line, i)
+	return 0, end, plain
+}
+
+// plainStringEnd returns where the string at line[i] ('"') ends, and whether it is plain:
+// closed, printable ASCII, no escapes (anything else is read again by scanValue).
+func plainStringEnd(line []byte, i int) (int, bool) {
+	for j := i + 1; j < len(line); j++ {
+		switch c := line[j]; {
+		case c == '"':
+			return j + 1, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return j, false
+		}
+	}
+	return len(line), false
+}
+
+const (
+	fieldType uint16 = 1 << iota
+	fieldProcess
+	fieldF
+	fieldKey
+	fieldValue
+	fieldTime
+)
+
 func fieldBit(name []byte) uint16 {
 	switch string(name) {
 	case "type":
-		return 1
+		return fieldType
 	case "process":
-		return 2
+		return fieldProcess
 	case "f":
-		return 4
+		return fieldF
 	case "key":
-		return 8
+		return fieldKey
 	case "value":
-		return 16
+		return fieldValue
 	case "time":
-		return 32
+		return fieldTime
 	}
 	return 0
 }
 
-func (e *event) set(name []byte, line []byte, start, end int) error {
+func (e *event) set(field uint16, line []byte, start, end int) error {
 	raw, s := line[start:end], span{uint32(start), uint32(end)}
-	switch string(name) {
-	case "type":
+	switch field {
+	case fieldType:
 		e.typ = s
-	case "process":
+	case fieldProcess:
 		e.process = s
-	case "f":
+	case fieldF:
 		if hasEscape(raw) {
 			return fallback("escaped f")
 		}
 		e.f = s
-	case "key":
+	case fieldKey:
 		e.key = s
-	case "value":
+	case fieldValue:
 		e.value = s
-	case "time":
+	case fieldTime:
 		if !isInteger(raw) {
 			return nil // not an integer time: Python names the event if it is an operation
+		}
+		if time, ok := smallInteger(raw); ok {
+			e.time, e.hasTime = time, true
+			return nil
 		}
 		var err error
 		if e.time, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
@@ -499,6 +636,19 @@ func (e *event) set(name []byte, line []byte, start, end int) error {
 		e.hasTime = true
 	}
 	return nil
+}
+
+// smallInteger reads a non-negative integer of at most 18 digits (it cannot overflow);
+// anything else is left to strconv.
+func smallInteger(raw []byte) (int64, bool) {
+	if len(raw) > 18 || raw[0] == '-' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func hasEscape(raw []byte) bool {
@@ -573,6 +723,9 @@ func scanValue(line []byte, i int, depth int) (int, error) {
 	}
 	switch c := line[i]; {
 	case c == '"':
+		if end, plain := plainStringEnd(line, i); plain {
+			return end, nil
+		}
 		for j := i + 1; j < len(line); j++ {
 			switch {
 			case line[j] == '"':
@@ -607,24 +760,20 @@ func scanValue(line []byte, i int, depth int) (int, error) {
 // numberEnd reads a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func numberEnd(line []byte, i int) (int, error) {
 	start := i
-	digits := func() int {
-		n := 0
-		for i < len(line) && line[i] >= '0' && line[i] <= '9' {
-			i, n = i+1, n+1
-		}
-		return n
-	}
 	if line[i] == '-' {
 		i++
 	}
 	first := i
-	if digits() == 0 || (line[first] == '0' && i-first > 1) {
+	i = digitsEnd(line, i)
+	if i == first || (line[first] == '0' && i-first > 1) {
 		return i, &syntaxError{at: start}
 	}
 	if i < len(line) && line[i] == '.' {
 		i++
-		if digits() == 0 {
-			return i, &syntaxError{at: start}
+		if j := digitsEnd(line, i); j == i {
+			return j, &syntaxError{at: start}
+		} else {
+			i = j
 		}
 	}
 	if i < len(line) && (line[i] == 'e' || line[i] == 'E') {
@@ -632,11 +781,20 @@ func numberEnd(line []byte, i int) (int, error) {
 		if i < len(line) && (line[i] == '+' || line[i] == '-') {
 			i++
 		}
-		if digits() == 0 {
-			return i, &syntaxError{at: start}
+		if j := digitsEnd(line, i); j == i {
+			return j, &syntaxError{at: start}
+		} else {
+			i = j
 		}
 	}
 	return i, nil
+}
+
+func digitsEnd(line []byte, i int) int {
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 func scanContainer(line []byte, i int, depth int) (int, error) {

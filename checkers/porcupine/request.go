@@ -161,11 +161,13 @@ func jsonElements(text string) (elements []string, ok bool) {
 }
 
 func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+	for i < len(data) && jsonSpace[data[i]] {
 		i++
 	}
 	return i
 }
+
+var jsonSpace = [256]bool{' ': true, '\n': true, '\t': true, '\r': true}
 
 // valueEnd returns where the (valid) JSON value starting at data[i] ends.
 func valueEnd(data []byte, i int) int {
