@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.histories import Shape, generate
+from bench.histories import Shape
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("FAULTBED_CORPUS") or REPO.parent / "shared" / "corpus")
@@ -102,7 +102,10 @@ def history(ops: int) -> Path:
     if not path.exists():
         print(f"  (generating {shape.name()} once: {path})", flush=True)
         partial = path.with_suffix(".partial")
-        generate(shape, str(partial))
+        # in a child: a process's peak memory (wait4) starts from its parent's at the fork, and the
+        # generator holds the whole history in memory (600 MB for 1M operations)
+        subprocess.run([sys.executable, "-m", "bench.histories", str(partial), "--ops", str(shape.ops),
+                        "--seed", str(shape.seed)], cwd=REPO, check=True, timeout=1800)
         partial.rename(path)
     return path
 

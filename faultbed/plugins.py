@@ -7,10 +7,14 @@ by a file (`--system ./mykv.toml`) or by `module:attribute`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +59,58 @@ def registered(kind: str) -> dict[str, Plugin]:
     """Every plugin of `kind` installed as an entry point, by name (faultbed's own first)."""
     if kind not in KINDS:
         raise FaultbedError(f"unknown plugin kind {kind!r} (known: {', '.join(KINDS)})")
+    points = sorted(_entry_points().get(GROUP_PREFIX + kind, ()), key=lambda p: (p[2] != BUILT_IN, p[0]))
+    found: dict[str, Plugin] = {}
+    for name, target, origin in points:
+        # The first registration of a name wins: a third-party plugin cannot shadow a built-in.
+        found.setdefault(name, Plugin(kind, name, origin, target))
+    return found
+
+
+CACHE_VERSION = 1
+
+
+@functools.lru_cache(maxsize=None)
+def _entry_points() -> dict[str, list[tuple[str, str, str]]]:
+    """Group -> (name, "module:attribute", origin) of every entry point in a faultbed.* group.
+
+    Reading them means reading the entry points of every installed distribution (12-15 ms for
+    the ~110 of a Debian Python), every time faultbed starts; so the table is kept in the user's
+    cache directory under a key made of the places distributions are found and the modification
+    times of their entry_points.txt files: installing, removing or reinstalling a distribution
+    changes the key. Without a writable cache directory it is read every time."""
+    key = _installation_key()
+    path = _cache_path(key)
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                cached = json.load(fh)
+            table = {group: [(name, target, origin) for name, target, origin in points]
+                     for group, points in cached["groups"].items()} if cached.get("key") == key else None
+            if table is not None and all(isinstance(text, str) for points in table.values()
+                                         for point in points for text in point):
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # seen: kept (_forget_old_tables)
+                return table
+        except (OSError, ValueError, AttributeError, TypeError, KeyError):
+            pass  # absent, unreadable or not a table: read the distributions
+    groups = _read_entry_points()
+    if path is not None:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            partial = f"{path}.{os.getpid()}.partial"
+            with open(partial, "w", encoding="utf-8") as fh:
+                json.dump({"key": key, "groups": groups}, fh)
+            os.replace(partial, path)
+            _forget_old_tables(os.path.dirname(path))
+        except OSError:
+            pass  # a read-only home: read every time
+    return groups
+
+
+def _read_entry_points() -> dict[str, list[tuple[str, str, str]]]:
     import importlib.metadata  # here: reading entry points costs start-up time few commands need
 
-    found: dict[str, Plugin] = {}
     by_distribution: dict[int, str] = {}  # a distribution's metadata is parsed anew on every read: once each
 
     def origin(point: importlib.metadata.EntryPoint) -> str:
@@ -65,12 +118,41 @@ def registered(kind: str) -> dict[str, Plugin]:
             by_distribution[id(point.dist)] = _origin(point)
         return by_distribution[id(point.dist)]
 
-    points = sorted(importlib.metadata.entry_points(group=GROUP_PREFIX + kind),
-                    key=lambda point: (origin(point) != BUILT_IN, point.name))
-    for point in points:
-        # The first registration of a name wins: a third-party plugin cannot shadow a built-in.
-        found.setdefault(point.name, Plugin(kind, point.name, origin(point), point.value))
-    return found
+    everything = importlib.metadata.entry_points()  # one pass over the distributions, every group
+    return {group: [(point.name, point.value, origin(point)) for point in everything.select(group=group)]
+            for group in sorted(everything.groups) if group.startswith(GROUP_PREFIX)}
+
+
+def _installation_key() -> str:
+    """Where distributions are found, and when each one's entry points were last written."""
+    parts = [CACHE_VERSION, sys.version, sys.path]
+    for directory in sys.path:
+        try:
+            entries = sorted(os.scandir(directory or "."), key=lambda entry: entry.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith((".dist-info", ".egg-info")):
+                try:
+                    parts.append((entry.path, os.stat(os.path.join(entry.path, "entry_points.txt")).st_mtime_ns))
+                except OSError:
+                    parts.append((entry.path, 0))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _forget_old_tables(directory: str, days: float = 30) -> None:
+    """Tables of installations not seen for a while (a clone's venv since removed) go."""
+    old = time.time() - days * 86400
+    for entry in os.scandir(directory):
+        if entry.name.startswith("entry-points-") and entry.stat().st_mtime < old:
+            os.unlink(entry.path)
+
+
+def _cache_path(key: str) -> str | None:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(root):
+        return None
+    return os.path.join(root, "faultbed", f"entry-points-{key[:16]}.json")
 
 
 def names(kind: str) -> list[str]:

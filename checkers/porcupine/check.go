@@ -49,6 +49,9 @@ func check(req *request) (resp response) {
 		early = newStream(m, limit, clock)
 	}
 	h, err := readHistory(m, req, early)
+	if early != nil {
+		early.read()
+	}
 	if err != nil {
 		return failure(resp, err)
 	}

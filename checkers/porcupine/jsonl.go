@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -112,11 +113,24 @@ func readJSONL(m *model, path string, annotations []annotationSpec, early *strea
 	if info, err := file.Stat(); err == nil {
 		ops := min(info.Size()/bytesPerOp, 1<<26) // about as many as the file holds
 		r.all, r.partOf = make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
+		prefault(r.all[:cap(r.all)])
 	}
 	if err := r.readBlocks(file); err != nil {
 		return history{}, err
 	}
 	return r.finish(annotations)
+}
+
+// prefault writes a page of ops at a time before anything reads it. Fresh from the kernel, its
+// pages are mapped on first touch; when the collector scans the array (it holds pointers) before
+// reading has filled it, that touch is a read, which maps the shared zero page, and the append
+// that fills the page later faults again to copy it, flushing the page from every CPU's TLB by
+// interrupts: on a 2-CPU virtual machine that was a sixth of the CPU of a 1M-operation check.
+func prefault(ops []porcupine.Operation) {
+	step := max(1, 4096/int(unsafe.Sizeof(porcupine.Operation{})))
+	for i := 0; i < len(ops); i += step {
+		ops[i].Call = 0
+	}
 }
 
 // finish settles the operations left pending and drops those that did not happen.

@@ -16,7 +16,12 @@ import (
 
 // blockBytes: small enough that a history of 10,000 operations (2 MB) is parsed by every
 // worker and paired while the rest is parsed, large enough that handing blocks over costs nothing.
-const blockBytes = 256 << 10
+// The first blocks are smaller (firstBlockBytes, doubling): pairing, and the searches made
+// while reading (stream.go), start as soon as a few hundred lines are parsed.
+const (
+	blockBytes      = 256 << 10
+	firstBlockBytes = 16 << 10
+)
 
 type block struct {
 	seq   int
@@ -97,10 +102,14 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 		case <-done:
 			return
 		}
-		if need := len(carry) + blockBytes; cap(b.buf) < need {
+		size := blockBytes
+		if seq < 5 {
+			size = min(blockBytes, firstBlockBytes<<seq)
+		}
+		if need := len(carry) + size; cap(b.buf) < need {
 			b.buf = make([]byte, need)
 		}
-		data := b.buf[:len(carry)+blockBytes]
+		data := b.buf[:len(carry)+size]
 		copy(data, carry)
 		n, err := io.ReadFull(file, data[len(carry):])
 		data = data[:len(carry)+n]

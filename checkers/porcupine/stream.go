@@ -36,7 +36,7 @@ import (
 // StreamEnv set to 0 turns searching while reading off (the A/B tests compare both).
 const StreamEnv = "FAULTBED_SEARCH_WHILE_READING"
 
-const streamMinOps = 512
+const streamMinOps = 256
 
 type streamKey struct {
 	slots     []int32              // operations since the last cut, in invocation order (into jsonlReader.all)
@@ -55,7 +55,7 @@ type stream struct {
 	stop    atomic.Bool // an early segment is illegal (then the rest need not be searched), or voided
 	limit   *memoryLimit
 	unwatch func()
-	slots   chan struct{}
+	gate    gate // searches at once: one core is left to the reading until it is over
 	wg      sync.WaitGroup
 	clock   *searchClock
 	mu      sync.Mutex
@@ -68,7 +68,7 @@ func newStream(m *model, limit *memoryLimit, clock *searchClock) *stream {
 		return nil
 	}
 	return &stream{m: m, limit: limit, clock: clock, results: map[string]verdict{},
-		slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		gate: gate{limit: max(1, runtime.GOMAXPROCS(0)-1)}}
 }
 
 func (s *stream) key(index int) *streamKey {
@@ -154,8 +154,8 @@ func (s *stream) search(key string, ops []porcupine.Operation) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.slots <- struct{}{}
-		defer func() { <-s.slots }()
+		s.gate.enter()
+		defer s.gate.leave()
 		s.clock.begin()
 		v := searchOne(s.m, ops, &s.stop)
 		s.clock.end()
@@ -168,6 +168,48 @@ func (s *stream) search(key string, ops []porcupine.Operation) {
 			s.stop.Store(true)
 		}
 	}()
+}
+
+// read notes that the file is read: the searches left take every core.
+func (s *stream) read() {
+	s.gate.widen(runtime.GOMAXPROCS(0))
+}
+
+// gate lets a number of searches run at once; the number can grow.
+type gate struct {
+	mu            sync.Mutex
+	cond          sync.Cond
+	limit, active int
+}
+
+func (g *gate) enter() {
+	g.mu.Lock()
+	if g.cond.L == nil {
+		g.cond.L = &g.mu
+	}
+	for g.active >= g.limit {
+		g.cond.Wait()
+	}
+	g.active++
+	g.mu.Unlock()
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	g.active--
+	if g.cond.L != nil {
+		g.cond.Signal()
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) widen(limit int) {
+	g.mu.Lock()
+	g.limit = limit
+	if g.cond.L != nil {
+		g.cond.Broadcast()
+	}
+	g.mu.Unlock()
 }
 
 // abandon voids what was searched early: everything is searched after reading.
