@@ -85,6 +85,7 @@ type jsonlReader struct {
 	h         history
 	all       []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
 	partOf    []int32               // each partition's slice cost more copying than the reading)
+	faulted   int                   // r.all is written up to here (prefault)
 	pending   []pendingOp
 	latest    int64
 	data      []byte // the block being paired
@@ -113,7 +114,6 @@ func readJSONL(m *model, path string, annotations []annotationSpec, early *strea
 	if info, err := file.Stat(); err == nil {
 		ops := min(info.Size()/bytesPerOp, 1<<26) // about as many as the file holds
 		r.all, r.partOf = make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
-		prefault(r.all[:cap(r.all)])
 	}
 	if err := r.readBlocks(file); err != nil {
 		return history{}, err
@@ -121,16 +121,23 @@ func readJSONL(m *model, path string, annotations []annotationSpec, early *strea
 	return r.finish(annotations)
 }
 
-// prefault writes a page of ops at a time before anything reads it. Fresh from the kernel, its
-// pages are mapped on first touch; when the collector scans the array (it holds pointers) before
-// reading has filled it, that touch is a read, which maps the shared zero page, and the append
-// that fills the page later faults again to copy it, flushing the page from every CPU's TLB by
-// interrupts: on a 2-CPU virtual machine that was a sixth of the CPU of a 1M-operation check.
-func prefault(ops []porcupine.Operation) {
+// prefaultOps is how far ahead of the last operation the array is written (about 256 KB).
+const prefaultOps = 4096
+
+// prefault writes a page of r.all at a time, prefaultOps ahead of the append. Fresh from the
+// kernel, its pages are mapped on first touch; when the collector scans the array (it holds
+// pointers) before reading has filled it, that touch is a read, which maps the shared zero
+// page, and the append that fills the page later faults again to copy it, flushing the page
+// from every CPU's TLB by interrupts: on a 2-CPU virtual machine that was a sixth of the CPU of
+// a 1M-operation check. Ahead, not all at once: the searches made while reading start sooner.
+func (r *jsonlReader) prefault() {
+	whole := r.all[:cap(r.all)]
+	end := min(len(whole), r.faulted+prefaultOps)
 	step := max(1, 4096/int(unsafe.Sizeof(porcupine.Operation{})))
-	for i := 0; i < len(ops); i += step {
-		ops[i].Call = 0
+	for i := r.faulted; i < end; i += step {
+		whole[i].Call = 0
 	}
+	r.faulted = end
 }
 
 // finish settles the operations left pending and drops those that did not happen.
@@ -338,6 +345,9 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 	// no metadata: it only decorates the picture, and Python draws from its own reader
 	p.op, p.open = openOp{slot: len(r.all), call: e.time, f: r.internBytes(f[1 : len(f)-1]), key: key.text,
 		input: input}, true // no escapes in f: checked while parsing
+	if len(r.all) == r.faulted && r.faulted < cap(r.all) {
+		r.prefault()
+	}
 	r.all = append(r.all, porcupine.Operation{ClientId: int(client), Call: e.time})
 	r.partOf = append(r.partOf, int32(key.index))
 	if r.stream != nil {
@@ -515,11 +525,15 @@ func parseEvent(line []byte, start int, e *event) error {
 			return fallback("field %q twice", string(line[i+1:end-1]))
 		}
 		seen |= bit
-		i = skipSpace(line, end)
-		if i >= len(line) || line[i] != ':' {
-			return &syntaxError{at: i}
+		if end+2 < len(line) && line[end] == ':' && line[end+1] == ' ' && !jsonSpace[line[end+2]] {
+			i = end + 2 // `": "` as Python writes it
+		} else {
+			i = skipSpace(line, end)
+			if i >= len(line) || line[i] != ':' {
+				return &syntaxError{at: i}
+			}
+			i = skipSpace(line, i+1)
 		}
-		i = skipSpace(line, i+1)
 		var err error
 		switch {
 		case i < len(line) && line[i] >= '0' && line[i] <= '9': // process, time, index: most values
@@ -539,6 +553,10 @@ func parseEvent(line []byte, start int, e *event) error {
 			if err := e.set(bit, line, i, end); err != nil {
 				return err
 			}
+		}
+		if end+2 < len(line) && line[end] == ',' && line[end+1] == ' ' && line[end+2] == '"' {
+			i = end + 2 // `, "` as Python writes it
+			continue
 		}
 		i = skipSpace(line, end)
 		if i < len(line) && line[i] == ',' {
@@ -636,12 +654,12 @@ func (e *event) set(field uint16, line []byte, start, end int) error {
 	case fieldValue:
 		e.value = s
 	case fieldTime:
-		if !isInteger(raw) {
-			return nil // not an integer time: Python names the event if it is an operation
-		}
 		if time, ok := smallInteger(raw); ok {
 			e.time, e.hasTime = time, true
 			return nil
+		}
+		if !isInteger(raw) {
+			return nil // not an integer time: Python names the event if it is an operation
 		}
 		var err error
 		if e.time, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
@@ -652,14 +670,17 @@ func (e *event) set(field uint16, line []byte, start, end int) error {
 	return nil
 }
 
-// smallInteger reads a non-negative integer of at most 18 digits (it cannot overflow);
-// anything else is left to strconv.
+// smallInteger reads a non-negative integer of 1 to 18 digits (it cannot overflow); anything
+// else (a sign, a fraction, an exponent, more digits) is left to the caller.
 func smallInteger(raw []byte) (int64, bool) {
-	if len(raw) > 18 || raw[0] == '-' {
+	if len(raw) == 0 || len(raw) > 18 {
 		return 0, false
 	}
 	var n int64
 	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
 		n = n*10 + int64(c-'0')
 	}
 	return n, true

@@ -57,6 +57,15 @@ ROK = {"type": "ok", "process": 1, "f": "read", "key": "a", "value": 1, "index":
     (lines({**W, "process": "c1"}, {**WOK, "process": "c1"}, R, ROK), False),       # string processes
     (lines(W, {"type": "info", "process": "nemesis", "f": "start", "value": {"a": 1}, "time": 25}, WOK, R, ROK),
      False),                                                                         # nemesis events
+    (lines({**W, "process": "0"}, W, {**WOK, "process": "0"}, WOK, R, ROK), False),  # 0 and "0": two processes
+    (lines({**W, "process": 1 << 20}, {**WOK, "process": 1 << 20}, {**R, "process": -3},
+           {**ROK, "process": -3}), False),                                          # large and negative numbers
+    (lines({**W, "process": 7}, {**R, "process": 999999}, {**WOK, "process": 7},
+           {**ROK, "process": 999999}), False),                                      # far apart small numbers
+    (lines(W, WOK, R, ROK).replace(", ", ",").replace(": ", ":"), False),            # compact separators
+    (lines(W, WOK, R, ROK).replace(", ", " ,  ").replace(": ", " :\t"), False),      # wide separators
+    (lines(W, WOK, {**R, "time": 1234567890123456789}, {**ROK, "time": 1234567890123456790}),
+     False),                                                                         # 19-digit times
     (lines(W, WOK, R, {**ROK, "value": 1.0}), True),                                 # a float
     (lines(W, WOK, R, {**ROK, "value": {"x": 1}}), True),                            # an object
     (lines({**W, "key": "\u00e9"}, {**WOK, "key": "\u00e9"}, R, ROK), True),         # an escape
@@ -78,6 +87,8 @@ def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str
     lines(W, {**WOK, "time": "late"}),          # no integer time
     lines(W, WOK, "{not json}", R, ROK),        # a bad line that is not the last
     lines(W, {**WOK, "time": 5}),               # returns before it is called
+    lines(W, WOK, R, {**ROK, "time": 123456789012345678901}),  # a time beyond 64 bits
+    lines(W, WOK, R, ROK).replace('"time": 40', '"time": 4e1'),  # a time that is not an integer
 ])
 def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "history.jsonl"
