@@ -29,10 +29,10 @@ def checker_names(listed: Sequence[str]) -> tuple[str, ...]:
 def system_checkers(spec: "TestSpec", run_dir: str | None) -> tuple[str, ...]:
     """What the system adds to every run of it: raft-invariants when it writes a Raft trace
     (traits.raft_trace) and the run kept its nodes' data directories (a bare history has none)."""
-    from faultbed.cluster.systems import load_system
-
     if run_dir is None or not os.path.isdir(os.path.join(run_dir, "data")):
         return ()
+    from faultbed.cluster.systems import load_system  # here: 7 ms of imports a bare history never needs
+
     try:
         system = load_system(spec.system)
     except FaultbedError:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
-                                           submit_file)
+                                           start_go, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
@@ -60,6 +60,7 @@ class Checked:
 
 
 def check_paths(args: argparse.Namespace) -> int:
+    start_go()
     _validate(args)
     initial = _initial(args.initial)
     if args.memory_limit is None:  # once, not per history ($FAULTBED_CHECK_MEMORY_MB or the machine's)

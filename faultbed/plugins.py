@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib
 import json
 import os
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +137,7 @@ def _installation_key() -> str:
                     parts.append((entry.path, os.stat(os.path.join(entry.path, "entry_points.txt")).st_mtime_ns))
                 except OSError:
                     parts.append((entry.path, 0))
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+    return json.dumps(parts)  # compared whole; hashlib would cost 4 ms of start-up to import
 
 
 def _forget_old_tables(directory: str, days: float = 30) -> None:
@@ -152,7 +152,7 @@ def _cache_path(key: str) -> str | None:
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(root):
         return None
-    return os.path.join(root, "faultbed", f"entry-points-{key[:16]}.json")
+    return os.path.join(root, "faultbed", f"entry-points-{zlib.crc32(key.encode()):08x}.json")
 
 
 def names(kind: str) -> list[str]:

@@ -8,8 +8,9 @@ package main
 //     earlier one had returned before it was called;
 //   - it has returned (ok, a read or a write: its effect is known) before the
 //     next is called;
-//   - the segment holds at least streamMinOps operations (fewer than splitPartition's
-//     segmentMinOps: the sooner the first search starts, the more of the reading it hides).
+//   - the segment holds at least streamMinOps operations, streamFirstOps for a key's first
+//     (fewer than splitPartition's segmentMinOps: the sooner the searches start, the more
+//     of the reading they hide).
 // Every later operation of the key is then called after it returned, as long as
 // the calls of a key come in time order; that is checked on every invocation, and
 // the first one out of order, an append (states become texts), or anything that
@@ -36,7 +37,10 @@ import (
 // StreamEnv set to 0 turns searching while reading off (the A/B tests compare both).
 const StreamEnv = "FAULTBED_SEARCH_WHILE_READING"
 
-const streamMinOps = 256
+const (
+	streamMinOps   = 256
+	streamFirstOps = 64
+)
 
 type streamKey struct {
 	slots     []int32              // operations since the last cut, in invocation order (into jsonlReader.all)
@@ -90,7 +94,11 @@ func (s *stream) invoked(r *jsonlReader, index int, slot int32, call int64) {
 		return
 	}
 	k.lastCall = call
-	if n := len(k.slots); n >= streamMinOps && k.clean == k.slots[n-1] && k.open == 0 {
+	least := streamMinOps
+	if k.from < 0 {
+		least = streamFirstOps
+	}
+	if n := len(k.slots); n >= least && k.clean == k.slots[n-1] && k.open == 0 {
 		s.cutAt(r, index, k, call)
 	}
 	k.clean = -1
