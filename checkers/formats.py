@@ -76,7 +76,7 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     except UnicodeDecodeError as exc:
         raise HistoryError(f"{path}: not a history: not UTF-8 text") from exc
     if format == "faultbed" and streamed:
-        workload = workload_of(path)
+        workload = named_workload(path)
         return ImportedHistory(path, "faultbed", [], [], [], model=WORKLOAD_MODELS.get(workload or ""),
                                workload=workload, file=path)
     if format == "porcupine-etcd" and streamed:
@@ -180,6 +180,22 @@ def _lines(text: str) -> list[str]:
     lines = [line + "\n" for line in text.split("\n")]
     lines[-1] = lines[-1][:-1]
     return lines if lines[-1] else lines[:-1]
+
+
+def named_workload(history_path: str) -> str | None:
+    """The workload spec.json next to a history names, read as plain JSON: enough to start the
+    check in Go. The caller still reads the spec whole (workload_of), which names any problem in
+    it; a spec that is not plain is read whole here."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(history_path)), "spec.json"),
+                  encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError):
+        return workload_of(history_path)
+    workload = data.get("workload") if isinstance(data, dict) else None
+    return workload if isinstance(workload, str) else workload_of(history_path)
 
 
 def workload_of(history_path: str) -> str | None:

@@ -14,7 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
+from faultbed.checkers.formats import (FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format,
+                                      workload_of)
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
                                            start_go, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
@@ -256,6 +257,8 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
     try:
         history = load_history(path, args.format, streamed=True)
         early = _start_in_go(history, args, initial)
+        if history.workload is not None:
+            workload_of(path)  # the whole spec, after Go has started: a problem in it is this history's error
         results = _workload_results(path, history, args, initial, early)
         if results:
             merged = Result(results[0].checker if len(results) == 1 else str(history.workload),
