@@ -226,7 +226,7 @@ func readOps(req *request) (raw []rawOp, latest int64, err error) {
 
 // parseLine reads one line (data[start:]); ok is false for a blank or torn last
 // line. ascii: the line is known to be ASCII (valid UTF-8). It touches nothing shared, so blocks of lines are parsed in parallel.
-func parseLine(data []byte, start int, complete, ascii bool, number int) (e event, ok bool, err error) {
+func parseLine(data []byte, start int, complete, ascii bool, number int, known *shapes) (e event, ok bool, err error) {
 	line := data[start:]
 	if isBlank(line) {
 		return e, false, nil
@@ -234,7 +234,11 @@ func parseLine(data []byte, start int, complete, ascii bool, number int) (e even
 	if !ascii && !utf8.Valid(line) {
 		return e, false, fallback("line %d is not UTF-8", number)
 	}
-	if err := parseEvent(data, start, &e); err != nil {
+	if known.read(data, start, &e) {
+		return e, true, nil
+	}
+	known.spans = known.spans[:0]
+	if err := parseEvent(data, start, &e, &known.spans); err != nil {
 		var syntax *syntaxError
 		if errors.As(err, &syntax) {
 			syntax.at -= start // within the line
@@ -247,6 +251,7 @@ func parseLine(data []byte, start int, complete, ascii bool, number int) (e even
 		}
 		return e, false, err
 	}
+	known.learn(data, start, known.spans)
 	return e, true, nil
 }
 
@@ -496,8 +501,9 @@ type syntaxError struct{ at int }
 func (e *syntaxError) Error() string { return fmt.Sprintf("not JSON at byte %d", e.at) }
 
 // parseEvent reads one JSON object; values of the fields it uses come back as
-// canonical JSON text (Python's json.dumps with separators (",", ":")).
-func parseEvent(line []byte, start int, e *event) error {
+// canonical JSON text (Python's json.dumps with separators (",", ":")). spans gets where
+// each value is (shapes.learn).
+func parseEvent(line []byte, start int, e *event, spans *[]valueSpan) error {
 	i := skipSpace(line, start)
 	if i == len(line) || line[i] != '{' {
 		if i < len(line) && (line[i] == '[' || line[i] == '"' || line[i] == 'n' || isNumberStart(line[i])) {
@@ -538,21 +544,11 @@ func parseEvent(line []byte, start int, e *event) error {
 			}
 			i = skipSpace(line, i+1)
 		}
-		var err error
-		switch {
-		case i < len(line) && line[i] >= '0' && line[i] <= '9': // process, time, index: most values
-			end, err = numberEnd(line, i)
-		case i < len(line) && line[i] == '"':
-			var plain bool
-			if end, plain = plainStringEnd(line, i); !plain {
-				end, err = scanValue(line, i, 0)
-			}
-		default:
-			end, err = scanValue(line, i, 0)
-		}
+		end, err := scanEventValue(line, i)
 		if err != nil {
 			return err
 		}
+		*spans = append(*spans, valueSpan{start: i, end: end, bit: bit})
 		if bit != 0 {
 			if err := e.set(bit, line, i, end); err != nil {
 				return err

@@ -51,8 +51,9 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 	go cutBlocks(file, free, blocks, done)
 	for w := 0; w < workers; w++ {
 		go func() {
+			var known shapes // this worker's line layouts
 			for b := range blocks {
-				parseBlock(b)
+				parseBlock(b, &known)
 				select {
 				case parsed <- b:
 				case <-done:
@@ -137,7 +138,7 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 	}
 }
 
-func parseBlock(b *block) {
+func parseBlock(b *block, known *shapes) {
 	if b.err != nil {
 		return
 	}
@@ -153,7 +154,7 @@ func parseBlock(b *block) {
 			lineEnd, next, complete = start+end, start+end+1, true
 		}
 		b.lines++
-		e, ok, err := parseLine(data[:lineEnd], start, complete || !b.last, ascii, b.lines)
+		e, ok, err := parseLine(data[:lineEnd], start, complete || !b.last, ascii, b.lines, known)
 		if err != nil {
 			b.err = err
 			return

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.histories import Shape, generate
 from faultbed.checkers.formats import import_faultbed, load_history
@@ -89,6 +91,8 @@ def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str
     lines(W, {**WOK, "time": 5}),               # returns before it is called
     lines(W, WOK, R, {**ROK, "time": 123456789012345678901}),  # a time beyond 64 bits
     lines(W, WOK, R, ROK).replace('"time": 40', '"time": 4e1'),  # a time that is not an integer
+    lines(W, WOK, R) + json.dumps(ROK) + " x\n" + lines(W),   # a line of a known layout, then more
+    lines(W, WOK, R) + json.dumps(ROK)[:-1] + ', "more": }\n' + lines(W),  # ... then a broken field
 ])
 def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "history.jsonl"
@@ -163,3 +167,39 @@ def test_a_bad_line_deep_in_a_large_history_goes_to_python(large_history: Path, 
     bad = tmp_path / "history.jsonl"
     bad.write_text("".join(lines))
     assert check_file(str(bad), "kv") is None
+
+
+# Go remembers the layout of lines it has read (checkers/porcupine/shapes.go) and reads a line of a
+# known layout by comparing the bytes between its values: lines that share a layout up to a point and
+# then differ (in spaces, field order, an extra field, a value of another kind) must read as Python
+# reads them, or go back to Python.
+LAYOUT_SEPARATORS = [(", ", ": "), (",", ":"), (" , ", " :  "), (", ", ":")]
+
+
+def _layout_line(event: dict, order: list[str], separators: tuple[str, str], extra: dict) -> str:
+    fields = {name: event[name] for name in order if name in event}
+    fields.update({name: value for name, value in event.items() if name not in fields})
+    fields.update(extra)
+    return json.dumps(fields, separators=separators)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_lines_of_many_layouts_read_as_python_reads_them(tmp_path_factory: pytest.TempPathFactory,
+                                                          data: st.DataObject) -> None:
+    shape = Shape(data.draw(st.integers(40, 160)), seed=data.draw(st.integers(0, 10_000)), keys=2, processes=3,
+                  broken=data.draw(st.booleans()), info_rate=data.draw(st.sampled_from([0.0, 0.05])), spec=False)
+    directory = tmp_path_factory.mktemp("layouts")
+    plain = generate(shape, str(directory / "plain.jsonl"))
+    orders = [["type", "process", "f", "key", "value", "time"], ["time", "type", "f", "process", "value", "key"]]
+    extras = [{}, {"index": 0}, {"node": "n1", "note": [1, {"a": None}]}, {"index": 1.5}]
+    out = []
+    for line in Path(plain).read_text().splitlines():
+        event = json.loads(line)
+        out.append(_layout_line(event, data.draw(st.sampled_from(orders)),
+                                data.draw(st.sampled_from(LAYOUT_SEPARATORS)), data.draw(st.sampled_from(extras))))
+    path = directory / "history.jsonl"
+    path.write_text("\n".join(out) + "\n")
+    expected = python_verdict(str(path))
+    got = go_verdict(str(path))
+    assert got is None or got == expected
