@@ -87,6 +87,7 @@ type jsonlReader struct {
 	h         history
 	all       []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
 	partOf    []int32               // each partition's slice cost more copying than the reading)
+	prepared  int                   // operations in r.all with an input (the others failed, or are info reads)
 	pending   []pendingOp
 	latest    int64
 	data      []byte // the block being paired
@@ -170,24 +171,25 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 		if !skip {
 			target := &r.all[p.slot]
 			target.Input, target.Output, target.Return = input, output, h.infinity
+			r.prepared++
 		}
 	}
 	// a key cut while reading keeps what follows its last cut, opened by the state that cut left
 	from := make([]int32, len(h.partitions))
 	sizes := make([]int, len(h.partitions))
+	first := len(r.all) // every operation before it is in a segment searched while reading
 	for i := range h.partitions {
 		var carry *porcupine.Operation
 		from[i], carry = r.stream.remainder(i)
 		if carry != nil {
 			sizes[i]++
 		}
+		first = min(first, int(from[i]))
 	}
-	for i, op := range r.all {
-		if op.Input != nil { // nil: failed, or an info read
-			h.ops++
-			if p := r.partOf[i]; int32(i) >= from[p] {
-				sizes[p]++
-			}
+	h.ops = r.prepared
+	for i := first; i < len(r.all); i++ {
+		if p := r.partOf[i]; r.all[i].Input != nil && int32(i) >= from[p] { // nil: failed, or an info read
+			sizes[p]++
 		}
 	}
 	for i := range h.partitions {
@@ -196,9 +198,9 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 			h.partitions[i].ops = append(h.partitions[i].ops, *carry)
 		}
 	}
-	for i, op := range r.all {
-		if p := r.partOf[i]; op.Input != nil && int32(i) >= from[p] {
-			h.partitions[p].ops = append(h.partitions[p].ops, op)
+	for i := first; i < len(r.all); i++ {
+		if p := r.partOf[i]; r.all[i].Input != nil && int32(i) >= from[p] {
+			h.partitions[p].ops = append(h.partitions[p].ops, r.all[i])
 		}
 	}
 	r.all = nil
@@ -433,6 +435,7 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 			target := &r.all[op.slot]
 			target.Input, target.Output, target.Return = input, output, e.time
 			r.h.completed++
+			r.prepared++
 		}
 		if r.stream != nil {
 			r.stream.completed(index, e.time, skip, false)
