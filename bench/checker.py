@@ -192,6 +192,13 @@ def table(rows: list[Row]) -> str:
                      f"{r.search_s:5.2f} s {r.outside * 100:6.0f}% {str(r.verdict):>10} | {r.theirs.wall_s:19.2f} s "
                      f"{r.theirs.cpu_s:5.2f} s {r.theirs.peak_mb:5.0f} MB {r.their_search_s:5.2f} s "
                      f"{r.their_verdict:>14}")
+    lines.append("outside: faultbed's time with the history (reading, parsing, the call, start of Go's runtime) beyond "
+                 "the wall time during which some segment was searched, relative to that time")
+    for r in rows:
+        if r.their_search_s > 0 and r.search_s > 0:
+            inside = r.search_s * (1 + r.outside)
+            lines.append(f"  {r.name}: faultbed's whole check {inside:.3f} s = {inside / r.their_search_s * 100:.0f}% of "
+                         f"porcupine's own search alone ({r.their_search_s:.3f} s) on the same history")
     return "\n".join(lines)
 
 
