@@ -8,6 +8,7 @@ command, and never a silently different test (`[]` as spec.json is not the defau
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import typing
@@ -36,13 +37,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+@functools.cache
+def _spec_hints() -> dict[str, Any]:
+    """TestSpec's field types, evaluated once (a millisecond each time: every re-check reads a spec twice)."""
+    return typing.get_type_hints(TestSpec)
+
+
 def read_spec(run_dir: str) -> TestSpec:
     """spec.json as a TestSpec: every field of the right type, every number in its documented range."""
     path = os.path.join(run_dir, store.SPEC)
     data = read_document(run_dir, store.SPEC)
     if not isinstance(data, dict):
         raise FaultbedError(f"{path}: not a faultbed spec (a JSON object), but {_kind(data)}")
-    hints = typing.get_type_hints(TestSpec)
+    hints = _spec_hints()
     values: dict[str, Any] = {}
     for field in dataclasses.fields(TestSpec):
         if field.name in data:
