@@ -3,15 +3,15 @@
 
 Raft as in the paper: randomised election timeouts, heartbeats that carry log entries, commit by a majority
 of the current term's entries (a new leader appends a no-op), a follower that is not the leader forwards
-client requests to the one it knows. Nothing is written to disk.
+client requests to the one it knows. Only the current term and the vote are written to disk (VOTE_FILE in
+the node's working directory, before the vote is sent), as Raft asks; the log is kept in memory.
 
 A Maelstrom node loses its memory when it is killed, which Raft does not expect: a node that forgot its
 log could vote for a candidate lacking an entry it had acknowledged. So a node starts "not ready": it
 neither votes nor campaigns until either a majority of its peers report an empty log (a fresh cluster:
 nothing was ever committed), or it has copied the whole log of a leader of its current term and a
-majority of its peers report no newer term (so that leader held every committed entry). Left open: a
-node that voted in a term, was killed and restarted, may vote again in that same term if a candidate of
-that exact term still asks after the restart.
+majority of its peers report no newer term (so that leader held every committed entry). A node that voted
+in a term and was killed remembers the vote after the restart (VOTE_FILE), so it never votes twice in a term.
 
 Planted bug: `--stale-reads` lets followers answer reads from their own state, which may lag the leader.
 """
@@ -19,6 +19,7 @@ Planted bug: `--stale-reads` lets followers answer reads from their own state, w
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import time
@@ -33,6 +34,7 @@ PROBE_EVERY = 0.2
 PROBE_FRESH = 1.0     # probe answers older than this are forgotten
 MAX_ENTRIES = 100     # per append_entries message
 CLIENT_OPS = ("read", "write", "cas")
+VOTE_FILE = "raft-vote.json"  # {"term": ..., "voted_for": ...}: what survives a kill
 
 
 class RaftKV:
@@ -58,6 +60,7 @@ class RaftKV:
         self.probes: dict[str, tuple[int, bool, float]] = {}  # peer -> (term, empty log, when)
         self.pending: dict[str, Message] = {}                 # entry id -> client request awaiting it
         self.ids = 0
+        self.load_vote()
         for op in CLIENT_OPS:
             node.handle(op, self.client_request)
         for type_, handler in (("request_vote", self.request_vote), ("vote", self.vote),
@@ -72,9 +75,26 @@ class RaftKV:
     def last_index(self) -> int:
         return len(self.log) - 1
 
+    def load_vote(self) -> None:
+        try:
+            with open(VOTE_FILE, encoding="utf-8") as fh:
+                saved = json.load(fh)
+        except FileNotFoundError:
+            return
+        self.term, self.voted_for = int(saved["term"]), saved["voted_for"]
+        log(f"remembered term {self.term}, voted for {self.voted_for}")
+
+    def save_vote(self) -> None:
+        """Term and vote to disk before anyone hears of them (a kill loses only what was never said)."""
+        partial = f"{VOTE_FILE}.partial"
+        with open(partial, "w", encoding="utf-8") as fh:
+            json.dump({"term": self.term, "voted_for": self.voted_for}, fh)
+        os.replace(partial, VOTE_FILE)
+
     def step_down(self, term: int) -> None:
         if term > self.term:
             self.term, self.voted_for = term, None
+            self.save_vote()
         if self.role != "follower":
             log(f"{self.node.node_id}: follower in term {self.term}")
         self.role = "follower"
@@ -130,6 +150,7 @@ class RaftKV:
     def campaign(self) -> None:
         self.term += 1
         self.role, self.voted_for, self.votes, self.leader = "candidate", self.node.node_id, {self.node.node_id}, None
+        self.save_vote()
         self.reset_election_timer()
         log(f"{self.node.node_id}: campaigning in term {self.term}")
         for peer in self.node.peers:
@@ -146,6 +167,7 @@ class RaftKV:
                    and up_to_date)
         if granted:
             self.voted_for = candidate
+            self.save_vote()
             self.reset_election_timer()
         self.node.send(candidate, {"type": "vote", "term": self.term, "granted": granted})
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,10 +30,10 @@ def python_node(name: str) -> list[str]:
 class NodeProcess:
     """One node program; every line it prints is queued, parsed."""
 
-    def __init__(self, argv: list[str], node_id: str) -> None:
+    def __init__(self, argv: list[str], node_id: str, cwd: str | None = None) -> None:
         self.node_id = node_id
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, cwd=cwd)
         self.out: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -73,7 +76,10 @@ class Wires:
 
     def __init__(self, argv: list[str], count: int) -> None:
         self.ids = [f"n{i}" for i in range(1, count + 1)]
-        self.nodes = {n: NodeProcess(argv, n) for n in self.ids}
+        self.home = tempfile.mkdtemp(prefix="faultbed-wires-")  # a working directory a node, kept over restarts
+        for node in self.ids:
+            os.mkdir(os.path.join(self.home, node))
+        self.nodes = {n: NodeProcess(argv, n, os.path.join(self.home, n)) for n in self.ids}
         self.drop: Callable[[dict[str, Any]], bool] = lambda message: False
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.carried = 0
@@ -127,7 +133,7 @@ class Wires:
     def restart(self, node: str, argv: list[str]) -> None:
         """Kill a node (its memory is gone) and start it again with init."""
         self.nodes[node].stop()
-        fresh = NodeProcess(argv, node)
+        fresh = NodeProcess(argv, node, os.path.join(self.home, node))
         fresh.send({"src": "c0", "dest": node,
                     "body": {"type": "init", "msg_id": 0, "node_id": node, "node_ids": self.ids}})
         assert fresh.next()["body"]["type"] == "init_ok"
@@ -139,6 +145,7 @@ class Wires:
             thread.join(timeout=WAIT)
         for node in self.nodes.values():
             node.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> "Wires":
         return self

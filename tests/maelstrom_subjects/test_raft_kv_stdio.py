@@ -74,3 +74,25 @@ def test_raft_kv_with_stale_reads_bug_answers_an_isolated_follower_read_from_old
                 return
             wires.drop = lambda message: False
         raise AssertionError("n3 never answered a read while cut off")
+
+
+def _vote(wires: Wires, node: str, candidate: str, term: int) -> dict[str, Any]:
+    """A vote request from a candidate outside the cluster (its reply comes to the test)."""
+    wires.nodes[node].send({"src": candidate, "dest": node, "body": {
+        "type": "request_vote", "term": term, "last_log_index": 10_000, "last_log_term": term}})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reply = wires.replies.get(timeout=5)
+        if reply["dest"] == candidate and reply["body"]["type"] == "vote":
+            return dict(reply["body"])
+    raise AssertionError(f"{node} did not answer {candidate}'s vote request")
+
+
+def test_raft_kv_node_remembers_its_vote_over_a_kill() -> None:
+    """Raft's one vote a term: a node that voted, was killed and started again refuses another candidate
+    of that term (its term and vote are on disk before its answer goes out)."""
+    with Wires(RAFT, 1) as wires:
+        assert _vote(wires, "n1", "n8", 50) == {"type": "vote", "term": 50, "granted": True}
+        wires.restart("n1", RAFT)
+        assert _vote(wires, "n1", "n9", 50) == {"type": "vote", "term": 50, "granted": False}
+        assert _vote(wires, "n1", "n8", 50)["granted"] is True  # the same candidate again: the same vote
