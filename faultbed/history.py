@@ -162,26 +162,35 @@ MAX_DEPTH = 64  # deeper values are not histories; Python's and Go's recursion l
 
 
 def iter_history(path: str) -> Iterator[dict[str, Any]]:
-    """Yield the events of a history.jsonl; a torn last line (crash mid-write) is ignored."""
+    """Yield the events of a history.jsonl, reading it as they are taken (a long run's lines are never
+    all held); a torn last line (crash mid-write) is ignored."""
     try:
-        with open_history(path) as fh:
-            lines = fh.readlines()
+        fh = open_history(path)
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
-    return events_of_lines(lines, path)
+    return _read_lines(fh, path)
 
 
-def events_of_lines(lines: list[str], path: str) -> Iterator[dict[str, Any]]:
-    """The events of a history's lines (each with its newline; a torn last line has none)."""
+def _read_lines(fh: IO[str], path: str) -> Iterator[dict[str, Any]]:
+    with fh:
+        try:
+            yield from events_of_lines(fh, path)
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
+
+
+def events_of_lines(lines: Iterable[str], path: str) -> Iterator[dict[str, Any]]:
+    """The events of a history's lines (each with its newline; a torn last line has none, and only
+    the last line can lack one)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             event = _parse(line, path, number)
         except HistoryError:
-            if number == len(lines) and not line.endswith("\n"):
+            if not line.endswith("\n"):
                 return  # the writer died mid-line: the prefix is still a history
             raise
         _validate(event, path, number)

@@ -22,11 +22,12 @@ from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.message_counts import messages_section
 from faultbed.run_files import read_results, read_spec
-from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, pair_operations, read_history
+from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, iter_history
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
+MAX_SCATTER = 20_000  # points of one outcome drawn in the latency plot; more take minutes and say nothing more
 FULL_VISUALIZATION = "linearizability-full.html"  # next to the minimal one, when the checker drew both
 MAX_DETAIL_CHARS = 20000
 OP_COLORS = {"ok": "#2e9e44", "fail": "#d62728", "info": "#f0a30a"}
@@ -109,14 +110,14 @@ def fault_intervals(events: Iterable[dict[str, Any]]) -> list[FaultInterval]:
     return sorted(closed, key=lambda interval: interval.start)
 
 
-def first_anomalies(results: Any, events: list[dict[str, Any]]) -> list[tuple[float, str]]:
+def first_anomalies(results: Any, origin: float) -> list[tuple[float, str]]:
     """(seconds since the test started, description) of each checker's first anomalous operation.
 
-    Checkers give its time in ms since the first client invocation (`first_anomaly.time_ms`).
+    Checkers give its time in ms since the first client invocation (`first_anomaly.time_ms`); origin is
+    that invocation's time (Scan.origin).
     """
     if not isinstance(results, dict):
         return []
-    origin = next((_seconds(e) for e in events if e.get("type") == "invoke" and e.get("process") != NEMESIS), 0.0)
     found = []
     for result in results.get("results") or []:
         anomaly = (result.get("details") or {}).get("first_anomaly")
@@ -129,16 +130,67 @@ def first_anomalies(results: Any, events: list[dict[str, Any]]) -> list[tuple[fl
     return found
 
 
-def op_points(events: list[dict[str, Any]]) -> list[OpPoint]:
-    """Every client operation that completed, as (invoke time, latency, outcome)."""
-    points = []
-    for op in pair_operations(events):
-        if op.completion is None:
+def op_points(events: Iterable[dict[str, Any]]) -> list[OpPoint]:
+    """Every client operation that completed, as (invoke time, latency, outcome), in invocation order."""
+    return scan(events).points
+
+
+@dataclass
+class Scan:
+    """What the report needs of a history, read in one pass: a long run's events are never all held
+    (a 10-minute max-rate run has two million); malformed pairing is the `error`, as pair_operations says it."""
+
+    points: list[OpPoint]
+    nemesis: list[dict[str, Any]]
+    origin: float = 0.0  # the first client invocation
+    error: str | None = None
+
+
+def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
+    """Pair invocations with completions on the fly (pair_operations' rules and messages), keeping
+    only a point a completed operation and the nemesis's events. A line that is not an event
+    (iter_history's HistoryError) is raised; a pairing error ends the points, not the faults."""
+    nemesis: list[dict[str, Any]] = []
+    open_ops: dict[Any, tuple[int, float, str]] = {}  # process -> (invocation number, invoke time, f)
+    retired: set[Any] = set()
+    numbered: list[tuple[int, OpPoint]] = []
+    origin: float | None = None
+    stream = iter(events)
+    for position, event in enumerate(stream):
+        if event["process"] == NEMESIS:
+            nemesis.append(event)
             continue
-        start = _seconds(op.invoke)
-        latency_ms = max(0.0, (_seconds(op.completion) - start) * 1000)
-        points.append(OpPoint(start, latency_ms, op.type, op.f))
-    return points
+        try:
+            origin = _pair(event, position, path, open_ops, retired, numbered, origin)
+        except HistoryError as exc:  # no points then; the faults are still drawn
+            nemesis += [event for event in stream if event.get("process") == NEMESIS]
+            return Scan([], nemesis, origin or 0.0, str(exc))
+    numbered.sort(key=lambda item: item[0])
+    return Scan([point for _, point in numbered], nemesis, origin or 0.0)
+
+
+def _pair(event: dict[str, Any], position: int, path: str, open_ops: dict[Any, tuple[int, float, str]],
+          retired: set[Any], numbered: list[tuple[int, OpPoint]], origin: float | None) -> float | None:
+    """One client event into scan's state; the first invocation's time."""
+    process = event["process"]
+    where = f"{path}: event {event.get('index', position)}"
+    if event["type"] == "invoke":
+        if process in open_ops:
+            raise HistoryError(f"{where}: process {process} invoked while its previous operation is open")
+        if process in retired:
+            raise HistoryError(f"{where}: process {process} invoked after an info (retired)")
+        start = _seconds(event)
+        # its number: every earlier invocation is either completed (numbered) or open
+        open_ops[process] = (len(numbered) + len(open_ops), start, event["f"])
+        return start if origin is None else origin
+    opened = open_ops.pop(process, None)
+    if opened is None:
+        raise HistoryError(f"{where}: {event['type']} for process {process} with no open invocation")
+    if event["type"] == "info":
+        retired.add(process)
+    number, start, f = opened
+    numbered.append((number, OpPoint(start, max(0.0, (_seconds(event) - start) * 1000), event["type"], f)))
+    return origin
 
 
 def throughput(points: list[OpPoint], bucket: float = 1.0) -> dict[str, tuple[list[float], list[float]]]:
@@ -227,6 +279,13 @@ def _finish(axes: Any, timeline: Timeline, title: str, ylabel: str) -> None:
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
+def sampled(points: list[OpPoint], type_: str, most: int | None = None) -> tuple[list[OpPoint], str]:
+    """At most `most` (MAX_SCATTER) of points to draw, every n-th of a long run, and the legend's label
+    saying so."""
+    every = -(-len(points) // (most or MAX_SCATTER))
+    return points[::every], f"{type_} ({len(points)}{f', 1 in {every} shown' if every > 1 else ''})"
+
+
 def plot_latency(timeline: Timeline) -> str:
     """Latency of every operation over time (log scale), colored by outcome; base64 PNG."""
     figure, axes = _figure()
@@ -234,9 +293,10 @@ def plot_latency(timeline: Timeline) -> str:
     for type_, color in OP_COLORS.items():
         chosen = [p for p in timeline.points if p.type == type_]
         if chosen:
-            axes.scatter([p.time for p in chosen], [max(p.latency_ms, 0.01) for p in chosen],
+            shown, label = sampled(chosen, type_)
+            axes.scatter([p.time for p in shown], [max(p.latency_ms, 0.01) for p in shown],
                          s=14 if type_ == "ok" else 22, marker=OP_MARKERS[type_], color=color,
-                         label=f"{type_} ({len(chosen)})", alpha=0.75, linewidths=1 if type_ == "fail" else 0)
+                         label=label, alpha=0.75, linewidths=1 if type_ == "fail" else 0)
     if timeline.points:
         axes.set_yscale("log")
     _finish(axes, timeline, "Latency of each operation", "latency (ms)")
@@ -278,19 +338,17 @@ def render_report(run_dir: str) -> str:
         raise FaultbedError(f"{run_dir}: not a results directory (no {store.SPEC})")
     spec = read_spec(run_dir).to_json()  # a malformed spec or results.json is one line (exit 3)
     results = read_results(run_dir) if os.path.exists(os.path.join(run_dir, store.RESULTS)) else None
-    events, history_error = _read_events(run_dir)
-    try:
-        points = op_points(events)
-    except HistoryError as exc:
-        points, history_error = [], history_error or str(exc)
-    intervals = fault_intervals(events)
-    anomalies = first_anomalies(results, events)
+    read, history_error = _read_events(run_dir)
+    history_error = history_error or read.error
+    points = read.points
+    intervals = fault_intervals(read.nemesis)
+    anomalies = first_anomalies(results, read.origin)
     stamp = os.path.basename(os.path.realpath(run_dir))  # store/latest names the run it points at
     title = f"{spec.get('system', '?')} {spec.get('workload', '?')} — {stamp}"
     body = "\n".join([
         _header_section(title, results, points, run_dir, anomalies),
         _checkers_section(results),
-        _plots_section(Timeline(points, intervals, anomalies, healed_at(events)), history_error),
+        _plots_section(Timeline(points, intervals, anomalies, healed_at(read.nemesis)), history_error),
         _faults_section(intervals),
         messages_section(run_dir),
         _spec_section(spec),
@@ -309,14 +367,15 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _read_events(run_dir: str) -> tuple[list[dict[str, Any]], str | None]:
+def _read_events(run_dir: str) -> tuple[Scan, str | None]:
+    """The history read in one pass (iter_history streams it: its events are never all held)."""
     path = os.path.join(run_dir, store.HISTORY)
     if not os.path.exists(path):
-        return [], "no history.jsonl in this results directory"
+        return Scan([], []), "no history.jsonl in this results directory"
     try:
-        return read_history(path), None
-    except HistoryError as exc:
-        return [], str(exc)
+        return scan(iter_history(path)), None
+    except HistoryError as exc:  # a line that is not an event: nothing of the history is drawn
+        return Scan([], []), str(exc)
 
 
 def _verdict_badge(valid: Any) -> str:

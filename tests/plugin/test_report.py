@@ -15,7 +15,9 @@ from faultbed.errors import FaultbedError
 from faultbed.history import read_history
 from faultbed.nemesis.network import PARTITION
 from faultbed.nemesis.process import KILL
-from faultbed.report import FaultInterval, OpPoint, fault_intervals, op_points, render_report, throughput, write_report
+from faultbed.history import pair_operations
+from faultbed.report import (FaultInterval, OpPoint, fault_intervals, op_points, render_report, sampled, scan, throughput,
+                             write_report)
 from tests.e2e.synthetic_runs import make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -161,3 +163,38 @@ def test_report_command_writes_report_html_and_exits_3_for_a_non_run(tmp_path):
                          text=True, timeout=60)
     assert bad.returncode == 3
     assert "not a results directory" in bad.stderr and "Traceback" not in bad.stderr
+
+
+
+def test_one_pass_reading_gives_the_points_pairing_gives(tmp_path):
+    """The report reads a history once, pairing on the fly (a long run's events are never all held):
+    the same points, in invocation order, as pairing the whole list, timeouts and retired processes included."""
+    from bench.histories import Shape, generate
+
+    path = generate(Shape(3000, seed=4, keys=3, processes=6, info_rate=0.05, spec=False), str(tmp_path / "h.jsonl"))
+    events = read_history(path)
+    expected = []
+    for op in pair_operations(events):
+        if op.completion is not None:
+            start = op.invoke["time"] / 1e9
+            expected.append(OpPoint(start, max(0.0, (op.completion["time"] / 1e9 - start) * 1000), op.type, op.f))
+    found = scan(iter(events))
+    assert found.points == expected and any(p.type == "info" for p in expected)
+    assert found.origin == events[0]["time"] / 1e9 and found.error is None
+
+
+def test_a_pairing_error_ends_the_points_but_not_the_faults():
+    events = [nemesis("start-partition", 1.0, id="p1"),
+              {"type": "invoke", "process": 0, "f": "read", "time": 2_000_000_000},
+              {"type": "invoke", "process": 0, "f": "read", "time": 3_000_000_000},
+              nemesis("stop-partition", 4.0, id="p1")]
+    found = scan(events)
+    assert found.points == [] and "invoked while its previous operation is open" in found.error
+    assert [e["f"] for e in found.nemesis] == ["start-partition", "stop-partition"]
+
+
+def test_a_long_run_draws_every_nth_operation_and_says_so():
+    points = [OpPoint(i / 1000, 1.0, "ok", "read") for i in range(45_001)]
+    shown, label = sampled(points, "ok", most=20_000)
+    assert len(shown) == 15_001 and shown[1] == points[3] and label == "ok (45001, 1 in 3 shown)"
+    assert sampled(points[:10], "fail") == (points[:10], "fail (10)")
