@@ -42,10 +42,12 @@ RAFT_BUGS: Mapping[str, str] = {
     "old-term-commit": "a leader commits by counting replicas without a current-term entry "
                        "(Raft paper Figure 8, pysyncobj #169)",
     "commit-regress": "a follower takes a lower leader commit index than its own (pysyncobj #166)",
-    "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, and the follower "
+    "resend-truncate": "a follower deletes every entry after AppendEntries' prevLogIdx, also those it holds "
+                       "with the same term: a range sent again takes committed entries away for a while",
+    "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate, and the follower "
                "acknowledgement one index short: pysyncobj 0.3.11 as shipped",
 }
-VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress")
+VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress", "resend-truncate")
 
 
 def raft_bugs(bugs: frozenset[str]) -> frozenset[str]:

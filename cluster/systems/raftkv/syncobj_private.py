@@ -65,6 +65,15 @@ def last_log_index(sync: SyncObj) -> int:
     return int(getattr(sync, _LOG)[-1][1])
 
 
+def entry_term(sync: SyncObj, index: int) -> int | None:
+    """The term of the journal's entry at Raft index `index`, None when the journal has none there."""
+    log = getattr(sync, _LOG)
+    position = index - int(log[0][1])
+    if position < 0 or position >= len(log):
+        return None
+    return int(log[position][2])
+
+
 def restore_vote(sync: SyncObj, term: int, voted_for_id: Any) -> None:
     """Set currentTerm/votedFor before the first tick (pysyncobj itself starts at term 0)."""
     setattr(sync, _TERM, term)

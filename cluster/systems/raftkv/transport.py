@@ -9,7 +9,7 @@ address. pysyncobj dials in one direction per pair only (`_shouldConnect`: the n
 with the greater identity dials), so each pair shares one TCP connection that crosses
 the proxy `greater->smaller`; the mesh faults every stream, so that is enough.
 
-Five fixes of pysyncobj 0.3.11 live here, because every message passes through:
+Six fixes of pysyncobj 0.3.11 live here, because every message passes through:
 
 - Durable vote. pysyncobj persists its log but not currentTerm/votedFor (PySyncObj
   issue #84), so a restarted node could vote twice in one term, or accept entries
@@ -33,18 +33,34 @@ Five fixes of pysyncobj 0.3.11 live here, because every message passes through:
   is lower than its own (a new leader that has not yet learnt the last commit; PySyncObj
   issue #166, found by raft-invariants' commit-monotonic). Raft only raises it: an
   AppendEntries carrying a lower one is raised to ours before pysyncobj reads it.
+- Held entries are not deleted. A follower whose log goes on after an AppendEntries'
+  prevLogIdx deletes everything after it (syncobj.py: `if len(prevEntries) > 1:
+  __deleteEntriesFrom(prevLogIdx + 1)`), also entries it holds with the same term: not
+  only from the first conflicting entry (Raft, Figure 2, AppendEntries rule 3). A leader
+  that sends a lagging follower a range again (a reset reply moved its nextIndex back
+  while later batches were on the way) made the follower lose committed entries until
+  later batches brought them back, its commit index going back with them (found by
+  raft-invariants with `--option append-batch=small`; docs/RAFT-TRACE.md). `skip_held`
+  removes the leading entries the follower holds with the same term before pysyncobj
+  reads the message, prevLogIdx/prevLogTerm moved past them, so pysyncobj deletes from
+  the first conflicting entry only. When it holds them all, pysyncobj gets a heartbeat
+  at the follower's last entry (nothing deleted); the reply then acknowledges what the
+  message proved (its last entry, or the whole log when the log ends with an entry of
+  the leader's term: log matching) and the commit index taken from the leader is capped
+  at that index, as Raft's `min(leaderCommit, index of last new entry)`.
 
 Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
-volatile-vote, untagged-acks, old-term-commit, commit-regress; vanilla is all of them
-and the short acknowledgement).
+volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate; vanilla
+is all of them and the short acknowledgement).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from pysyncobj import SyncObj
 from pysyncobj.dns_resolver import globalDnsResolver
@@ -117,6 +133,7 @@ class RaftTransport(TCPTransport):
         self._journal_sync = journal_sync or JournalSync(enabled=False)
         self._bugs = bugs
         self._trace = trace
+        self._ack_match: int | None = None  # what the reply to the message being read may acknowledge
         super().__init__(syncObj, selfNode, otherNodes)
 
     def send(self, node: Any, message: Any) -> bool:
@@ -132,21 +149,74 @@ class RaftTransport(TCPTransport):
             message = dict(message)
             if "untagged-acks" not in self._bugs:
                 message[TERM_TAG] = term
-            if message.get("success") and not message.get("reset") and "short-ack" not in self._bugs:
-                message["next_node_idx"] = private.last_log_index(sync) + 1
+            if message.get("success") and not message.get("reset"):
+                if self._ack_match is not None:  # a message whose entries we held (skip_held)
+                    message["next_node_idx"] = self._ack_match + 1
+                elif "short-ack" not in self._bugs:
+                    message["next_node_idx"] = private.last_log_index(sync) + 1
         return bool(super().send(node, message))
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
-        if isinstance(message, dict) and message.get("type") == APPEND and "commit-regress" not in self._bugs:
-            message = keep_commit(message, self._syncObj.raftCommitIndex)
+        sync = self._syncObj
+        ack_match = None
+        if isinstance(message, dict) and message.get("type") == APPEND:
+            if "resend-truncate" not in self._bugs and message.get("term", -1) >= private.current_term(sync):
+                message, ack_match = skip_held(message, functools.partial(private.entry_term, sync),
+                                               private.last_log_index(sync))
+            if "commit-regress" not in self._bugs:
+                message = keep_commit(message, sync.raftCommitIndex)
         if isinstance(message, dict) and message.get("type") == ACK:
-            message = gate_ack(message, private.current_term(self._syncObj),
-                               private.noop_index(self._syncObj), self._bugs)
+            message = gate_ack(message, private.current_term(sync), private.noop_index(sync), self._bugs)
             if message is None:
                 return
-        super()._onMessageReceived(node, message)
+        self._ack_match = ack_match
+        try:
+            super()._onMessageReceived(node, message)
+        finally:
+            self._ack_match = None
         if self._trace is not None:
-            self._trace.observe(self._syncObj)
+            self._trace.observe(sync)
+
+
+def skip_held(message: dict[str, Any], entry_term: Callable[[int], int | None],
+              last_index: int) -> tuple[dict[str, Any], int | None]:
+    """AppendEntries without the leading entries this follower holds with the same term.
+
+    `entry_term(index)` is the term of our entry at `index` (None when the journal has
+    none there), `last_index` our last index. Returns the message for pysyncobj and, when
+    every entry was held, the index its success reply may acknowledge (else None: the
+    reply is pysyncobj's own). An entry whose term differs is a conflict and stays, with
+    everything after it: pysyncobj deletes from there (Raft's rule 3). A message whose
+    prevLogIdx we do not hold with its term is left alone (pysyncobj rejects it).
+    """
+    entries: Sequence[Any] = message.get("entries") or ()
+    prev = message.get("prevLogIdx")
+    if not entries or message.get("transmission") is not None or not isinstance(prev, int):
+        return message, None
+    if entry_term(prev) != message.get("prevLogTerm"):
+        return message, None
+    held = 0
+    for i, entry in enumerate(entries):
+        if entry[1] != prev + 1 + i or entry_term(entry[1]) != entry[2]:
+            break
+        held += 1
+    if held == 0:
+        return message, None
+    message = dict(message)
+    if held < len(entries):
+        message["prevLogIdx"], message["prevLogTerm"] = entries[held - 1][1], entries[held - 1][2]
+        message["entries"] = list(entries[held:])
+        return message, None
+    # Every entry held: a heartbeat at our last entry, after which pysyncobj deletes nothing.
+    # The message proves our log equal to the leader's through its last entry; through our
+    # last when that is of the leader's term (only that leader made such entries).
+    last_term = entry_term(last_index)
+    match = last_index if last_term == message.get("term") else int(entries[-1][1])
+    message["prevLogIdx"], message["prevLogTerm"] = last_index, last_term
+    message["entries"] = []
+    if isinstance(message.get("commit_index"), int) and message["commit_index"] > match:
+        message["commit_index"] = match  # not past what the leader has shown us (keep_commit may raise it back)
+    return message, match
 
 
 def keep_commit(message: dict[str, Any], commit_index: int) -> dict[str, Any]:
