@@ -202,6 +202,8 @@ def skip_held(message: dict[str, Any], entry_term: Callable[[int], int | None],
         held += 1
     if held == 0:
         return message, None
+    if held == len(entries) and last_index > prev + held:  # pysyncobj would delete what follows, for a while
+        log.info("AppendEntries %d-%d held: entries %d-%d kept", prev + 1, prev + held, prev + held + 1, last_index)
     message = dict(message)
     if held < len(entries):
         message["prevLogIdx"], message["prevLogTerm"] = entries[held - 1][1], entries[held - 1][2]
