@@ -70,7 +70,7 @@ def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
     from faultbed.cluster.systems.raftkv import raft_bugs
 
     assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit",
-                                                 "commit-regress", "resend-truncate", "short-ack"}
+                                                 "commit-regress", "resend-truncate", "snapshot-commit", "short-ack"}
     assert raft_bugs(frozenset({"volatile-vote", "stale-reads"})) == {"volatile-vote"}
 
 
@@ -121,7 +121,7 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
         cluster.close()
     assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
                                           "no-journal-sync", "volatile-vote", "untagged-acks", "old-term-commit",
-                                          "commit-regress", "resend-truncate", "vanilla"}
+                                          "commit-regress", "resend-truncate", "snapshot-commit", "vanilla"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------
@@ -349,3 +349,14 @@ def test_the_append_batch_option_reaches_pysyncobjs_batch_size() -> None:
     one = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"system": {"append-batch": "small"}}}))
     assert one.replica_config().append_batch_bytes == 1024
     assert NodeConfig.from_plan_json(json.dumps(plan)).replica_config().append_batch_bytes == 2 ** 22
+
+
+def test_the_compaction_option_reaches_pysyncobjs_compaction_threshold() -> None:
+    """--option compaction=50: a snapshot every 50 entries; default 5000; tests set options["compaction_entries"]."""
+    plan = {"name": "n1", "listen_host": "127.0.0.1", "ports": {"raft": 1, "client": 2},
+            "identities": {"n1": "127.0.0.1:1"}, "dial": {}, "data_dir": "/nonexistent"}
+    chosen = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"system": {"compaction": "50"}}}))
+    assert chosen.replica_config().compaction_entries == 50
+    assert NodeConfig.from_plan_json(json.dumps(plan)).replica_config().compaction_entries == 5000
+    direct = NodeConfig.from_plan_json(json.dumps({**plan, "options": {"compaction_entries": 20}}))
+    assert direct.replica_config().compaction_entries == 20

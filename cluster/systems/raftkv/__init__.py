@@ -44,10 +44,13 @@ RAFT_BUGS: Mapping[str, str] = {
     "commit-regress": "a follower takes a lower leader commit index than its own (pysyncobj #166)",
     "resend-truncate": "a follower deletes every entry after AppendEntries' prevLogIdx, also those it holds "
                        "with the same term: a range sent again takes committed entries away for a while",
-    "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate, and the follower "
-               "acknowledgement one index short: pysyncobj 0.3.11 as shipped",
+    "snapshot-commit": "a follower takes the leader's commit index from an install-snapshot message that "
+                       "installs nothing (a first chunk, or no data): it commits its own, possibly stale, log",
+    "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate, "
+               "snapshot-commit, and the follower acknowledgement one index short: pysyncobj 0.3.11 as shipped",
 }
-VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress", "resend-truncate")
+VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress", "resend-truncate",
+           "snapshot-commit")
 
 
 def raft_bugs(bugs: frozenset[str]) -> frozenset[str]:
@@ -81,6 +84,13 @@ APPEND_BATCH = SystemOption("append-batch", ("backlog", "small"),
                             "a few entries at a time)")
 APPEND_BATCH_BYTES = {"backlog": 2 ** 22, "small": 1024}  # pysyncobj's appendEntriesBatchSizeBytes
 
+# How many log entries a node keeps before it compacts them into a snapshot (pysyncobj's
+# logCompactionMinEntries). Small makes followers cut off by a fault catch up from a snapshot
+# often (install-snapshot, the `snapshot-commit` switch) instead of once in 5000 entries.
+COMPACTION = SystemOption("compaction", ("5000", "200", "50"),
+                          "log entries kept before a snapshot: small values make lagging followers catch up "
+                          "from snapshots often")
+
 
 class RaftKVSystem:
     """The System the runner and backends see."""
@@ -93,7 +103,7 @@ class RaftKVSystem:
     bugs = BUGS
     workloads = ("register", "idempotency")
     traits = SystemTraits(data_files=("raft.journal", "raft.dump"), durable=True, raft_trace="raft.trace.jsonl",
-                          options=(APPEND_BATCH,))
+                          options=(APPEND_BATCH, COMPACTION))
 
     def command(self, plan: NodePlan) -> list[str]:
         config = json.dumps(asdict(plan), separators=(",", ":"), sort_keys=True)

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any, Callable
 
 from faultbed.cluster.systems import SYSTEM_OPTIONS
-from faultbed.cluster.systems.raftkv import APPEND_BATCH, APPEND_BATCH_BYTES, BUGS, raft_bugs
+from faultbed.cluster.systems.raftkv import APPEND_BATCH, APPEND_BATCH_BYTES, BUGS, COMPACTION, raft_bugs
 from faultbed.cluster.systems.raftkv.replica import RaftTimers, Replica, ReplicaConfig
 from faultbed.cluster.systems.raftkv.server import ClientServer, KVService
 
@@ -81,7 +81,8 @@ class NodeConfig:
             dedupe="no-dedupe" not in self.bugs,
             sync_journal="no-journal-sync" not in self.bugs,
             timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
-            compaction_entries=int(self.options.get("compaction_entries", 5000)),
+            compaction_entries=int((self.options.get(SYSTEM_OPTIONS) or {}).get(
+                COMPACTION.name, self.options.get("compaction_entries", COMPACTION.default))),
             pysyncobj_bugs=raft_bugs(self.bugs),
             append_batch_bytes=APPEND_BATCH_BYTES[
                 (self.options.get(SYSTEM_OPTIONS) or {}).get(APPEND_BATCH.name, APPEND_BATCH.default)],

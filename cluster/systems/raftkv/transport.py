@@ -9,7 +9,7 @@ address. pysyncobj dials in one direction per pair only (`_shouldConnect`: the n
 with the greater identity dials), so each pair shares one TCP connection that crosses
 the proxy `greater->smaller`; the mesh faults every stream, so that is enough.
 
-Six fixes of pysyncobj 0.3.11 live here, because every message passes through:
+Seven fixes of pysyncobj 0.3.11 live here, because every message passes through:
 
 - Durable vote. pysyncobj persists its log but not currentTerm/votedFor (PySyncObj
   issue #84), so a restarted node could vote twice in one term, or accept entries
@@ -48,10 +48,16 @@ Six fixes of pysyncobj 0.3.11 live here, because every message passes through:
   message proved (its last entry, or the whole log when the log ends with an entry of
   the leader's term: log matching) and the commit index taken from the leader is capped
   at that index, as Raft's `min(leaderCommit, index of last new entry)`.
+- No commit on a snapshot message that installs nothing. pysyncobj ends every
+  AppendEntries with `commit = min(leader's commit, own last index)`, install-snapshot
+  messages (no `prevLogIdx`) included: the first chunk, or `serialized: None` while the
+  leader serializes, commits the follower's own, possibly stale, entries (found by
+  raft-invariants' log-matching; docs/RAFT-TRACE.md). Such a message carries our own
+  commit index to pysyncobj.
 
 Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
-volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate; vanilla
-is all of them and the short acknowledgement).
+volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate,
+snapshot-commit; vanilla is all of them and the short acknowledgement).
 """
 
 from __future__ import annotations
@@ -165,6 +171,8 @@ class RaftTransport(TCPTransport):
                                                private.last_log_index(sync))
             if "commit-regress" not in self._bugs:
                 message = keep_commit(message, sync.raftCommitIndex)
+            if "snapshot-commit" not in self._bugs:
+                message = hold_commit_on_snapshot(message, sync.raftCommitIndex)
         if isinstance(message, dict) and message.get("type") == ACK:
             message = gate_ack(message, private.current_term(sync), private.noop_index(sync), self._bugs)
             if message is None:
@@ -227,6 +235,24 @@ def keep_commit(message: dict[str, Any], commit_index: int) -> dict[str, Any]:
     if isinstance(message.get("commit_index"), int) and message["commit_index"] < commit_index:
         message = dict(message)
         message["commit_index"] = commit_index
+    return message
+
+
+def hold_commit_on_snapshot(message: dict[str, Any], commit_index: int) -> dict[str, Any]:
+    """An install-snapshot AppendEntries (no `prevLogIdx`) with the commit index set to ours.
+
+    pysyncobj 0.3.11 ends every AppendEntries with `commit = min(leader's, own last index)`,
+    snapshot messages included: a first chunk, or `serialized: None` while the leader is
+    serializing, installs nothing and says nothing of whether our log matches the leader's,
+    yet commits our own (possibly stale, other-term) entries up to the leader's commit index.
+    Raft commits only what is known to match. The message still reaches pysyncobj (it resets
+    the election timer, and a last chunk installs the snapshot); the next regular
+    AppendEntries, which the leader sends right after the snapshot, raises the commit index.
+    """
+    if "prevLogIdx" in message or message.get("commit_index") == commit_index:
+        return message
+    message = dict(message)
+    message["commit_index"] = commit_index
     return message
 
 
