@@ -195,7 +195,7 @@ def table(rows: list[Row]) -> str:
     lines.append("outside: faultbed's time with the history (reading, parsing, the call, start of Go's runtime) beyond "
                  "the wall time during which some segment was searched, relative to that time")
     for r in rows:
-        if r.their_search_s > 0 and r.search_s > 0:
+        if r.name.startswith("kv") and r.their_search_s > 0 and r.search_s > 0:
             inside = r.search_s * (1 + r.outside)
             lines.append(f"  {r.name}: faultbed's whole check {inside:.3f} s = {inside / r.their_search_s * 100:.0f}% of "
                          f"porcupine's own search alone ({r.their_search_s:.3f} s) on the same history")
