@@ -293,14 +293,24 @@ def pair_operations(events: Iterable[dict[str, Any]], path: str = "history") -> 
     Nemesis events are skipped. A process that invokes twice without completing, or
     that invokes again after an `info`, is a malformed history.
     """
-    open_ops: dict[Any, int] = {}
+    return [Operation(process=invoke["process"], f=invoke["f"], invoke=invoke, completion=completion)
+            for _, invoke, completion in sorted(pairs(events, path), key=lambda pair: pair[0])]
+
+
+def pairs(events: Iterable[dict[str, Any]], path: str = "history",
+          nemesis: list[dict[str, Any]] | None = None) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    """Each client operation as soon as it completes, as (its number in invocation order, invoke,
+    completion), then those never completed (completion None): only open invocations are held, so a
+    long history can be paired as it is read. Nemesis events go to `nemesis` when it is given.
+    HistoryError for a malformed pairing, as pair_operations says it."""
+    open_ops: dict[Any, tuple[int, dict[str, Any]]] = {}
     retired: set[Any] = set()
-    ops: list[Operation | None] = []
-    slots: list[dict[str, Any]] = []
-    completions: dict[int, dict[str, Any]] = {}
+    invoked = 0
     for position, event in enumerate(events):
         process = event["process"]
         if process == NEMESIS:
+            if nemesis is not None:
+                nemesis.append(event)
             continue
         where = f"{path}: event {event.get('index', position)}"
         if event["type"] == "invoke":
@@ -308,20 +318,17 @@ def pair_operations(events: Iterable[dict[str, Any]], path: str = "history") -> 
                 raise HistoryError(f"{where}: process {process} invoked while its previous operation is open")
             if process in retired:
                 raise HistoryError(f"{where}: process {process} invoked after an info (retired)")
-            open_ops[process] = len(slots)
-            slots.append(event)
-            ops.append(None)
-        else:
-            slot = open_ops.pop(process, None)
-            if slot is None:
-                raise HistoryError(f"{where}: {event['type']} for process {process} with no open invocation")
-            completions[slot] = event
-            if event["type"] == "info":
-                retired.add(process)
-    return [
-        Operation(process=inv["process"], f=inv["f"], invoke=inv, completion=completions.get(i))
-        for i, inv in enumerate(slots)
-    ]
+            open_ops[process] = (invoked, event)
+            invoked += 1
+            continue
+        opened = open_ops.pop(process, None)
+        if opened is None:
+            raise HistoryError(f"{where}: {event['type']} for process {process} with no open invocation")
+        if event["type"] == "info":
+            retired.add(process)
+        yield opened[0], opened[1], event
+    for number, invoke in sorted(open_ops.values(), key=lambda opened: opened[0]):
+        yield number, invoke, None
 
 
 def nemesis_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.message_counts import messages_section
 from faultbed.run_files import read_results, read_spec
-from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, iter_history
+from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, iter_history, pairs
 
 log = logging.getLogger(__name__)
 
@@ -147,50 +147,48 @@ class Scan:
 
 
 def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
-    """Pair invocations with completions on the fly (pair_operations' rules and messages), keeping
-    only a point a completed operation and the nemesis's events. A line that is not an event
-    (iter_history's HistoryError) is raised; a pairing error ends the points, not the faults."""
+    """Pair invocations with completions as the events come (history.pairs), keeping only a point a
+    completed operation and the nemesis's events. A line that is not an event (iter_history's
+    HistoryError) is raised; a pairing error ends the points, not the faults."""
     nemesis: list[dict[str, Any]] = []
-    open_ops: dict[Any, tuple[int, float, str]] = {}  # process -> (invocation number, invoke time, f)
-    retired: set[Any] = set()
     numbered: list[tuple[int, OpPoint]] = []
-    origin: float | None = None
-    stream = iter(events)
-    for position, event in enumerate(stream):
-        if event["process"] == NEMESIS:
-            nemesis.append(event)
-            continue
-        try:
-            origin = _pair(event, position, path, open_ops, retired, numbered, origin)
-        except HistoryError as exc:  # no points then; the faults are still drawn
-            nemesis += [event for event in stream if event.get("process") == NEMESIS]
-            return Scan([], nemesis, origin or 0.0, str(exc))
+    source = _Source(events)
+    try:
+        for number, invoke, completion in pairs(source, path, nemesis):
+            if completion is not None:
+                start = _seconds(invoke)
+                latency_ms = max(0.0, (_seconds(completion) - start) * 1000)
+                numbered.append((number, OpPoint(start, latency_ms, completion["type"], invoke["f"])))
+    except HistoryError as exc:
+        if source.failed:
+            raise
+        nemesis += [event for event in source if event.get("process") == NEMESIS]  # the faults are still drawn
+        return Scan([], nemesis, source.origin or 0.0, str(exc))
     numbered.sort(key=lambda item: item[0])
-    return Scan([point for _, point in numbered], nemesis, origin or 0.0)
+    return Scan([point for _, point in numbered], nemesis, source.origin or 0.0)
 
 
-def _pair(event: dict[str, Any], position: int, path: str, open_ops: dict[Any, tuple[int, float, str]],
-          retired: set[Any], numbered: list[tuple[int, OpPoint]], origin: float | None) -> float | None:
-    """One client event into scan's state; the first invocation's time."""
-    process = event["process"]
-    where = f"{path}: event {event.get('index', position)}"
-    if event["type"] == "invoke":
-        if process in open_ops:
-            raise HistoryError(f"{where}: process {process} invoked while its previous operation is open")
-        if process in retired:
-            raise HistoryError(f"{where}: process {process} invoked after an info (retired)")
-        start = _seconds(event)
-        # its number: every earlier invocation is either completed (numbered) or open
-        open_ops[process] = (len(numbered) + len(open_ops), start, event["f"])
-        return start if origin is None else origin
-    opened = open_ops.pop(process, None)
-    if opened is None:
-        raise HistoryError(f"{where}: {event['type']} for process {process} with no open invocation")
-    if event["type"] == "info":
-        retired.add(process)
-    number, start, f = opened
-    numbered.append((number, OpPoint(start, max(0.0, (_seconds(event) - start) * 1000), event["type"], f)))
-    return origin
+class _Source:
+    """The events, noting the first client invocation's time and whether reading them failed (then it
+    is not a pairing error)."""
+
+    def __init__(self, events: Iterable[dict[str, Any]]) -> None:
+        self.events = iter(events)
+        self.failed = False
+        self.origin: float | None = None
+
+    def __iter__(self) -> _Source:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        try:
+            event = next(self.events)
+        except HistoryError:
+            self.failed = True
+            raise
+        if self.origin is None and event.get("type") == "invoke" and event.get("process") != NEMESIS:
+            self.origin = _seconds(event)
+        return event
 
 
 def throughput(points: list[OpPoint], bucket: float = 1.0) -> dict[str, tuple[list[float], list[float]]]:
