@@ -80,7 +80,7 @@ type jsonlReader struct {
 	strings   map[string]string // interned texts: fs and values repeat
 	lists     map[string]string // a list value as written -> its canonical text
 	processes map[string]int32  // a process as written -> its index in byClient
-	small     []int32           // a process written as a small integer n -> its index + 1 (0: not seen)
+	small     []int32           // a process written as an integer n < 1<<16 -> its index + 1 (0: not seen)
 	byClient  []process
 	keys      map[string]keyEntry // a key as written (absent: "") -> its text and partition
 	byKey     map[string]int      // a partition's key -> its index
@@ -312,10 +312,11 @@ func (r *jsonlReader) client(text []byte) (int32, bool) {
 	return client, seen
 }
 
-// smallProcess reads a process written as an integer 0 <= n < 1<<20 without leading zeros
-// (the way faultbed writes them): it is looked up in a slice, not a map.
+// smallProcess reads a process written as an integer 0 <= n < 1<<16 without leading zeros (the
+// way faultbed writes its workers'): it is looked up in a slice, not a map. Larger ones (final
+// reads use 1,000,000 on) go to the map: the slice grows to the largest number seen.
 func smallProcess(text []byte) (int, bool) {
-	if len(text) == 0 || len(text) > 6 || (text[0] == '0' && len(text) > 1) {
+	if len(text) == 0 || len(text) > 5 || (text[0] == '0' && len(text) > 1) {
 		return 0, false
 	}
 	n := 0
@@ -325,7 +326,7 @@ func smallProcess(text []byte) (int, bool) {
 		}
 		n = n*10 + int(c-'0')
 	}
-	return n, n < 1<<20
+	return n, n < 1<<16
 }
 
 func (r *jsonlReader) invoke(processText []byte, e *event) error {
