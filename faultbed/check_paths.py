@@ -12,15 +12,17 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from faultbed.checkers.formats import (FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format,
-                                      workload_of)
+from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
                                            start_go, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
+
+if TYPE_CHECKING:
+    from faultbed.spec import TestSpec
 
 MAX_WORKERS = 4  # histories checked at once by Python threads (each search is parallel inside too)
 MAX_QUEUED = 256  # files queued in Go at once (Go checks one per CPU at a time)
@@ -257,9 +259,9 @@ def check_path(path: str, label: str, args: argparse.Namespace, initial: Any) ->
     try:
         history = load_history(path, args.format, streamed=True)
         early = _start_in_go(history, args, initial)
-        if history.workload is not None:
-            workload_of(path)  # the whole spec, after Go has started: a problem in it is this history's error
-        results = _workload_results(path, history, args, initial, early)
+        # the whole spec, read after Go has started: a problem in it is this history's error
+        spec = _run_spec(path) if history.workload is not None else None
+        results = _workload_results(path, history, spec, args, initial, early)
         if results:
             merged = Result(results[0].checker if len(results) == 1 else str(history.workload),
                             merge_valid(r.valid for r in results), summary="; ".join(r.headline() for r in results))
@@ -323,24 +325,29 @@ def _print(outcome: Checked, as_json: bool) -> None:
         print(_line(outcome), flush=True)
 
 
-def _workload_results(path: str, history: ImportedHistory, args: argparse.Namespace,
+def _run_spec(path: str) -> TestSpec:
+    """The spec.json of the run whose history is at `path`, read whole (FaultbedError names a problem)."""
+    from faultbed.run_files import read_spec  # here: checking other histories never needs the run files
+
+    return read_spec(os.path.dirname(os.path.abspath(path)))
+
+
+def _workload_results(path: str, history: ImportedHistory, spec: TestSpec | None, args: argparse.Namespace,
                       initial: Any, early: _Early | None = None) -> list[Result]:
-    """A faultbed run's history re-checked by every checker of its workload (read from spec.json
-    beside it) and those its system adds (raft-invariants on the nodes' traces in the run's data/),
+    """A faultbed run's history re-checked by every checker of its workload (`spec`: its spec.json,
+    None for a bare history) and those its system adds (raft-invariants on the nodes' traces in the run's data/),
     each through check_safe with the run directory, as the run itself was checked; [] when
     linearizability alone (the fast path) is wanted. Linearizability of a workload with a known
     model keeps its fast path (Go reads the file)."""
-    if args.model is not None or args.format not in (None, "faultbed") or history.workload is None:
+    if args.model is not None or args.format not in (None, "faultbed") or spec is None:
         return []
-    # imported here: the registry (entry points) and the run files cost start-up time that
-    # checking other histories never needs
+    # imported here: the registry (entry points) costs start-up time that checking other
+    # histories never needs
     from faultbed import plugins
     from faultbed.checkers.compose import checker_names, load_checker, system_checkers
     from faultbed.history import read_history
-    from faultbed.run_files import read_spec
 
     run_dir = os.path.dirname(os.path.abspath(path))
-    spec = read_spec(run_dir)
     names = tuple(plugins.workload(spec.workload).checkers) + system_checkers(spec, run_dir)
     fast = LINEARIZABLE.name in names and history.model is not None
     others = [name for name in names if not (fast and name == LINEARIZABLE.name)]

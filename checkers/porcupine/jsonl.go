@@ -579,25 +579,12 @@ func parseEvent(line []byte, start int, e *event, spans *[]valueSpan) error {
 
 // fieldName reads the field name at line[i] ('"'): which field it is (0: one not used),
 // where it ends, and whether it is plain (closed, printable ASCII, no escapes); a name
-// that is not plain is read again by the caller. The names used are matched whole at once.
+// that is not plain is read again by the caller.
 func fieldName(line []byte, i int) (bit uint16, end int, plain bool) {
-	rest := line[i+1:]
-	switch {
-	case len(rest) >= 5 && string(rest[:5]) == `type"`:
-		return fieldType, i + 6, true
-	case len(rest) >= 5 && string(rest[:5]) == `time"`:
-		return fieldTime, i + 6, true
-	case len(rest) >= 8 && string(rest[:8]) == `process"`:
-		return fieldProcess, i + 9, true
-	case len(rest) >= 2 && string(rest[:2]) == `f"`:
-		return fieldF, i + 3, true
-	case len(rest) >= 4 && string(rest[:4]) == `key"`:
-		return fieldKey, i + 5, true
-	case len(rest) >= 6 && string(rest[:6]) == `value"`:
-		return fieldValue, i + 7, true
+	if end, plain = plainStringEnd(line, i); plain {
+		bit = fieldBit(line[i+1 : end-1])
 	}
-	end, plain = plainStringEnd(line, i)
-	return 0, end, plain
+	return bit, end, plain
 }
 
 // plainStringEnd returns where the string at line[i] ('"') ends, and whether it is plain:

@@ -59,7 +59,7 @@ type stream struct {
 	stop    atomic.Bool // an early segment is illegal (then the rest need not be searched), or voided
 	limit   *memoryLimit
 	unwatch func()
-	gate    gate // searches at once: one core is left to the reading until it is over
+	gate    *gate // searches at once: one core is left to the reading until it is over
 	wg      sync.WaitGroup
 	clock   *searchClock
 	mu      sync.Mutex
@@ -72,7 +72,7 @@ func newStream(m *model, limit *memoryLimit, clock *searchClock) *stream {
 		return nil
 	}
 	return &stream{m: m, limit: limit, clock: clock, results: map[string]verdict{},
-		gate: gate{limit: max(1, runtime.GOMAXPROCS(0)-1)}}
+		gate: newGate(max(1, runtime.GOMAXPROCS(0)-1))}
 }
 
 func (s *stream) key(index int) *streamKey {
@@ -186,15 +186,18 @@ func (s *stream) read() {
 // gate lets a number of searches run at once; the number can grow.
 type gate struct {
 	mu            sync.Mutex
-	cond          sync.Cond
+	cond          *sync.Cond
 	limit, active int
+}
+
+func newGate(limit int) *gate {
+	g := &gate{limit: limit}
+	g.cond = sync.NewCond(&g.mu)
+	return g
 }
 
 func (g *gate) enter() {
 	g.mu.Lock()
-	if g.cond.L == nil {
-		g.cond.L = &g.mu
-	}
 	for g.active >= g.limit {
 		g.cond.Wait()
 	}
@@ -205,18 +208,14 @@ func (g *gate) enter() {
 func (g *gate) leave() {
 	g.mu.Lock()
 	g.active--
-	if g.cond.L != nil {
-		g.cond.Signal()
-	}
+	g.cond.Signal()
 	g.mu.Unlock()
 }
 
 func (g *gate) widen(limit int) {
 	g.mu.Lock()
 	g.limit = limit
-	if g.cond.L != nil {
-		g.cond.Broadcast()
-	}
+	g.cond.Broadcast()
 	g.mu.Unlock()
 }
 

@@ -71,6 +71,7 @@ class NodeConfig:
         return config
 
     def replica_config(self) -> ReplicaConfig:
+        chosen = self.options.get(SYSTEM_OPTIONS) or {}  # --option NAME=VALUE
         return ReplicaConfig(
             name=self.name,
             identities=self.identities,
@@ -81,11 +82,10 @@ class NodeConfig:
             dedupe="no-dedupe" not in self.bugs,
             sync_journal="no-journal-sync" not in self.bugs,
             timers=RaftTimers.from_options(dict(self.options.get("raft") or {})),
-            compaction_entries=int((self.options.get(SYSTEM_OPTIONS) or {}).get(
-                COMPACTION.name, self.options.get("compaction_entries", COMPACTION.default))),
+            compaction_entries=int(chosen.get(COMPACTION.name,
+                                              self.options.get("compaction_entries", COMPACTION.default))),
             pysyncobj_bugs=raft_bugs(self.bugs),
-            append_batch_bytes=APPEND_BATCH_BYTES[
-                (self.options.get(SYSTEM_OPTIONS) or {}).get(APPEND_BATCH.name, APPEND_BATCH.default)],
+            append_batch_bytes=APPEND_BATCH_BYTES[chosen.get(APPEND_BATCH.name, APPEND_BATCH.default)],
         )
 
 
