@@ -9,7 +9,6 @@ when asked. Models: register, cas-register, kv, mutex, multi-register, fifo-queu
 from __future__ import annotations
 
 import ctypes
-import functools
 import json
 import logging
 import os
@@ -18,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, load_history, rows_from_events
+from faultbed.checkers.library import library_path, load_library
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid
-from faultbed.errors import FaultbedError, HistoryError, SetupError
+from faultbed.errors import FaultbedError, HistoryError
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CHECKER = "linearizable"
 CHECK_TIMEOUT = 120.0  # seconds; spec.options["check_timeout"] overrides
-LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
 NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
 MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
@@ -50,51 +49,13 @@ def default_memory_limit_mb() -> float:
         return 0.0  # unknown machine: no limit
 
 
-def library_path() -> str:
-    """$FAULTBED_PORCUPINE_LIB, else <repo>/.tools/lib/libporcupine.so."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.environ.get(LIBRARY_ENV) or os.path.join(repo, ".tools", "lib", "libporcupine.so")
-
-
-def start_go() -> None:
-    """Load the bindings now: Go's runtime starts in a thread of its own while the caller goes on
-    (finding and opening histories), instead of during the first check (2-4 ms). A library that
-    cannot be loaded is left for the first check to report."""
-    try:
-        _library(library_path())
-    except FaultbedError:
-        pass
-
-
-@functools.cache
-def _library(path: str) -> ctypes.CDLL:
-    if not os.path.exists(path):
-        raise SetupError(f"porcupine bindings not found at {path}: run `make setup`")
-    try:
-        library = ctypes.CDLL(path)
-        # c_void_p, not c_char_p: the pointer must survive conversion so Go's copy can be freed.
-        library.FaultbedCheck.argtypes = [ctypes.c_char_p]
-        library.FaultbedCheck.restype = ctypes.c_void_p
-        library.FaultbedFree.argtypes = [ctypes.c_void_p]
-        library.FaultbedFree.restype = None
-        library.FaultbedSubmit.argtypes = [ctypes.c_char_p]
-        library.FaultbedSubmit.restype = ctypes.c_longlong
-        library.FaultbedWait.argtypes = [ctypes.c_longlong]
-        library.FaultbedWait.restype = ctypes.c_void_p
-        library.FaultbedForget.argtypes = [ctypes.c_longlong]
-        library.FaultbedForget.restype = None
-    except (OSError, AttributeError) as exc:
-        raise SetupError(f"cannot load the porcupine bindings {path} ({exc}): run `make setup`") from exc
-    return library
-
-
 class UnencodableError(FaultbedError):
     """Something in the request JSON cannot carry (NaN, infinity, map keys of mixed types)."""
 
 
 def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
     """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
-    library = _library(library_path())
+    library = load_library(library_path())
     return _answer(library, library.FaultbedCheck(_payload(request)))
 
 
@@ -275,7 +236,7 @@ def submit_file(path: str, model: str, initial: Any = None, timeout: float | Non
                 memory_limit_mb: float | None = None, format: str = "faultbed") -> FileTicket:
     """check_file without waiting: the file is checked in Go, in parallel with the others submitted."""
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
-    library = _library(library_path())
+    library = load_library(library_path())
     request = _request(model, initial, timeout, None, False, (), limit, (), path, format)
     return FileTicket(path, model, timeout, limit, library.FaultbedSubmit(_payload(request)), library)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from faultbed.checkers import linearizable
+from faultbed.checkers import library
 from faultbed.checkers.linearizable import check_history, check_operations
 from faultbed.errors import FaultbedError, HistoryError, SetupError
 
@@ -183,7 +183,7 @@ def test_timeout_gives_unknown(corpus: Path) -> None:
 
 
 def test_missing_library_says_run_make_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(linearizable.LIBRARY_ENV, str(tmp_path / "nowhere.so"))
+    monkeypatch.setenv(library.LIBRARY_ENV, str(tmp_path / "nowhere.so"))
     with pytest.raises(SetupError, match="run `make setup`"):
         check_history([{"type": "invoke", "process": 0, "f": "read", "key": "a", "time": 0},
                        {"type": "ok", "process": 0, "f": "read", "key": "a", "value": None, "time": 1}], model="kv")
