@@ -55,6 +55,7 @@ class ImportedHistory:
 
 
 DETECT_CHARS = 1 << 16  # the format shows in the first line: large files are not read whole to tell it
+DETECT_HEAD = 4096  # and the first line is most often in the first few KB: not every line of 64 KB is split
 
 
 def load_history(path: str, format: str | None = None, streamed: bool = False) -> ImportedHistory:
@@ -112,7 +113,18 @@ def streamed_format(path: str, format: str | None = None) -> str | None:
 
 def detect_format(text: str, path: str) -> str:
     """Tell the format from the first form; an empty file goes by its name (no operations either way)."""
-    for line in text.splitlines():
+    head = text[:DETECT_HEAD]
+    if len(head) < len(text):  # the first whole lines of the head decide, most often: not every line of 64 KB
+        found = _first_form(head.splitlines()[:-1], path)  # the last line of the head may be cut
+        if found is not None:
+            return found
+    return _first_form(text.splitlines(), path) or ("porcupine-etcd" if path.endswith(".log") else "faultbed")
+
+
+
+def _first_form(lines: list[str], path: str) -> str | None:
+    """The format the first line that is neither blank nor a comment shows; None when there is none."""
+    for line in lines:
         stripped = line.strip()
         if not stripped or stripped.startswith(";"):
             continue
@@ -126,7 +138,7 @@ def detect_format(text: str, path: str) -> str:
             return "faultbed"
         raise HistoryError(f"{path}:1: not a history faultbed knows (faultbed JSONL, Jepsen EDN, "
                            f"porcupine etcd or kv log)")
-    return "porcupine-etcd" if path.endswith(".log") else "faultbed"
+    return None
 
 
 # -- faultbed ------------------------------------------------------------------------

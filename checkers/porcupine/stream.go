@@ -8,11 +8,11 @@ package main
 //     earlier one had returned before it was called;
 //   - it has returned (ok, a read or a write: its effect is known) before the
 //     next is called;
-//   - the segment holds at least streamMinOps operations, streamFirstOps for a key's first
-//     (fewer than splitPartition's segmentMinOps: the sooner the searches start and the
-//     closer they follow the reading, the more of it they hide; on a 10k history, 128 and
-//     32 left the whole check as long as 256 and 64 did, and the time outside any search
-//     a third shorter).
+//   - the segment holds at least streamFirstOps operations for a key's first, twice as
+//     many for each next one, up to streamMinOps (fewer than splitPartition's segmentMinOps:
+//     the sooner the searches start and the closer they follow the reading, the more of it
+//     they hide; on a 10k history, 8 doubling to 128 left the whole check as long as 64 then
+//     256 did, and the time outside any search about half as long).
 // Every later operation of the key is then called after it returned, as long as
 // the calls of a key come in time order; that is checked on every invocation, and
 // the first one out of order, an append (states become texts), or anything that
@@ -41,7 +41,7 @@ const StreamEnv = "FAULTBED_SEARCH_WHILE_READING"
 
 const (
 	streamMinOps   = 128
-	streamFirstOps = 32
+	streamFirstOps = 8
 )
 
 type streamKey struct {
@@ -52,6 +52,7 @@ type streamKey struct {
 	latestRet int64                // the latest return of a completed operation
 	lastCall  int64                // the latest call: calls must come in time order
 	clean     int32                // the latest operation if it found its key settled when invoked, else -1
+	cuts      int                  // segments cut so far: the next needs streamFirstOps << cuts operations
 }
 
 type stream struct {
@@ -96,10 +97,7 @@ func (s *stream) invoked(r *jsonlReader, index int, slot int32, call int64) {
 		return
 	}
 	k.lastCall = call
-	least := streamMinOps
-	if k.from < 0 {
-		least = streamFirstOps
-	}
+	least := min(streamMinOps, streamFirstOps<<min(k.cuts, 16))
 	if n := len(k.slots); n >= least && k.clean == k.slots[n-1] && k.open == 0 {
 		s.cutAt(r, index, k, call)
 	}
@@ -132,6 +130,7 @@ func (s *stream) cutAt(r *jsonlReader, index int, k *streamKey, call int64) {
 		}
 	}
 	ops = append(ops, before...)
+	k.cuts++
 	if len(before) > 0 { // a read: the next segment starts from the state it saw
 		k.carry, k.slots, k.from = &carry, k.slots[:0], lastSlot+1
 	} else { // a write: the next segment starts with it

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from faultbed.checkers import formats
 from faultbed.checkers.edn import read_edn
 from faultbed.checkers.formats import detect_format, load_history, nemesis_annotations, rows_from_events
 from faultbed.checkers.linearizable import check_imported
@@ -87,6 +90,35 @@ def test_faultbed_model_comes_from_the_spec_next_to_the_history(tmp_path: Path) 
 ])
 def test_format_is_detected_from_the_content(text: str, expected: str) -> None:
     assert detect_format(text, "some-file") == expected
+
+
+def _whole_text_rule(text: str, path: str) -> str | BaseException:
+    """detect_format's rule applied to every line of the text (what the head-first reading must match)."""
+    try:
+        return formats._first_form(text.splitlines(), path) or ("porcupine-etcd" if path.endswith(".log")
+                                                               else "faultbed")
+    except HistoryError as exc:
+        return exc
+
+
+@settings(max_examples=300, deadline=None)
+@given(blank=st.text(alphabet=" \t\r\n;\x0c\x85\u2028", max_size=40),
+       first=st.sampled_from(["{\"type\": \"invoke\"}", "{:process 0, :type :invoke}", "[{:f :read}]",
+                              "INFO  jepsen.util - 0\t:invoke\t:read\tnil", "hello", "{:index 0 :f :read}"]),
+       before_head_end=st.integers(min_value=-20, max_value=60), pad=st.integers(min_value=0, max_value=100),
+       path=st.sampled_from(["h.jsonl", "h.log"]))
+def test_the_head_decides_as_every_line_does(blank: str, first: str, before_head_end: int, pad: int,
+                                             path: str) -> None:
+    """A first line cut by the 4 KB head, or just inside or outside it, after odd line breaks, is read
+    as the whole text's first line is."""
+    indent = " " * max(0, formats.DETECT_HEAD - before_head_end - len(blank) - 1)
+    text = blank + "\n" + indent + first + " " * pad + "\r\n{\"type\": \"ok\"}\n"
+    expected = _whole_text_rule(text, path)
+    try:
+        found: str | BaseException = detect_format(text, path)
+    except HistoryError as exc:
+        found = exc
+    assert type(found) is type(expected) and str(found) == str(expected)
 
 
 def test_unknown_content_names_the_file(tmp_path: Path) -> None:
