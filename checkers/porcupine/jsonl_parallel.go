@@ -52,7 +52,20 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 	parsed := make(chan *block, workers+2)
 	done := make(chan struct{})
 	defer close(done)
-	go cutBlocks(file, free, blocks, done)
+	waiting := map[int]*block{}
+	// The first block is read and parsed here: a goroutine just started, or just woken, runs
+	// 0.1-0.3 ms later on a virtual machine, and the first searches wait for the first block.
+	first := <-free
+	carry, whole := readBlock(file, first, nil, firstBlockBytes, 0)
+	switch {
+	case !whole: // a line longer than the block: the reading goroutine reads on
+		free <- first
+		go cutBlocks(file, free, blocks, done, carry, 0)
+	case first.last || first.err != nil:
+		close(blocks)
+	default:
+		go cutBlocks(file, free, blocks, done, carry, 1)
+	}
 	for w := 0; w < workers; w++ {
 		go func() {
 			var known shapes // this worker's line layouts
@@ -66,7 +79,11 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 			}
 		}()
 	}
-	waiting := map[int]*block{}
+	if whole {
+		var known shapes
+		parseBlock(first, &known)
+		waiting[0] = first
+	}
 	for next := 0; ; {
 		b, ok := waiting[next]
 		if !ok {
@@ -96,11 +113,11 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 	}
 }
 
-// cutBlocks fills recycled blocks with whole lines of the file.
-func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan struct{}) {
+// cutBlocks fills recycled blocks with whole lines of the file, from block seq on (carry: the
+// start of a line the block before cut).
+func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan struct{}, carry []byte, seq int) {
 	defer close(out)
-	var carry []byte // the start of a line the previous block cut
-	for seq := 0; ; {
+	for {
 		var b *block
 		select {
 		case b = <-free:
@@ -111,24 +128,10 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 		if seq == 0 {
 			size = firstBlockBytes
 		}
-		if need := len(carry) + size; cap(b.buf) < need {
-			b.buf = make([]byte, need+4096) // room for the next carried line start: made once
-		}
-		data := b.buf[:len(carry)+size]
-		copy(data, carry)
-		n, err := io.ReadFull(file, data[len(carry):])
-		data = data[:len(carry)+n]
-		*b = block{seq: seq, buf: b.buf, data: data, last: err != nil, parse: b.parse[:0]}
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			b.err = fallback("cannot read: %v", err)
-		} else if !b.last {
-			cut := bytes.LastIndexByte(data, '\n') + 1
-			carry = append(carry[:0], data[cut:]...)
-			if cut == 0 { // a line longer than a block: read on into a larger one
-				free <- b // never blocks: it just came from free
-				continue
-			}
-			b.data = data[:cut]
+		var whole bool
+		if carry, whole = readBlock(file, b, carry, size, seq); !whole {
+			free <- b // never blocks: it just came from free
+			continue
 		}
 		select {
 		case out <- b:
@@ -140,6 +143,34 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 		}
 		seq++
 	}
+}
+
+// readBlock fills b with carry and the next size bytes of the file, up to the last whole
+// line, and returns what follows it (the next block's carry); not whole when the block holds
+// no whole line (a line longer than the block: the caller reads on into a larger one).
+func readBlock(file *os.File, b *block, carry []byte, size, seq int) (next []byte, whole bool) {
+	if need := len(carry) + size; cap(b.buf) < need {
+		b.buf = make([]byte, need+4096) // room for the next carried line start: made once
+	}
+	data := b.buf[:len(carry)+size]
+	copy(data, carry)
+	n, err := io.ReadFull(file, data[len(carry):])
+	data = data[:len(carry)+n]
+	*b = block{seq: seq, buf: b.buf, data: data, last: err != nil, parse: b.parse[:0]}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		b.err = fallback("cannot read: %v", err)
+		return carry, true
+	}
+	if b.last {
+		return carry, true
+	}
+	cut := bytes.LastIndexByte(data, '\n') + 1
+	next = append(carry[:0], data[cut:]...)
+	if cut == 0 {
+		return next, false
+	}
+	b.data = data[:cut]
+	return next, true
 }
 
 func parseBlock(b *block, known *shapes) {
