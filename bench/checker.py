@@ -14,6 +14,9 @@ while Go reads it (checkers/porcupine/stream.go), so part of it overlaps the rea
 and only what the user waits for outside any search counts as outside. Wall time, not CPU, because that is
 the cost a user sees; Python's start-up is left out of it (it is in the wall
 column, and `check --help` measures it alone, beside `python -c pass`, the interpreter's own start-up).
+Each kv history is checked 9 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
+faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
+most): a small check's outside varies by half from run to run on a virtual machine.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
 ($PYTHONDONTWRITEBYTECODE would otherwise make every start-up compile them again).
 
@@ -24,6 +27,7 @@ The Python modules are compiled to bytecode first, as an installed faultbed's ar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -84,15 +88,16 @@ def best(argv: list[str], rounds: int) -> Run:
     return min((measure(argv) for _ in range(rounds)), key=lambda r: r.wall_s)
 
 
-def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None) -> tuple[Run, Run]:
-    """Best of rounds each, taken in turns: the machine's load changes under both alike."""
+def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None
+           ) -> tuple[Run, Run, list[Run]]:
+    """Best of rounds each, taken in turns: the machine's load changes under both alike; and all of ours."""
     mine: list[Run] = []
     others: list[Run] = []
     for round_ in range(rounds):
         mine.append(measure(ours))
         if round_ < (rounds if their_rounds is None else their_rounds):
             others.append(measure(theirs))
-    return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s)
+    return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s), mine
 
 
 def history(ops: int) -> Path:
@@ -132,24 +137,31 @@ class Row:
     theirs: Run
     their_search_s: float
     their_verdict: str
+    outside_spread: list[float] = dataclasses.field(default_factory=list)  # every run's, sorted
 
 
 def kv_row(ops: int) -> Row:
     path = history(ops)
-    large = ops >= 1_000_000
-    ours, theirs = paired([*FAULTBED, "check", "--json", str(path)],
-                          [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
-                          2 if large else 3, 1 if large else None)
+    rounds = 2 if ops >= 1_000_000 else 3 if ops >= 100_000 else 9  # a small check varies most from run to run
+    ours, theirs, every = paired([*FAULTBED, "check", "--json", str(path)],
+                                 [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
+                                 rounds, 1 if ops >= 1_000_000 else 3)
     answer = json.loads(ours.out.strip().splitlines()[-1])
     search = answer["porcupine_ms"] / 1000
-    outside = (answer["elapsed_ms"] / 1000 - search) / search
+    outside = _outside(answer)
+    spread = sorted(_outside(json.loads(run.out.strip().splitlines()[-1])) for run in every)
     if not theirs.out.strip():  # killed by measure's timeout (a machine at load 170 got there)
         return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs, 0.0,
-                   "no answer")
+                   "no answer", spread)
     report = json.loads(theirs.out)
     verdict = "stopped at cap" if report.get("exceeded") else "valid" if report["ok"] else "INVALID"
     return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs,
-               report["search_ms"] / 1000, verdict)
+               report["search_ms"] / 1000, verdict, spread)
+
+
+def _outside(answer: dict[str, Any]) -> float:
+    search = answer["porcupine_ms"] / 1000
+    return (answer["elapsed_ms"] / 1000 - search) / search
 
 
 def jepsen_row() -> Row | None:
@@ -158,7 +170,7 @@ def jepsen_row() -> Row | None:
     if len(logs) != 103:
         print(f"checker: porcupine's Jepsen logs not found at {directory} (set FAULTBED_CORPUS)")
         return None
-    ours, theirs = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5)
+    ours, theirs, _ = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5)
     detail = measure([*FAULTBED, "check", "--json", str(directory)])
     answers = [json.loads(line) for line in detail.out.splitlines() if line.startswith("{")]
     search = sum(a.get("porcupine_ms") or 0 for a in answers) / 1000
@@ -194,6 +206,12 @@ def table(rows: list[Row]) -> str:
                      f"{r.their_verdict:>14}")
     lines.append("outside: faultbed's time with the history (reading, parsing, the call, start of Go's runtime) beyond "
                  "the wall time during which some segment was searched, relative to that time")
+    for r in rows:
+        if len(r.outside_spread) > 2:
+            spread = r.outside_spread
+            lines.append(f"  {r.name}: outside in each of its {len(spread)} runs: least {spread[0] * 100:.0f}%, "
+                         f"median {spread[len(spread) // 2] * 100:.0f}%, most {spread[-1] * 100:.0f}% (the row: the "
+                         f"run of least wall time)")
     for r in rows:
         if r.name.startswith("kv") and r.their_search_s > 0 and r.search_s > 0:
             inside = r.search_s * (1 + r.outside)
