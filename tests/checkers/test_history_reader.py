@@ -83,6 +83,24 @@ def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str
     assert check_imported(load_history(str(path), streamed=True)).valid is python_verdict(str(path))[0]
 
 
+LONG = "k" * 20_000  # longer than the first block (16 KB), which the pairing goroutine reads itself
+LONGER = "q" * 70_000  # longer than two blocks (32 KB each)
+
+
+@pytest.mark.parametrize("text", [
+    lines({**W, "key": LONG}, {**WOK, "key": LONG}, R, ROK),
+    lines(W, WOK, {**R, "key": LONGER}, {**ROK, "key": LONGER, "value": None}, R, ROK),
+    lines(*[{**W, "index": i, "time": 10 + i} if i % 2 == 0 else {**WOK, "index": i, "time": 10 + i}
+            for i in range(300)], {**R, "key": LONGER, "time": 400}, {**ROK, "key": LONGER, "value": None, "time": 401}),
+    lines({**W, "key": LONG}, {**WOK, "key": LONG}),  # the whole file is one long block
+], ids=["first-line-longer-than-the-first-block", "a-line-longer-than-two-blocks", "after-many-lines",
+        "only-long-lines"])
+def test_lines_longer_than_a_block_read_as_python_reads_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(text)
+    assert go_verdict(str(path)) == python_verdict(str(path))
+
+
 @pytest.mark.parametrize("text", [
     lines(W, W, WOK),                           # invokes while open
     lines(W, WOK, ROK),                         # completion with no invocation
