@@ -121,7 +121,6 @@ def detect_format(text: str, path: str) -> str:
     return _first_form(text.splitlines(), path) or ("porcupine-etcd" if path.endswith(".log") else "faultbed")
 
 
-
 def _first_form(lines: list[str], path: str) -> str | None:
     """The format the first line that is neither blank nor a comment shows; None when there is none."""
     for line in lines:

@@ -23,6 +23,7 @@ def library_path() -> str:
     return os.environ.get(LIBRARY_ENV) or os.path.join(repo, ".tools", "lib", "libporcupine.so")
 
 
+@functools.cache  # once a process
 def start_go() -> None:
     """Load the bindings now: Go's runtime starts in a thread of its own while the caller goes on,
     instead of during the first check. The first call into Go (0.3-0.4 ms of the runtime's own
