@@ -44,7 +44,7 @@ def load_checker(name: str) -> Checker:
     return plugins.load("checkers", name)  # type: ignore[no-any-return]
 
 
-def run_checkers(listed: Sequence[str], history: list[dict[str, Any]], spec: "TestSpec",
+def run_checkers(listed: Sequence[str], history: Sequence[dict[str, Any]], spec: "TestSpec",
                  out_dir: str | None) -> list[Result]:
     """Every checker of `listed` (and ALWAYS, and node-exits when a node exited on its own) on
     `history`; never raises for a checker's fault."""

@@ -151,13 +151,23 @@ def import_faultbed(path: str, text: str | None = None) -> ImportedHistory:
                            workload=workload)
 
 
-def rows_from_events(events: list[dict[str, Any]], path: str = "history"
+def rows_from_events(events: Iterable[dict[str, Any]], path: str = "history"
                      ) -> tuple[list[OpRow], list[int], list[dict[str, Any]]]:
-    """Operation rows, their event positions (1-based) and nemesis annotations."""
-    position = {id(event): number for number, event in enumerate(events, start=1)}
+    """Operation rows, their event positions (1-based) and nemesis annotations: one pass over the
+    events (a HistoryFile gives fresh dicts on each pass, so positions are taken as they go by)."""
+    position: dict[int, int] = {}  # id of an event held by an operation -> its position
+    nemesis: list[dict[str, Any]] = []
+
+    def numbered() -> Iterator[dict[str, Any]]:
+        for number, event in enumerate(events, start=1):
+            position[id(event)] = number
+            if event.get("process") == NEMESIS and isinstance(event.get("time"), int):
+                nemesis.append(event)
+            yield event
+
     rows: list[OpRow] = []
     lines: list[int] = []
-    for op in pair_operations(events, path):
+    for op in pair_operations(numbered(), path):
         completion = op.completion
         for event in (op.invoke, completion):
             if event is not None and not isinstance(event.get("time"), int):
@@ -172,7 +182,6 @@ def rows_from_events(events: list[dict[str, Any]], path: str = "history"
         else:
             continue  # fail: certainly did not take effect
         lines.append(position[id(op.invoke)])
-    nemesis = [e for e in events if e.get("process") == NEMESIS and isinstance(e.get("time"), int)]
     return rows, lines, nemesis_annotations(nemesis)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
@@ -168,7 +168,7 @@ def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
 
 
-def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None) -> Result:
+def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None) -> Result:
     """Judge a history of `apply` attempts and final `read-ledger` operations."""
     ops = pair_operations(events)
     attempts = group_attempts(ops)
@@ -212,7 +212,7 @@ class IdempotencyChecker:
     name = CHECKER
     description = "acknowledged applies appear exactly once in the final ledger, where they were told"
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         return check(history, spec)
 
 

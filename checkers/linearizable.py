@@ -96,7 +96,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def check_history(events: list[dict[str, Any]], model: str = "kv", initial: Any = None,
+def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: Any = None,
                   timeout: float | None = None, visualize: str | None = None,
                   always_visualize: bool = False, memory_limit_mb: float | None = None) -> Result:
     """Check faultbed history events (nemesis events become annotations in the picture).
@@ -339,7 +339,7 @@ class LinearizableChecker:
     name: str = CHECKER
     description: str = "linearizable (porcupine), a register per key; draws the smallest illegal prefix"
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         from faultbed.store import HISTORY as HISTORY_FILE, LINEARIZABILITY_HTML  # here: `check` needs no store
 
         visualization = os.path.join(out_dir, LINEARIZABILITY_HTML) if out_dir else None

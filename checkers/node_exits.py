@@ -11,10 +11,10 @@ only on histories that have a `node-exit` event (checkers/compose.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from faultbed.checkers.result import Result
-from faultbed.history import NEMESIS
+from faultbed.history import nemesis_events
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -22,17 +22,15 @@ if TYPE_CHECKING:
 EXIT_EVENT = "node-exit"
 
 
-def has_exits(history: list[dict[str, Any]]) -> bool:
-    return any(e.get("f") == EXIT_EVENT and e.get("process") == NEMESIS for e in history)
+def has_exits(history: Sequence[dict[str, Any]]) -> bool:
+    return any(e.get("f") == EXIT_EVENT for e in nemesis_events(history))
 
 
-def check_node_exits(history: list[dict[str, Any]]) -> Result:
+def check_node_exits(history: Sequence[dict[str, Any]]) -> Result:
     disk_hit: set[str] = set()
     crashes: list[dict[str, Any]] = []
     excused: list[dict[str, Any]] = []
-    for event in history:
-        if event.get("process") != NEMESIS:
-            continue
+    for event in nemesis_events(history):
         if event.get("disk_fault") and str(event.get("f", "")).startswith("start-"):
             disk_hit.update(str(n) for n in event.get("nodes") or ())
         elif event.get("f") == EXIT_EVENT:
@@ -56,7 +54,7 @@ class NodeExitsChecker:
     name = "node-exits"
     description = "a node that exited on its own (not stopped by faultbed, no disk fault on it) is an anomaly"
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         return check_node_exits(history)
 
 

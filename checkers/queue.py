@@ -24,7 +24,7 @@ Lost messages are only certain once the queue was drained; otherwise the verdict
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
@@ -221,7 +221,7 @@ def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_count": len(items), name: items[:MAX_EXAMPLES]}
 
 
-def check(events: list[dict[str, Any]], spec: "TestSpec | None" = None, duplicates_allowed: bool = False) -> Result:
+def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None, duplicates_allowed: bool = False) -> Result:
     """Judge a history of publish, consume, ack and final drain operations.
 
     `duplicates_allowed` is for at-least-once queues: duplicates are still listed, but
@@ -272,7 +272,7 @@ class QueueChecker:
     name = CHECKER
     description = "no acknowledged message lost, duplicated, unexpected or reordered"
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         from faultbed.cluster.systems import AT_LEAST_ONCE, load_system
 
         at_least_once = load_system(spec.system).traits.delivery == AT_LEAST_ONCE

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
@@ -276,7 +276,7 @@ class RaftInvariants:
     name = "raft-invariants"
     description = "Raft safety invariants on every node's Raft trace (docs/RAFT-TRACE.md)"
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         traces, missing = {}, []
         for node, path in trace_paths(spec, out_dir):
             if os.path.exists(path):

@@ -1,7 +1,9 @@
 """A checker's verdict as plain data, the one shape of a checker, and check_safe.
 
 A checker is `check(history, spec, out_dir) -> Result` (Jepsen's `check [checker test
-history opts]`): `history` the run's events, `out_dir` the run's results directory, where
+history opts]`): `history` the run's events, a read-only Sequence (a run and `faultbed check`
+pass a faultbed.history.HistoryFile, which reads the file again on each pass and holds no
+event: read it, never change it; a list in tests), `out_dir` the run's results directory, where
 the run's own files are (data/ with the nodes' data directories, nodes/ with their logs;
 raft-invariants reads traces there) and where a checker may write its files; None for a
 bare history (no run around it). A run and `faultbed check RUN_DIR` both pass the run's
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, Sequence, Union
 
 from faultbed.errors import FaultbedError
 
@@ -52,10 +54,10 @@ class Checker(Protocol):
     name: str
     description: str
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result: ...
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result: ...
 
 
-def check_safe(checker: Checker, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+def check_safe(checker: Checker, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
     """`checker.check(...)`, or an unknown Result naming the error when it raises: one broken
     checker never costs the others' verdicts (nor results.json)."""
     try:

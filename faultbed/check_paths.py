@@ -346,7 +346,7 @@ def _workload_results(path: str, history: ImportedHistory, spec: TestSpec | None
     # histories never needs
     from faultbed import plugins
     from faultbed.checkers.compose import checker_names, load_checker, system_checkers
-    from faultbed.history import read_history
+    from faultbed.history import HistoryFile
 
     run_dir = os.path.dirname(os.path.abspath(path))
     names = tuple(plugins.workload(spec.workload).checkers) + system_checkers(spec, run_dir)
@@ -357,8 +357,8 @@ def _workload_results(path: str, history: ImportedHistory, spec: TestSpec | None
     others = list(checker_names(others))  # and stats: an empty run is unknown, never a vacuous valid
     results = [(early and early.take()) or check_imported(history, None, initial, args.timeout, None, False,
                                                          args.memory_limit)] if fast else []
-    events = read_history(path)
-    return results + [check_safe(load_checker(name), events, spec, run_dir) for name in others]
+    with HistoryFile(path) as events:  # read as each checker goes: a long run's events are never all held
+        return results + [check_safe(load_checker(name), events, spec, run_dir) for name in others]
 
 
 def _line(outcome: Checked) -> str:

@@ -14,8 +14,9 @@ import stat
 import sys
 import threading
 import time
+from array import array
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence, overload
 
 from faultbed.errors import HistoryError
 
@@ -137,16 +138,23 @@ def _jsonable(value: Any) -> Any:
 def open_history(path: str) -> IO[str]:
     """A history file opened as UTF-8 text. FIFOs, sockets and devices are refused before they are
     opened (reading one may block forever); the null device reads as an empty history."""
+    descriptor = _open_regular(path)
+    return io.StringIO("") if descriptor is None else os.fdopen(descriptor, "r", encoding="utf-8")
+
+
+def _open_regular(path: str) -> int | None:
+    """open_history's descriptor: a regular file's, None for the null device; HistoryError for
+    other special files, OSError when it cannot be opened."""
     kind = os.stat(path).st_mode
     if not stat.S_ISREG(kind):
         if stat.S_ISCHR(kind) and os.stat(path).st_rdev == os.stat(os.devnull).st_rdev:
-            return io.StringIO("")
+            return None
         raise HistoryError(f"{path}: not a regular file ({special_file_kind(kind)}): not read")
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, even if swapped for a FIFO
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise HistoryError(f"{path}: not a regular file: not read")
-    return os.fdopen(descriptor, "r", encoding="utf-8")
+    return descriptor
 
 
 def special_file_kind(mode: int) -> str:
@@ -187,24 +195,44 @@ def events_of_lines(lines: Iterable[str], path: str) -> Iterator[dict[str, Any]]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            event = _parse(line, path, number)
-        except HistoryError:
-            if not line.endswith("\n"):
-                return  # the writer died mid-line: the prefix is still a history
-            raise
-        _validate(event, path, number)
+        event = _line_event(line, path, number, _parse)
+        if event is _TORN:
+            return
         yield event
+
+
+_TORN = object()  # what _line_event says of a torn last line
+
+
+def _line_event(line: str, path: str, number: int, parse: Callable[[str, str, int], Any]) -> Any:
+    """The valid event of a line that is not blank, or _TORN when the writer died mid-line (no
+    newline, not JSON: the prefix is still a history); HistoryError names what is wrong."""
+    try:
+        event = parse(line, path, number)
+    except HistoryError:
+        if not line.endswith("\n"):
+            return _TORN
+        raise
+    _validate(event, path, number)
+    return event
 
 
 def _parse(line: str, path: str, number: int) -> Any:
     """One line as JSON; nesting, huge integers and bad escapes are HistoryErrors."""
+    return _interned(_load(line, path, number))
+
+
+def _load(line: str, path: str, number: int) -> Any:
+    """One line as JSON, its strings not interned (HistoryFile's validating pass keeps no event)."""
     if line.count("[") + line.count("{") > MAX_DEPTH and nesting_depth(line) > MAX_DEPTH:
         raise HistoryError(f"{path}:{number}: values nested deeper than {MAX_DEPTH} levels")
     try:
-        event = json.loads(line)
+        return json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise HistoryError(f"{path}:{number}: not JSON: {str(exc)[:200]}") from exc
+
+
+def _interned(event: Any) -> Any:
     if type(event) is dict:  # one copy of each field name and short text for all events: half the memory
         return {_intern(k): (_intern(v) if type(v) is str and len(v) <= INTERNED_CHARS else v)
                 for k, v in event.items()}
@@ -240,7 +268,213 @@ def nesting_depth(text: str) -> int:
 
 
 def read_history(path: str) -> list[dict[str, Any]]:
+    """Every event in a list: half a kilobyte each. A check reads a HistoryFile instead."""
     return list(iter_history(path))
+
+
+class HistoryFile(Sequence[dict[str, Any]]):
+    """The events of a history.jsonl as a read-only sequence that holds none of them.
+
+    Construction reads the file once and validates every event as read_history does (the same
+    HistoryError, naming the line; a torn last line ignored), keeping only each event's byte
+    offset and kind (9 bytes an event, not half a kilobyte: the kind answers nemesis() and
+    client_type_counts() without a pass). Iterating reads the file again and parses as
+    it goes, so an event can be freed as soon as its consumer drops it; an index seeks and parses
+    one line; a slice is a view of the same file. Each read gives fresh dicts: a consumer that
+    needs an event's identity across two passes must number the events in one pass.
+
+    The file stays open, so replacing it (rename) does not matter; changing it in place does, and
+    is a HistoryError on the next read ("changed since it was read"), never another history read
+    silently. `close()` (or `with`) closes it for every view.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._offsets = array("q")
+        self._kinds = bytearray()
+        self._source = _Source(path)
+        try:
+            self._source.scan(self._offsets, self._kinds)
+        except BaseException:
+            self._source.close()
+            raise
+        self._indices: range | array[int] = range(len(self._offsets))
+
+    def _view(self, indices: range | array[int]) -> "HistoryFile":
+        view = object.__new__(HistoryFile)
+        view.path, view._offsets, view._kinds, view._source = self.path, self._offsets, self._kinds, self._source
+        view._indices = indices
+        return view
+
+    def nemesis(self) -> "HistoryFile":
+        """A view of the nemesis events alone, found without reading the file again."""
+        kinds = self._kinds
+        return self._view(array("q", (i for i in self._indices if kinds[i] & _NEMESIS_KIND)))
+
+    def client_type_counts(self) -> dict[str, int]:
+        """How many client events of each type (invoke, ok, fail, info), without reading the file again."""
+        indices, kinds = self._indices, self._kinds
+        if isinstance(indices, range) and indices.step == 1:
+            chosen = kinds[indices.start:indices.stop]
+            return {name: chosen.count(code) for code, name in enumerate(EVENT_TYPES)}
+        counts = dict.fromkeys(EVENT_TYPES, 0)
+        for i in indices:
+            if kinds[i] < _NEMESIS_KIND:
+                counts[EVENT_TYPES[kinds[i]]] += 1
+        return counts
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "HistoryFile": ...
+
+    def __getitem__(self, index: int | slice) -> "dict[str, Any] | HistoryFile":
+        if isinstance(index, slice):
+            return self._view(self._indices[index])
+        try:
+            position = self._indices[index]
+        except IndexError:
+            raise IndexError("history index out of range") from None
+        return next(self._source.events(self._offsets[position], 1))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        indices = self._indices
+        if isinstance(indices, range) and (indices.step == 1 or len(indices) <= 1):
+            if indices:
+                yield from self._source.events(self._offsets[indices[0]], len(indices))
+            return
+        for position in indices:
+            yield from self._source.events(self._offsets[position], 1)
+
+    def __repr__(self) -> str:
+        return f"HistoryFile({self.path!r}, {len(self)} events)"
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self) -> "HistoryFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Source:
+    """A HistoryFile's open file: the validating scan, the stamp it left, and the reads after it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.descriptor: int | None = None
+        try:
+            self.descriptor = _open_regular(path)
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
+        self.size = 0
+        self.stamp: tuple[int, int] = (0, 0)
+
+    def scan(self, offsets: array[int], kinds: bytearray) -> None:
+        """Validate every event (read_history's rules and messages), appending each one's offset and
+        kind (its type's place in EVENT_TYPES, plus _NEMESIS_KIND for the nemesis's)."""
+        if self.descriptor is None:
+            return  # the null device: an empty history
+        # newline="": lines split where universal newlines split them, but their ends kept, so
+        # their lengths in bytes add up to the offsets; the same decoder (same errors) as open_history
+        text = os.fdopen(os.dup(self.descriptor), "r", encoding="utf-8", newline="")
+        path, offset, line = self.path, 0, ""
+        try:
+            with text:
+                for number, line in enumerate(text, start=1):
+                    if line.strip():
+                        ended = line.rstrip("\r\n") + "\n" if "\r" in line else line  # as read_history sees it
+                        event = _line_event(ended, path, number, _load)
+                        if event is _TORN:
+                            break
+                        offsets.append(offset)
+                        kinds.append(_KINDS[event["type"]] | (_NEMESIS_KIND if event["process"] == NEMESIS else 0))
+                    offset += len(line) if line.isascii() else len(line.encode("utf-8"))
+                    line = ""
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
+        self.size = offset + len(line.encode("utf-8"))  # and a torn last line
+        status = os.fstat(self.descriptor)
+        if status.st_size != self.size:
+            raise HistoryError(f"{path}: changed while it was read ({self.size} bytes read, {status.st_size} "
+                               f"now): is a run still writing it? Check it when the run has ended")
+        self.stamp = (status.st_size, status.st_mtime_ns)
+
+    def check(self) -> int:
+        """The descriptor, once the file is seen as it was read."""
+        if self.descriptor is None:
+            raise HistoryError(f"{self.path}: history closed")
+        status = os.fstat(self.descriptor)
+        if (status.st_size, status.st_mtime_ns) != self.stamp:
+            raise self.changed()
+        return self.descriptor
+
+    def changed(self) -> HistoryError:
+        return HistoryError(f"{self.path}: changed since it was read ({self.stamp[0]} bytes then): "
+                            f"its events are not read again")
+
+    def events(self, offset: int, count: int) -> Iterator[dict[str, Any]]:
+        """`count` events from the one at byte `offset`, parsed as read (blank lines skipped)."""
+        descriptor = self.check()
+        lines = io.TextIOWrapper(io.BufferedReader(_Span(self, descriptor, offset), READ_BYTES if count > 1 else 8192),
+                                 encoding="utf-8", newline="")
+        path, taken = self.path, 0
+        with lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    event = _parse(line, path, 0)
+                except HistoryError:
+                    raise self.changed() from None
+                taken += 1
+                yield event
+                if taken == count:
+                    return
+        raise self.changed()  # fewer events than the scan found
+
+    def close(self) -> None:
+        descriptor, self.descriptor = self.descriptor, None
+        if descriptor is not None:
+            os.close(descriptor)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+READ_BYTES = 1 << 16  # read at a time by a pass over many events (one event: a page or two)
+_KINDS = {name: code for code, name in enumerate(EVENT_TYPES)}
+_NEMESIS_KIND = 4
+
+
+class _Span(io.RawIOBase):
+    """A source's bytes from `start` to what the scan validated, read with pread (each reader has
+    its own position); each block is looked at after it is read: the file must be as scanned."""
+
+    def __init__(self, source: _Source, descriptor: int, start: int) -> None:
+        super().__init__()
+        self._source, self._descriptor, self._position = source, descriptor, start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._source.size - self._position)
+        if wanted <= 0:
+            return 0
+        data = os.pread(self._descriptor, wanted, self._position)
+        self._source.check()
+        buffer[:len(data)] = data
+        self._position += len(data)
+        return len(data)
 
 
 def _validate(event: Any, path: str, number: int) -> None:
@@ -331,5 +565,19 @@ def pairs(events: Iterable[dict[str, Any]], path: str = "history",
         yield number, invoke, None
 
 
+def completion_counts(events: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many client events completed ok, fail and info (a HistoryFile knows without a pass)."""
+    if isinstance(events, HistoryFile):
+        return {t: n for t, n in events.client_type_counts().items() if t in COMPLETION_TYPES}
+    counts = dict.fromkeys(COMPLETION_TYPES, 0)
+    for event in events:
+        if event["type"] in counts and event["process"] != NEMESIS:
+            counts[event["type"]] += 1
+    return counts
+
+
 def nemesis_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nemesis's events in order (a HistoryFile's read without its clients' lines)."""
+    if isinstance(events, HistoryFile):
+        return list(events.nemesis())
     return [e for e in events if e.get("process") == NEMESIS]

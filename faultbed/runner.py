@@ -28,7 +28,7 @@ from faultbed.cluster.start import start_cluster
 from faultbed.cluster.systems import System
 from faultbed import store
 from faultbed.crash import run_dir_on_error, save_traceback
-from faultbed.history import HistoryWriter, read_history
+from faultbed.history import HistoryFile, HistoryWriter, completion_counts
 from faultbed.interrupts import stop_on_interrupt
 from faultbed.spec import TestSpec
 from faultbed.worker import Worker, run_worker
@@ -153,12 +153,11 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
 
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:
     """Check a stored history and write results.json (and report.html, best effort)."""
-    events = read_history(os.path.join(run_dir, store.HISTORY))
-    results = run_checkers(tuple(workload.checkers) + system_checkers(spec, run_dir), events, spec, run_dir)
+    # a sequence over the file, not a list: a long run's events are read as each checker goes
+    with HistoryFile(os.path.join(run_dir, store.HISTORY)) as events:
+        results = run_checkers(tuple(workload.checkers) + system_checkers(spec, run_dir), events, spec, run_dir)
+        counts = completion_counts(events)
     valid = merge_valid(r.valid for r in results)
-    counts = {t: sum(1 for e in events if e["type"] == t and e["process"] != "nemesis")
-              for t in ("ok", "fail", "info")}
-    del events  # the report reads the history again: two copies of a long run's events would double the peak
     store.write_json(run_dir, store.RESULTS, {
         "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
         "host": store.read_origin(run_dir).get("host"), "replay": f"faultbed replay {run_dir}"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, Sequence
 
 from faultbed.checkers.maelstrom.ops import (HistoryChecker, as_integer, canonical, completed_value, event_time,
                                              examples, final_reads, is_final, milliseconds, node_of, op_index)
@@ -78,7 +78,7 @@ def judge_reads(reads: list[Operation], possible: PossibleAdds, final: Bounds) -
     return found
 
 
-def check(events: list[dict[str, Any]]) -> Result:
+def check(events: Sequence[dict[str, Any]]) -> Result:
     """Judge a history of `add` and `read` operations on one counter."""
     ops = pair_operations(events)
     adds, malformed_adds = [], []

@@ -6,7 +6,7 @@ reply that differs (or is missing) is `mismatched`. Failed and indefinite echoes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from faultbed.checkers.maelstrom.ops import HistoryChecker, completed_value, examples, node_of, op_index
 from faultbed.checkers.result import UNKNOWN, Result, Valid
@@ -15,7 +15,7 @@ from faultbed.history import pair_operations
 CHECKER = "echo"
 
 
-def check(events: list[dict[str, Any]]) -> Result:
+def check(events: Sequence[dict[str, Any]]) -> Result:
     """Judge a history of `echo` operations."""
     echoes = [op for op in pair_operations(events) if op.f == "echo"]
     oks = [op for op in echoes if op.type == "ok"]

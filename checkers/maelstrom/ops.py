@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from faultbed.checkers.result import Result
 from faultbed.history import Operation
@@ -108,7 +108,7 @@ class HistoryChecker:
 
     name: str
     description: str
-    judge: Callable[[list[dict[str, Any]]], Result]
+    judge: Callable[[Sequence[dict[str, Any]]], Result]
 
-    def check(self, history: list[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+    def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         return self.judge(history)

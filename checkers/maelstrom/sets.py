@@ -22,7 +22,7 @@ import bisect
 import functools
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from faultbed.checkers.maelstrom.ops import (FinalReads, HistoryChecker, canonical, completed_value, event_time,
                                              examples, final_reads, is_final, milliseconds, node_of, op_index)
@@ -162,7 +162,7 @@ def convergence(elements: dict[str, Element], last_absent: dict[str, int], conve
             "converge_ms_max": milliseconds(latencies[-1])}
 
 
-def check(events: list[dict[str, Any]], checker: str, add_f: str) -> Result:
+def check(events: Sequence[dict[str, Any]], checker: str, add_f: str) -> Result:
     """Judge a history of `add_f` operations and reads (see the module's docstring)."""
     ops = pair_operations(events)
     elements = collect_elements([op for op in ops if op.f == add_f])

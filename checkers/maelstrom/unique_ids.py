@@ -7,7 +7,7 @@ node that acknowledges without answering is broken too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from faultbed.checkers.maelstrom.ops import (HistoryChecker, canonical, completed_value, event_time, examples,
                                              milliseconds, node_of, op_index)
@@ -27,7 +27,7 @@ def duplicated_ids(oks: list[Operation]) -> list[dict[str, Any]]:
             for group in by_id.values() if len(group) > 1]
 
 
-def check(events: list[dict[str, Any]]) -> Result:
+def check(events: Sequence[dict[str, Any]]) -> Result:
     """Judge a history of `generate` operations."""
     generates = [op for op in pair_operations(events) if op.f == "generate"]
     oks = [op for op in generates if op.type == "ok" and completed_value(op) is not None]
