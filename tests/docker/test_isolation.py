@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from docker.client import DockerClient
@@ -27,17 +29,31 @@ def test_a_peer_name_reaches_the_peer_through_its_proxy_address(whoami3):
     assert hosts[0] == whoami3.peer_address("n1", "n2") == link.listen.split(":")[0], hosts
 
 
+def dial_foreign(backend: DockerBackend, node: str, address: str, reached: str) -> list[str]:
+    """Dial an address on another node's network from `node`; a dial that gets through is tried again,
+    twice, half a second apart. Docker 20.10 re-inserts its FORWARD jump to the chains that isolate
+    bridges from one another whenever any network is created (libnetwork's EnsureJumpRule runs
+    `iptables -D`, then `-I`), and a parallel test's run creates networks: a dial in that instant passes.
+    A network shared or routed by faultbed's design would answer every time."""
+    answers = [dial_from(backend, node, address, PEER_PORT)]
+    while answers[-1] == reached and len(answers) < 3:
+        time.sleep(0.5)
+        answers.append(dial_from(backend, node, address, PEER_PORT))
+    return answers
+
+
 def test_a_peers_real_address_is_unreachable_from_a_node(whoami3):
     real = whoami3.node_address("n2")
-    answer = dial_from(whoami3, "n1", real, PEER_PORT)
-    assert answer != "n2", f"n1 reached n2 directly at {real}"
-    assert answer in ("TimeoutError", "ConnectionRefusedError", "OSError"), answer
+    answers = dial_foreign(whoami3, "n1", real, "n2")
+    assert answers[-1] != "n2", f"n1 reached n2 directly at {real}: {answers}"
+    assert answers[-1] in ("TimeoutError", "ConnectionRefusedError", "OSError"), answers
 
 
 def test_toxiproxy_addresses_on_other_networks_are_unreachable_from_a_node(whoami3):
     # n2's proxy towards n3 lives on n2's network: n1 must not borrow it
     elsewhere = whoami3.peer_address("n2", "n3")
-    assert dial_from(whoami3, "n1", elsewhere, PEER_PORT) != "n3"
+    answers = dial_foreign(whoami3, "n1", elsewhere, "n3")
+    assert answers[-1] != "n3", answers
 
 
 def test_disabling_the_proxy_makes_the_peer_disappear_and_enabling_brings_it_back(whoami3):
