@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 )
@@ -138,12 +139,20 @@ func handle(requestJSON string) (out []byte) {
 		return errorJSON(fmt.Sprintf("malformed request: %v", err))
 	}
 	resp := check(&req)
+	if resp.Ops >= releaseOps {
+		// A long history's operations and searches are garbage now, and the collector would keep
+		// their memory for minutes: handed back at once, so that what the caller does next (a run's
+		// other checkers, its report) does not stack on it (check_run of a 2M-event run, report included: 740 -> 396 MB peak).
+		go debug.FreeOSMemory()
+	}
 	out, err := json.Marshal(resp)
 	if err != nil {
 		return errorJSON(fmt.Sprintf("cannot encode the response: %v", err))
 	}
 	return out
 }
+
+const releaseOps = 100_000
 
 func errorJSON(message string) []byte {
 	out, _ := json.Marshal(response{Error: message, ErrorOp: -1})
