@@ -142,7 +142,8 @@ func handle(requestJSON string) (out []byte) {
 	if resp.Ops >= releaseOps {
 		// A long history's operations and searches are garbage now, and the collector would keep
 		// their memory for minutes: handed back at once, so that what the caller does next (a run's
-		// other checkers, its report) does not stack on it (check_run of a 2M-event run, report included: 740 -> 396 MB peak).
+		// other checkers, its report) does not stack on it (check_run of a 2M-event run, its
+		// report included: 740 -> 396 MB peak).
 		go debug.FreeOSMemory()
 	}
 	out, err := json.Marshal(resp)
