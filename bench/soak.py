@@ -45,18 +45,27 @@ def main() -> int:
         output = open(Path(store) / "soak-output.txt", "w+", encoding="utf-8")  # a file: a pipe would fill
         child = subprocess.Popen(argv, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, text=True)
         curve: list[tuple[float, float]] = []
-        while child.poll() is None:
-            rss = resident_mb(child.pid)
-            if rss is not None:
-                curve.append((time.monotonic() - started, rss))
-                print(f"  t={curve[-1][0]:6.0f} s  harness RSS {rss:7.1f} MB", flush=True)
-            try:
-                child.wait(timeout=SAMPLE_S)
-            except subprocess.TimeoutExpired:
-                pass
+        next_sample = 0.0
+        while True:
+            # reaped here, not by Popen: wait4 gives the harness's peak (the check phase's, after a flat run)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
+                break
+            now = time.monotonic() - started
+            if now >= next_sample:
+                rss = resident_mb(child.pid)
+                if rss is not None:
+                    curve.append((now, rss))
+                    print(f"  t={now:6.0f} s  harness RSS {rss:7.1f} MB", flush=True)
+                next_sample += SAMPLE_S
+            time.sleep(0.2)
+        ended = time.monotonic() - started
         output.seek(0)
         print(output.read().strip()[-2000:])
         output.close()
+        print(f"soak: the harness ended after {ended:.0f} s; its peak resident memory (wait4, the check "
+              f"phase's) {usage.ru_maxrss / 1024:.0f} MB")
         return _summary(Path(store), curve, child.returncode)
 
 
