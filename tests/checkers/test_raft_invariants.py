@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -110,6 +110,35 @@ def test_leader_completeness_a_leader_without_a_committed_entry() -> None:
     n1, n2, n3 = replicated()
     n4 = Trace("n4").follower(1).append(2, 1, "a").leader(2)  # lacks entry 3, committed in term 1
     assert violations(n1, n2, n3, n4) == ["leader-completeness"]
+
+
+def test_leader_completeness_with_a_sparse_log_at_election() -> None:
+    """A log whose indexes are far apart (a trace of another system's making) is copied at the
+    election without a slot for every index between, and still judged."""
+    n1, n2, n3 = replicated()
+    far = 10 ** 12
+    n4 = Trace("n4").follower(1).append(2, 1, "a").append(far, 1, "z").leader(2)  # lacks entry 3
+    n5 = Trace("n5").follower(1).append(2, 1, "a").append(3, 1, "b").append(far, 1, "z").leader(3)
+    assert violations(n1, n2, n3, n4, n5) == ["leader-completeness"]
+
+
+def test_traces_are_read_once_as_they_are_replayed() -> None:
+    """check_traces takes each node's records as an iterator (a long run's traces are never all
+    held) and reads each once."""
+    n1, n2, n3 = replicated()
+    n3.add("truncate", index=3).commit(3, 1)
+    taken: list[str] = []
+
+    def records(trace: Trace) -> Iterator[Line]:
+        for line in trace.lines():
+            taken.append(trace.node)
+            yield line
+
+    found = check_traces({t.node: records(t) for t in (n1, n2, n3)})
+    assert [v.invariant for v in found] == ["leader-completeness"]
+    assert len(taken) == sum(len(t.records) for t in (n1, n2, n3))
+    result = result_for({t.node: records(t) for t in (n1, n2, n3)}, [])
+    assert result.details["nodes"] == {t.node: len(t.records) for t in (n1, n2, n3)}
 
 
 # -- state machine safety ----------------------------------------------------
