@@ -15,8 +15,9 @@ import io
 import json
 import logging
 import os
+from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence, overload
 
 from faultbed import store
 from faultbed.errors import FaultbedError, HistoryError
@@ -57,6 +58,86 @@ class OpPoint:
     latency_ms: float
     type: str
     f: str
+
+
+class Points(Sequence[OpPoint]):
+    """Completed operations in invocation order, as columns: 21 bytes an operation, where a list of
+    OpPoints takes about 300 (a 10-minute max-rate run completes a million operations, an hour six).
+    Reading one gives an OpPoint; a slice or a selection is Points again."""
+
+    def __init__(self, times: array[float] | None = None, latencies: array[float] | None = None,
+                 types: bytearray | None = None, fs: array[int] | None = None,
+                 names: tuple[list[str], list[str]] = ([], [])) -> None:
+        self.times = times if times is not None else array("d")
+        self.latencies = latencies if latencies is not None else array("d")
+        self.types = types if types is not None else bytearray()  # into names[0]
+        self.fs = fs if fs is not None else array("I")  # into names[1]
+        self.names = names
+
+    def append(self, time: float, latency_ms: float, type_: str, f: str) -> None:
+        self.times.append(time)
+        self.latencies.append(latency_ms)
+        self.types.append(_code(self.names[0], type_))
+        self.fs.append(_code(self.names[1], f))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @overload
+    def __getitem__(self, index: int) -> OpPoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "Points": ...
+
+    def __getitem__(self, index: int | slice) -> "OpPoint | Points":
+        if isinstance(index, slice):
+            return Points(self.times[index], self.latencies[index], self.types[index], self.fs[index], self.names)
+        return OpPoint(self.times[index], self.latencies[index], self.names[0][self.types[index]],
+                       self.names[1][self.fs[index]])
+
+    def __iter__(self) -> Iterator[OpPoint]:
+        types, fs = self.names
+        for time, latency, type_, f in zip(self.times, self.latencies, self.types, self.fs):
+            yield OpPoint(time, latency, types[type_], fs[f])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (Points, list, tuple)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def select(self, chosen: Iterable[int]) -> "Points":
+        """The points at these positions, in their order."""
+        picked = Points(names=self.names)
+        for i in chosen:
+            picked.times.append(self.times[i])
+            picked.latencies.append(self.latencies[i])
+            picked.types.append(self.types[i])
+            picked.fs.append(self.fs[i])
+        return picked
+
+    def of_type(self, type_: str) -> "Points":
+        if type_ not in self.names[0]:
+            return Points(names=self.names)
+        code = self.names[0].index(type_)
+        return self.select(i for i, t in enumerate(self.types) if t == code)
+
+    def invoked_before(self, time: float) -> "Points":
+        return self.select(i for i, t in enumerate(self.times) if t < time)
+
+    def count_of(self, type_: str) -> int:
+        return self.types.count(self.names[0].index(type_)) if type_ in self.names[0] else 0
+
+    def ends(self) -> Iterator[float]:
+        """Each operation's completion time (s)."""
+        return (time + latency / 1000 for time, latency in zip(self.times, self.latencies))
+
+
+def _code(names: list[str], name: str) -> int:
+    try:
+        return names.index(name)  # a handful of outcomes and functions
+    except ValueError:
+        names.append(name)
+        return len(names) - 1
 
 
 # -- reading the history --------------------------------------------------------------
@@ -130,7 +211,7 @@ def first_anomalies(results: Any, origin: float) -> list[tuple[float, str]]:
     return found
 
 
-def op_points(events: Iterable[dict[str, Any]]) -> list[OpPoint]:
+def op_points(events: Iterable[dict[str, Any]]) -> Points:
     """Every client operation that completed, as (invoke time, latency, outcome), in invocation order."""
     return scan(events).points
 
@@ -140,7 +221,7 @@ class Scan:
     """What the report needs of a history, read in one pass: a long run's events are never all held
     (a 10-minute max-rate run has two million); malformed pairing is the `error`, as pair_operations says it."""
 
-    points: list[OpPoint]
+    points: Points
     nemesis: list[dict[str, Any]]
     origin: float = 0.0  # the first client invocation
     error: str | None = None
@@ -151,21 +232,23 @@ def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
     completed operation and the nemesis's events. A line that is not an event (iter_history's
     HistoryError) is raised; a pairing error ends the points, not the faults."""
     nemesis: list[dict[str, Any]] = []
-    numbered: list[tuple[int, OpPoint]] = []
+    completed = Points()  # in the order they completed
+    numbers = array("q")  # and their places in invocation order
     source = _Source(events)
     try:
         for number, invoke, completion in pairs(source, path, nemesis):
             if completion is not None:
                 start = _seconds(invoke)
-                latency_ms = max(0.0, (_seconds(completion) - start) * 1000)
-                numbered.append((number, OpPoint(start, latency_ms, completion["type"], invoke["f"])))
+                completed.append(start, max(0.0, (_seconds(completion) - start) * 1000), completion["type"],
+                                 invoke["f"])
+                numbers.append(number)
     except HistoryError as exc:
         if source.failed:
             raise
         nemesis += [event for event in source if event.get("process") == NEMESIS]  # the faults are still drawn
-        return Scan([], nemesis, source.origin or 0.0, str(exc))
-    numbered.sort(key=lambda item: item[0])
-    return Scan([point for _, point in numbered], nemesis, source.origin or 0.0)
+        return Scan(Points(), nemesis, source.origin or 0.0, str(exc))
+    return Scan(completed.select(sorted(range(len(numbers)), key=numbers.__getitem__)), nemesis,
+                source.origin or 0.0)
 
 
 class _Source:
@@ -191,7 +274,7 @@ class _Source:
         return event
 
 
-def throughput(points: list[OpPoint], bucket: float = 1.0) -> dict[str, tuple[list[float], list[float]]]:
+def throughput(points: Sequence[OpPoint], bucket: float = 1.0) -> dict[str, tuple[list[float], list[float]]]:
     """Per outcome type: bucket start times and completed operations per second."""
     if not points:
         return {}
@@ -237,7 +320,7 @@ def _shade_faults(axes: Any, intervals: list[FaultInterval], end: float) -> None
 class Timeline:
     """What the plots show: operations, faults, first anomalies, and when the faults were healed."""
 
-    points: list[OpPoint]
+    points: Points
     intervals: list[FaultInterval]
     anomalies: Sequence[tuple[float, str]] = ()
     healed_at: float | None = None  # after it: final reads / drain, not the main phase
@@ -245,8 +328,8 @@ class Timeline:
     @property
     def end(self) -> float:
         """Where the time axis ends: the last completion or fault event (at least 1 s)."""
-        return max([p.time + p.latency_ms / 1000 for p in self.points]
-                   + [i.stop or i.start for i in self.intervals] + [self.healed_at or 0.0, 1.0])
+        return max(max(self.points.ends(), default=0.0), *[i.stop or i.start for i in self.intervals],
+                   self.healed_at or 0.0, 1.0)
 
 
 def healed_at(events: list[dict[str, Any]]) -> float | None:
@@ -277,7 +360,7 @@ def _finish(axes: Any, timeline: Timeline, title: str, ylabel: str) -> None:
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
-def sampled(points: list[OpPoint], type_: str, most: int | None = None) -> tuple[list[OpPoint], str]:
+def sampled(points: Sequence[OpPoint], type_: str, most: int | None = None) -> tuple[Sequence[OpPoint], str]:
     """At most `most` (MAX_SCATTER) of points to draw, every n-th of a long run, and the legend's label
     saying so."""
     every = -(-len(points) // (most or MAX_SCATTER))
@@ -289,7 +372,7 @@ def plot_latency(timeline: Timeline) -> str:
     figure, axes = _figure()
     _decorate(axes, timeline)
     for type_, color in OP_COLORS.items():
-        chosen = [p for p in timeline.points if p.type == type_]
+        chosen = timeline.points.of_type(type_)
         if chosen:
             shown, label = sampled(chosen, type_)
             axes.scatter([p.time for p in shown], [max(p.latency_ms, 0.01) for p in shown],
@@ -306,7 +389,7 @@ def plot_throughput(timeline: Timeline) -> str:
     figure, axes = _figure()
     _decorate(axes, timeline)
     main_end = timeline.healed_at if timeline.healed_at is not None else timeline.end
-    main_phase = [p for p in timeline.points if p.time < main_end]  # final reads come in a burst
+    main_phase = timeline.points.invoked_before(main_end)  # final reads come in a burst
     for type_, (times, rates) in throughput(main_phase).items():
         # one more point, so that the last bucket is drawn as a step too
         axes.step(times + [main_end], rates + rates[-1:], where="post", color=OP_COLORS.get(type_, "black"),
@@ -369,11 +452,11 @@ def _read_events(run_dir: str) -> tuple[Scan, str | None]:
     """The history read in one pass (iter_history streams it: its events are never all held)."""
     path = os.path.join(run_dir, store.HISTORY)
     if not os.path.exists(path):
-        return Scan([], []), "no history.jsonl in this results directory"
+        return Scan(Points(), []), "no history.jsonl in this results directory"
     try:
         return scan(iter_history(path)), None
     except HistoryError as exc:  # a line that is not an event: nothing of the history is drawn
-        return Scan([], []), str(exc)
+        return Scan(Points(), []), str(exc)
 
 
 def _verdict_badge(valid: Any) -> str:
@@ -381,10 +464,10 @@ def _verdict_badge(valid: Any) -> str:
     return f'<span class="badge {verdict_class(valid)}">{word}</span>'
 
 
-def _header_section(title: str, results: Any, points: list[OpPoint], run_dir: str,
+def _header_section(title: str, results: Any, points: Points, run_dir: str,
                     anomalies: list[tuple[float, str]]) -> str:
     valid = results.get("valid") if isinstance(results, dict) else None
-    counts = {t: sum(1 for p in points if p.type == t) for t in OP_COLORS}
+    counts = {t: points.count_of(t) for t in OP_COLORS}
     verdict = (_verdict_badge(valid) if results is not None
                else '<span class="badge unknown">no verdict (results.json missing)</span>')
     replay = results.get("replay") if isinstance(results, dict) else None
