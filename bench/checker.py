@@ -16,7 +16,8 @@ the cost a user sees; Python's start-up is left out of it (it is in the wall
 column, and `check --help` measures it alone, beside `python -c pass`, the interpreter's own start-up).
 Each kv history is checked 9 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
 faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
-most): a small check's outside varies by half from run to run on a virtual machine.
+most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
+judged on the median (of 3 runs or more).
 The Python modules are compiled to bytecode first, as an installed faultbed's are
 ($PYTHONDONTWRITEBYTECODE would otherwise make every start-up compile them again).
 
@@ -229,8 +230,11 @@ def goals(rows: list[Row], starts: dict[str, Run]) -> list[str]:
             missed.append(f"{r.name}: {r.ours.wall_s:.2f} s > {WALL_GOAL_S[ops]} s")
         if ops in MEMORY_GOAL_MB and r.ours.peak_mb > MEMORY_GOAL_MB[ops]:
             missed.append(f"{r.name}: {r.ours.peak_mb:.0f} MB > {MEMORY_GOAL_MB[ops]} MB")
-        if ops is not None and r.outside > OUTSIDE_GOAL:
-            missed.append(f"{r.name}: outside the search {r.outside * 100:.0f}% > {OUTSIDE_GOAL * 100:.0f}%")
+        # judged on the median of the runs (the row's run, the one of least wall time, is often the best)
+        outside = r.outside_spread[len(r.outside_spread) // 2] if len(r.outside_spread) > 2 else r.outside
+        if ops is not None and outside > OUTSIDE_GOAL:
+            missed.append(f"{r.name}: outside the search {outside * 100:.0f}% (median of {len(r.outside_spread)} "
+                          f"runs) > {OUTSIDE_GOAL * 100:.0f}%")
         if r.name.startswith("jepsen") and r.ours.wall_s >= r.theirs.wall_s:
             missed.append(f"{r.name}: faultbed check {r.ours.wall_s:.2f} s >= porcupine alone {r.theirs.wall_s:.2f} s")
     for name, run in starts.items():
