@@ -60,7 +60,6 @@ def check_stats(events: Sequence[dict[str, Any]], spec: Any = None) -> Result:
         values = sorted(timed)
         by_f[f]["latency_ms"] = {"p50": _percentile(values, 0.5), "p99": _percentile(values, 0.99),
                                  "max": values[-1]}
-        del values
     total_ok = sum(entry["ok"] for entry in by_f.values())
     details: dict[str, Any] = {"by_f": by_f, "ok": total_ok}
     if not total_ok:
