@@ -18,7 +18,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import (NEMESIS, events_of_lines, fault_color, open_history, pair_operations, read_history,
@@ -66,10 +66,7 @@ def load_history(path: str, format: str | None = None, streamed: bool = False) -
     """
     try:
         with open_history(path) as fh:
-            text = fh.read(DETECT_CHARS)
-            if not format and not text[:DETECT_CHARS - 1].strip():
-                text += fh.read()
-            format = format or detect_format(text, path)
+            text, format = _read_format(fh, path, format)
             if format not in STREAMED_FORMATS or not streamed:
                 text += fh.read()
     except OSError as exc:
@@ -102,13 +99,25 @@ def streamed_format(path: str, format: str | None = None) -> str | None:
             return None
         if format is None:
             with open_history(path) as fh:
-                text = fh.read(DETECT_CHARS)
-                if not text[:DETECT_CHARS - 1].strip():
-                    text += fh.read()
-            format = detect_format(text, path)
+                format = _read_format(fh, path, None)[1]
     except (OSError, UnicodeDecodeError, FaultbedError):
         return None
     return format if format in STREAMED_FORMATS else None
+
+
+def _read_format(fh: IO[str], path: str, format: str | None) -> tuple[str, str]:
+    """(the text read so far, the format given or detected) as detect_format tells it from the first
+    64 KB: when the first whole lines of the head show the format, only the head is read (4 KB, not
+    64: a small history's check waits for this), else up to 64 KB, and all of it when that much is blank."""
+    text = fh.read(DETECT_HEAD + 1)
+    if format is None and len(text) > DETECT_HEAD:
+        found = _first_form(text[:DETECT_HEAD].splitlines()[:-1], path)  # what detect_format finds first
+        if found is not None:
+            return text, found
+    text += fh.read(DETECT_CHARS - len(text))
+    if not format and not text[:DETECT_CHARS - 1].strip():
+        text += fh.read()
+    return text, format or detect_format(text, path)
 
 
 def detect_format(text: str, path: str) -> str:

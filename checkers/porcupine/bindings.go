@@ -57,20 +57,29 @@ func FaultbedWait(ticket C.longlong) *C.char {
 // ballast is address space the collector counts as live heap, never touched and so never resident:
 // the collector runs when the heap doubles, which for a small search means every 4 MB allocated, and
 // porcupine allocates in every step (on porcupine's Jepsen logs the collector took a quarter of the
-// CPU). With the ballast a small search collects every 64 MB; a large one (hundreds of MB live) is
-// hardly affected, so its peak memory stays what it was.
-var ballast = make([]byte, 128<<20)
+// CPU). With the ballast a small search collects every 32 MB or so; a large one (hundreds of MB live)
+// is hardly affected. Not larger: memory the collector has not reused is fresh pages, and a fresh
+// page costs 6-11 us on a virtual machine (a fault, and on this project's Firecracker VM a further
+// 4.5 us at the first touch of every page, populated or not). With 128 MB the heap grew to ~256 MB
+// before its first collection: porcupine's 103 Jepsen logs took 508-560 ms against 453-521 ms with
+// 32 MB, a 100k history's check 0.37-0.48 s against 0.31-0.33 s (peak 106 MB against 75-83 MB),
+// same runs in turns. Made in the loading goroutine (init below): the runtime is ready sooner.
+var ballast []byte
+
+const ballastBytes = 32 << 20
 
 // Go's encoding/json learns a type on its first use (0.2-0.4 ms for the request and the
 // response in a fresh process): learnt while the library loads, beside Python's own work,
 // instead of inside the first check.
 func init() {
 	go func() {
+		ballast = make([]byte, ballastBytes)
 		var req request
 		_ = json.Unmarshal([]byte(`{"model": "kv", "initial": null, "timeout_ms": 0, "memory_limit_mb": 1, `+
 			`"visualize": "", "always_visualize": false, "ops": [], "annotations": [], "history_file": "", `+
 			`"history_format": ""}`), &req)
 		_, _ = json.Marshal(response{})
+		warmUp() // warm.go
 	}()
 }
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync"
 )
 
 // blockBytes: small, so that pairing, the cuts and the searches made while reading
@@ -45,27 +46,24 @@ type parsedLine struct {
 
 func (r *jsonlReader) readBlocks(file *os.File) error {
 	workers := runtime.GOMAXPROCS(0)
-	free := make(chan *block, workers+2)
+	free := make(chan *block, workers+2+headBlocks)
 	for i := 0; i < cap(free); i++ {
-		free <- &block{}
+		free <- takeBlock()
 	}
+	defer keepBlocks(free)
 	blocks := make(chan *block, workers)
 	parsed := make(chan *block, workers+2)
 	done := make(chan struct{})
 	defer close(done)
 	waiting := map[int]*block{}
-	// The first block is read and parsed here: a goroutine just started, or just woken, runs
-	// 0.1-0.3 ms later on a virtual machine, and the first searches wait for the first block.
-	first := <-free
-	carry, whole := readBlock(file, first, nil, firstBlockBytes, 0)
-	switch {
-	case !whole: // a line longer than the block: the reading goroutine reads on
-		free <- first
-		go cutBlocks(file, free, blocks, done, carry, 0)
-	case first.last || first.err != nil:
+	// The first blocks are read here, and parsed here as they are paired: a goroutine just
+	// started, or just woken, runs 0.1-1 ms later on a virtual machine, and the first searches
+	// wait for the first blocks; the reading goroutine and the parsers start meanwhile.
+	head, carry, reading := r.readHead(file, free)
+	if reading {
+		go cutBlocks(file, free, blocks, done, carry, len(head))
+	} else {
 		close(blocks)
-	default:
-		go cutBlocks(file, free, blocks, done, carry, 1)
 	}
 	for w := 0; w < workers; w++ {
 		go func() {
@@ -80,14 +78,13 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 			}
 		}()
 	}
-	if whole {
-		var known shapes
-		parseBlock(first, &known)
-		waiting[0] = first
-	}
+	var known shapes // the head's line layouts
 	for next := 0; ; {
-		b, ok := waiting[next]
-		if !ok {
+		var b *block
+		if next < len(head) {
+			b = head[next]
+			parseBlock(b, &known)
+		} else if b = waiting[next]; b == nil {
 			b = <-parsed
 			waiting[b.seq] = b
 			continue
@@ -106,11 +103,77 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 			}
 		}
 		r.lineNo = base + b.lines
+		r.data = nil
+		free <- b // never blocks: every block came from free
 		if b.last {
 			return nil
 		}
-		r.data = nil
-		free <- b // never blocks: every block came from free
+	}
+}
+
+// headBlocks: the blocks the pairing goroutine reads itself (16 KB, then 32 KB each: some 350
+// operations of a faultbed history), before the reading goroutine takes over.
+const headBlocks = 3
+
+// readHead reads the first blocks of the file, unparsed, and where the reading goroutine goes on
+// (reading: the file has more; carry: the start of a line the last block cut). It stops early at
+// a line longer than a block: the reading goroutine reads on with it.
+func (r *jsonlReader) readHead(file *os.File, free chan *block) (head []*block, carry []byte, reading bool) {
+	for len(head) < headBlocks {
+		b := <-free
+		size := blockBytes
+		if len(head) == 0 {
+			size = firstBlockBytes
+		}
+		var whole bool
+		if carry, whole = readBlock(file, b, carry, size, len(head)); !whole {
+			free <- b
+			return head, carry, true
+		}
+		head = append(head, b)
+		if b.last || b.err != nil {
+			return head, nil, false
+		}
+	}
+	return head, carry, true
+}
+
+// blockPool keeps blocks from one check to the next: a fresh page costs a fault (2-16 us
+// on a virtual machine), and a small check's first blocks are where its first searches wait.
+// The library's warm-up (warm.go) leaves a few here for a process's first check.
+var blockPool struct {
+	sync.Mutex
+	blocks []*block
+}
+
+const pooledBlocks = 16 // two checks at once on 8 CPUs; about 1.2 MB at most
+
+func takeBlock() *block {
+	blockPool.Lock()
+	defer blockPool.Unlock()
+	if n := len(blockPool.blocks); n > 0 {
+		b := blockPool.blocks[n-1]
+		blockPool.blocks = blockPool.blocks[:n-1]
+		return b
+	}
+	return &block{}
+}
+
+// keepBlocks pools the blocks left in free; those still in another goroutine's hands (a read
+// or a parse cut short by an error) are left to the collector.
+func keepBlocks(free chan *block) {
+	for {
+		select {
+		case b := <-free:
+			blockPool.Lock()
+			if len(blockPool.blocks) < pooledBlocks {
+				*b = block{buf: b.buf, parse: b.parse[:0]}
+				blockPool.blocks = append(blockPool.blocks, b)
+			}
+			blockPool.Unlock()
+		default:
+			return
+		}
 	}
 }
 
@@ -151,7 +214,8 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 // no whole line (a line longer than the block: the caller reads on into a larger one).
 func readBlock(file *os.File, b *block, carry []byte, size, seq int) (next []byte, whole bool) {
 	if need := len(carry) + size; cap(b.buf) < need {
-		b.buf = make([]byte, need+4096) // room for the next carried line start: made once
+		// room for the next carried line start; every block as large as the largest: made once
+		b.buf = make([]byte, max(need, blockBytes)+4096)
 	}
 	data := b.buf[:len(carry)+size]
 	copy(data, carry)
@@ -181,7 +245,7 @@ func parseBlock(b *block, known *shapes) {
 	data := b.data
 	ascii := isASCII(data) // then no line needs its own UTF-8 check
 	if b.parse == nil {
-		b.parse = make([]parsedLine, 0, len(data)/100) // faultbed writes about 115 bytes a line
+		b.parse = make([]parsedLine, 0, max(len(data), blockBytes)/100) // faultbed writes about 115 bytes a line
 	}
 	for start := 0; start < len(data); {
 		end := bytes.IndexByte(data[start:], '\n')

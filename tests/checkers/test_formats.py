@@ -121,6 +121,40 @@ def test_the_head_decides_as_every_line_does(blank: str, first: str, before_head
     assert type(found) is type(expected) and str(found) == str(expected)
 
 
+def _sixty_four_kb_rule(text: str, path: str) -> str | BaseException:
+    """What the format was before the head was read first: detect_format on the first 64 KB (all of
+    the text when that much is blank)."""
+    read = text[:formats.DETECT_CHARS]
+    if not read[:formats.DETECT_CHARS - 1].strip():
+        read = text
+    try:
+        return detect_format(read, path)
+    except HistoryError as exc:
+        return exc
+
+
+@settings(max_examples=300, deadline=None)
+@given(blank=st.sampled_from(["", "\n", " " * 4095, " " * 4096 + "\n", "\n" * 70000, ";c\n" * 1400]),
+       first=st.sampled_from(["{\"type\": \"invoke\"}", "{:process 0, :type :invoke}", "[{:f :read}]",
+                              "INFO  jepsen.util - 0\t:invoke\t:read\tnil", "hello", ""]),
+       pad=st.sampled_from([0, 1, 4000, 5000, 70000]), given_format=st.sampled_from([None, "faultbed", "edn"]),
+       path=st.sampled_from(["h.jsonl", "h.log"]))
+def test_reading_the_head_first_tells_the_format_as_64_kb_did(blank: str, first: str, pad: int,
+                                                               given_format: str | None, path: str) -> None:
+    """Only the 4 KB head is read when its whole lines show the format; the format found (or the
+    error) is the one the first 64 KB gave, and the text read so far is a prefix of the file."""
+    import io
+
+    text = blank + first + " " * pad + "\n{\"type\": \"ok\"}\n"
+    expected = given_format or _sixty_four_kb_rule(text, path)
+    try:
+        read, found = formats._read_format(io.StringIO(text), path, given_format)
+    except HistoryError as exc:
+        read, found = "", exc
+    assert type(found) is type(expected) and str(found) == str(expected)
+    assert text.startswith(read)
+
+
 def test_unknown_content_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match=r"h\.txt:1: not a history"):
         load_history(write(tmp_path / "h.txt", "hello\n"))

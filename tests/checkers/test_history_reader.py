@@ -83,18 +83,25 @@ def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str
     assert check_imported(load_history(str(path), streamed=True)).valid is python_verdict(str(path))[0]
 
 
-LONG = "k" * 20_000  # longer than the first block (16 KB), which the pairing goroutine reads itself
+LONG = "k" * 20_000  # longer than the first block (16 KB)
 LONGER = "q" * 70_000  # longer than two blocks (32 KB each)
+
+
+def _after(count: int) -> str:
+    """count lines (about 100 bytes each), then a line longer than two blocks: it starts in a block of the
+    head (16 KB, then 32 KB, 32 KB: read by the pairing goroutine itself) or after it."""
+    return lines(*[{**W, "index": i, "time": 10 + i} if i % 2 == 0 else {**WOK, "index": i, "time": 10 + i}
+                   for i in range(count)], {**R, "key": LONGER, "time": 4000},
+                 {**ROK, "key": LONGER, "value": None, "time": 4001})
 
 
 @pytest.mark.parametrize("text", [
     lines({**W, "key": LONG}, {**WOK, "key": LONG}, R, ROK),
     lines(W, WOK, {**R, "key": LONGER}, {**ROK, "key": LONGER, "value": None}, R, ROK),
-    lines(*[{**W, "index": i, "time": 10 + i} if i % 2 == 0 else {**WOK, "index": i, "time": 10 + i}
-            for i in range(300)], {**R, "key": LONGER, "time": 400}, {**ROK, "key": LONGER, "value": None, "time": 401}),
+    _after(300), _after(600), _after(900), _after(1200),
     lines({**W, "key": LONG}, {**WOK, "key": LONG}),  # the whole file is one long block
-], ids=["first-line-longer-than-the-first-block", "a-line-longer-than-two-blocks", "after-many-lines",
-        "only-long-lines"])
+], ids=["first-line-longer-than-the-first-block", "a-line-longer-than-two-blocks", "after-300-lines",
+        "after-600-lines", "after-900-lines", "after-1200-lines", "only-long-lines"])
 def test_lines_longer_than_a_block_read_as_python_reads_them(tmp_path: Path, text: str) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text(text)

@@ -1,0 +1,32 @@
+"""The porcupine bindings' own Go tests (checkers/porcupine/*_test.go), gofmt and go vet, run by the suite:
+what only Go can reach (the library's warm-up, the reader's block pool) is tested where CI sees it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "checkers" / "porcupine"
+
+
+def _go() -> str:
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    assert go, "go not found: the porcupine bindings' tests need Go (make setup says which)"
+    return go
+
+
+def test_go_tests_pass() -> None:
+    done = subprocess.run([_go(), "test", "-count=1", "."], cwd=PACKAGE, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_go_code_is_formatted_and_vetted() -> None:
+    gofmt = Path(_go()).with_name("gofmt")
+    unformatted = subprocess.run([str(gofmt) if gofmt.exists() else "gofmt", "-l", "."], cwd=PACKAGE,
+                                 capture_output=True, text=True, timeout=120)
+    assert unformatted.returncode == 0 and not unformatted.stdout.strip(), unformatted.stdout + unformatted.stderr
+    vet = subprocess.run([_go(), "vet", "."], cwd=PACKAGE, capture_output=True, text=True, timeout=600)
+    assert vet.returncode == 0, vet.stdout + vet.stderr
