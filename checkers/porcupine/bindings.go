@@ -57,20 +57,22 @@ func FaultbedWait(ticket C.longlong) *C.char {
 // ballast is address space the collector counts as live heap, never touched and so never resident:
 // the collector runs when the heap doubles, which for a small search means every 4 MB allocated, and
 // porcupine allocates in every step (on porcupine's Jepsen logs the collector took a quarter of the
-// CPU). With the ballast a small search collects every 32 MB or so; a large one (hundreds of MB live)
+// CPU). With the ballast a small search collects every 16 MB or so; a large one (hundreds of MB live)
 // is hardly affected. Not larger: memory the collector has not reused is fresh pages, and a fresh
 // page costs 6-11 us on a virtual machine (a fault, and on this project's Firecracker VM a further
 // 4.5 us at the first touch of every page, populated or not). With 128 MB the heap grew to ~256 MB
-// before its first collection: porcupine's 103 Jepsen logs took 508-560 ms against 453-521 ms with
-// 32 MB, a 100k history's check 0.37-0.48 s against 0.31-0.33 s (peak 106 MB against 75-83 MB),
-// same runs in turns. Made in the loading goroutine (init below): the runtime is ready sooner.
+// before its first collection. porcupine's 103 Jepsen logs, runs in turns: 128 MB 508-560 ms,
+// 32 MB 453-521 ms, 16 MB 443-520 ms (7 each); 32 MB median 540 ms, 16 MB 498 ms, 8 MB 516 ms,
+// porcupine alone 558 ms (9 each); a 100k history's check 0.37-0.48 s with 128 MB, 0.27-0.32 s
+// with 16 MB (peak 106 MB, 62-69 MB). Made in the loading goroutine (init below): the runtime
+// is ready sooner.
 var ballast []byte
 
-const ballastBytes = 32 << 20
+const ballastBytes = 16 << 20
 
-// Go's encoding/json learns a type on its first use (0.2-0.4 ms for the request and the
-// response in a fresh process): learnt while the library loads, beside Python's own work,
-// instead of inside the first check.
+// As the library loads, beside Python's own work: the ballast is made, Go's encoding/json
+// learns the request's and the response's types (0.2-0.4 ms on first use in a fresh process),
+// and a small history is checked to warm the reader and the search up (warm.go).
 func init() {
 	go func() {
 		ballast = make([]byte, ballastBytes)
