@@ -70,7 +70,8 @@ def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
     from faultbed.cluster.systems.raftkv import raft_bugs
 
     assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit",
-                                                 "commit-regress", "resend-truncate", "snapshot-commit", "short-ack"}
+                                                 "commit-regress", "resend-truncate", "snapshot-commit",
+                                                 "snapshot-reinstall", "short-ack"}
     assert raft_bugs(frozenset({"volatile-vote", "stale-reads"})) == {"volatile-vote"}
 
 
@@ -121,7 +122,8 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
         cluster.close()
     assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
                                           "no-journal-sync", "volatile-vote", "untagged-acks", "old-term-commit",
-                                          "commit-regress", "resend-truncate", "snapshot-commit", "vanilla"}
+                                          "commit-regress", "resend-truncate", "snapshot-commit",
+                                          "snapshot-reinstall", "vanilla"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------

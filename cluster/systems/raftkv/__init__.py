@@ -46,11 +46,14 @@ RAFT_BUGS: Mapping[str, str] = {
                        "with the same term: a range sent again takes committed entries away for a while",
     "snapshot-commit": "a follower takes the leader's commit index from an install-snapshot message that "
                        "installs nothing (a first chunk, or no data): it commits its own, possibly stale, log",
+    "snapshot-reinstall": "a follower installs a snapshot whose last entry it already holds: its log is "
+                          "cleared and its state reloaded, its commit index going back",
     "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate, "
-               "snapshot-commit, and the follower acknowledgement one index short: pysyncobj 0.3.11 as shipped",
+               "snapshot-commit, snapshot-reinstall, and the follower acknowledgement one index short: "
+               "pysyncobj 0.3.11 as shipped",
 }
 VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress", "resend-truncate",
-           "snapshot-commit")
+           "snapshot-commit", "snapshot-reinstall")
 
 
 def raft_bugs(bugs: frozenset[str]) -> frozenset[str]:

@@ -21,11 +21,13 @@ _NOOP_INDEX = "_SyncObj__noopIDx"
 _STATE = "_SyncObj__raftState"
 _LOG = "_SyncObj__raftLog"
 _MATCH = "_SyncObj__raftMatchIndex"
+_SERIALIZER = "_SyncObj__serializer"
+LOAD_DUMP = "_SyncObj__loadDumpFile"  # a method: wrapped on the instance by the transport
 
 
 def check(sync: SyncObj) -> None:
     """Raise AttributeError now if this pysyncobj lacks an attribute raftkv relies on."""
-    for name in (_TERM, _VOTED_FOR, _NOOP_INDEX, _STATE, _LOG, _MATCH):
+    for name in (_TERM, _VOTED_FOR, _NOOP_INDEX, _STATE, _LOG, _MATCH, _SERIALIZER, LOAD_DUMP):
         getattr(sync, name)
 
 
@@ -63,6 +65,13 @@ def last_log_term(sync: SyncObj) -> int:
 
 def last_log_index(sync: SyncObj) -> int:
     return int(getattr(sync, _LOG)[-1][1])
+
+
+def received_snapshot_last_entry(sync: SyncObj) -> tuple[int, int]:
+    """(index, term) of the last entry a snapshot just received from the leader covers (pysyncobj's
+    dump: state, last applied entry, the entry before it, cluster)."""
+    data = getattr(sync, _SERIALIZER).deserialize()
+    return int(data[1][1]), int(data[1][2])
 
 
 def entry_term(sync: SyncObj, index: int) -> int | None:

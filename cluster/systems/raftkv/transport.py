@@ -9,7 +9,7 @@ address. pysyncobj dials in one direction per pair only (`_shouldConnect`: the n
 with the greater identity dials), so each pair shares one TCP connection that crosses
 the proxy `greater->smaller`; the mesh faults every stream, so that is enough.
 
-Seven fixes of pysyncobj 0.3.11 live here, because every message passes through:
+Eight fixes of pysyncobj 0.3.11 live here, because every message passes through:
 
 - Durable vote. pysyncobj persists its log but not currentTerm/votedFor (PySyncObj
   issue #84), so a restarted node could vote twice in one term, or accept entries
@@ -54,10 +54,19 @@ Seven fixes of pysyncobj 0.3.11 live here, because every message passes through:
   leader serializes, commits the follower's own, possibly stale, entries (found by
   raft-invariants' log-matching; docs/RAFT-TRACE.md). Such a message carries our own
   commit index to pysyncobj.
+- A snapshot the follower already holds is not installed. pysyncobj's install always
+  clears the log (`__loadDumpFile(clearJournal=True)`) and reloads the state machine from
+  the snapshot, also when the follower holds the snapshot's last entry and has committed
+  past it (a new leader's snapshot arriving twice, after the follower caught up from the
+  first): its commit index went back and its state machine was reloaded from an older
+  state (found by raft-invariants' commit-monotonic in every 10-minute soak). Raft's
+  InstallSnapshot rule 6: a follower whose log holds the snapshot's last entry with its
+  term keeps its log and replies. The install is wrapped on the instance (the snapshot's
+  last entry is read from the file received), and the reply acknowledges that entry.
 
 Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
 volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate,
-snapshot-commit; vanilla is all of them and the short acknowledgement).
+snapshot-commit, snapshot-reinstall; vanilla is all of them and the short acknowledgement).
 """
 
 from __future__ import annotations
@@ -141,6 +150,25 @@ class RaftTransport(TCPTransport):
         self._trace = trace
         self._ack_match: int | None = None  # what the reply to the message being read may acknowledge
         super().__init__(syncObj, selfNode, otherNodes)
+        if "snapshot-reinstall" not in bugs:
+            install = getattr(syncObj, private.LOAD_DUMP)
+            setattr(syncObj, private.LOAD_DUMP, functools.partial(self._load_dump, install))
+
+    def _load_dump(self, install: Callable[[bool], None], clearJournal: bool) -> None:
+        """pysyncobj's `__loadDumpFile`, except for a snapshot received from the leader
+        (clearJournal) whose last entry this follower's log holds with the same term."""
+        if clearJournal:
+            sync = self._syncObj
+            try:
+                index, term = private.received_snapshot_last_entry(sync)
+            except Exception:  # pysyncobj's own load logs what is wrong with the file
+                index, term = -1, -1
+            if index >= 0 and private.entry_term(sync, index) == term:
+                log.info("snapshot through %d (term %d) already held: log to %d and commit %d kept", index, term,
+                         private.last_log_index(sync), sync.raftCommitIndex)
+                self._ack_match = index  # the reply acknowledges what the snapshot proved
+                return
+        install(clearJournal)
 
     def send(self, node: Any, message: Any) -> bool:
         self._journal_sync.sync()
