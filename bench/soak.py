@@ -38,6 +38,7 @@ def main() -> int:
     kept = os.environ.get("FAULTBED_SOAK_STORE")
     with tempfile.TemporaryDirectory(prefix="faultbed-soak-") as temporary:
         store = kept or temporary
+        os.makedirs(store, exist_ok=True)  # $FAULTBED_SOAK_STORE need not exist yet
         argv = [sys.executable, "-m", "faultbed", "run", "--system", "raftkv", "--rate", "0",
                 "--time-limit", f"{SECONDS:g}", "--seed", "11", "--quiet", "--store", store]
         print(f"soak: {' '.join(argv[2:])}", flush=True)

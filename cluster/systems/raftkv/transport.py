@@ -62,7 +62,10 @@ Eight fixes of pysyncobj 0.3.11 live here, because every message passes through:
   state (found by raft-invariants' commit-monotonic in every 10-minute soak). Raft's
   InstallSnapshot rule 6: a follower whose log holds the snapshot's last entry with its
   term keeps its log and replies. The install is wrapped on the instance (the snapshot's
-  last entry is read from the file received), and the reply acknowledges that entry.
+  last entry is read from the file received), and the reply acknowledges that entry. Not
+  covered: the file received has already replaced the follower's own dump (pysyncobj
+  writes it as it arrives), so until the follower's next compaction a restart starts from
+  that older snapshot and drops the journal after it, as the install did at once before.
 
 Each fix has a switch that restores pysyncobj's behaviour (raftkv's RAFT_BUGS:
 volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate,
