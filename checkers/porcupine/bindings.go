@@ -68,6 +68,9 @@ func FaultbedWait(ticket C.longlong) *C.char {
 // is ready sooner.
 var ballast []byte
 
+// loaded is closed once the loading goroutine (init) is done: tests of the block pool wait for it.
+var loaded = make(chan struct{})
+
 const ballastBytes = 16 << 20
 
 // As the library loads, beside Python's own work: the ballast is made, Go's encoding/json
@@ -75,6 +78,7 @@ const ballastBytes = 16 << 20
 // and a small history is checked to warm the reader and the search up (warm.go).
 func init() {
 	go func() {
+		defer close(loaded)
 		ballast = make([]byte, ballastBytes)
 		var req request
 		_ = json.Unmarshal([]byte(`{"model": "kv", "initial": null, "timeout_ms": 0, "memory_limit_mb": 1, `+
