@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -143,6 +144,9 @@ func wait(ticket int64) []byte {
 	return <-answer
 }
 
+// checking counts the callers' checks running (the warm-up's is not one).
+var checking atomic.Int32
+
 func handle(requestJSON string) (out []byte) {
 	defer func() {
 		if recovered := recover(); recovered != nil {
@@ -153,6 +157,8 @@ func handle(requestJSON string) (out []byte) {
 	if err := json.Unmarshal([]byte(requestJSON), &req); err != nil {
 		return errorJSON(fmt.Sprintf("malformed request: %v", err))
 	}
+	checking.Add(1)
+	defer checking.Add(-1)
 	resp := check(&req)
 	if resp.Ops >= releaseOps {
 		// A long history's operations and searches are garbage now, and the collector would keep
