@@ -59,7 +59,7 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 	// The first blocks are read here, and parsed here as they are paired: a goroutine just
 	// started, or just woken, runs 0.1-1 ms later on a virtual machine, and the first searches
 	// wait for the first blocks; the reading goroutine and the parsers start meanwhile.
-	head, carry, reading := r.readHead(file, free)
+	head, carry, reading := readHead(file, free)
 	if reading {
 		go cutBlocks(file, free, blocks, done, carry, len(head))
 	} else {
@@ -118,7 +118,7 @@ const headBlocks = 3
 // readHead reads the first blocks of the file, unparsed, and where the reading goroutine goes on
 // (reading: the file has more; carry: the start of a line the last block cut). It stops early at
 // a line longer than a block: the reading goroutine reads on with it.
-func (r *jsonlReader) readHead(file *os.File, free chan *block) (head []*block, carry []byte, reading bool) {
+func readHead(file *os.File, free chan *block) (head []*block, carry []byte, reading bool) {
 	for len(head) < headBlocks {
 		b := <-free
 		size := blockBytes

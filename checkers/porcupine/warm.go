@@ -21,20 +21,28 @@ import (
 // check would; nothing of it is kept, and a failure only leaves the process cold.
 func warmUp() {
 	defer func() { _ = recover() }()
+	if _, err := checkWarmUpHistory(); err != nil {
+		return
+	}
+	if checking.Load() == 0 { // a caller's check already running has its own heap to mark: no collection forced on it
+		runtime.GC() // what the warm-up allocated, freed: the first check reuses its pages
+	}
+}
+
+// checkWarmUpHistory checks warmUpHistory as a caller's file would be checked (read by Go
+// from a path), through a pipe.
+func checkWarmUpHistory() (response, error) {
 	reader, writer, err := os.Pipe()
 	if err != nil {
-		return
+		return response{}, err
 	}
 	defer reader.Close()
 	go func() { // more than a pipe holds: written as it is read
 		defer writer.Close()
 		_, _ = writer.WriteString(warmUpHistory(warmUpRounds))
 	}()
-	check(&request{Model: "kv", Initial: []byte("null"), HistoryFormat: "faultbed",
-		HistoryFile: fmt.Sprintf("/proc/self/fd/%d", reader.Fd())})
-	if checking.Load() == 0 { // a caller's check already running has its own heap to mark: no collection forced on it
-		runtime.GC() // what the warm-up allocated, freed: the first check reuses its pages
-	}
+	return check(&request{Model: "kv", Initial: []byte("null"), HistoryFormat: "faultbed",
+		HistoryFile: fmt.Sprintf("/proc/self/fd/%d", reader.Fd())}), nil
 }
 
 // warmUpRounds: six lines a round, about 600 bytes: some 130 KB, the reader's first five

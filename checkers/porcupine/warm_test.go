@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"runtime"
 	"testing"
 )
@@ -10,17 +8,10 @@ import (
 // The warm-up's history is read by Go's own reader (not handed back to Python), is
 // linearizable, and is searched while read, as a caller's history would be.
 func TestWarmUpHistoryTakesTheFastPath(t *testing.T) {
-	reader, writer, err := os.Pipe()
+	resp, err := checkWarmUpHistory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reader.Close()
-	go func() {
-		defer writer.Close()
-		_, _ = writer.WriteString(warmUpHistory(warmUpRounds))
-	}()
-	resp := check(&request{Model: "kv", Initial: []byte("null"), HistoryFormat: "faultbed",
-		HistoryFile: fmt.Sprintf("/proc/self/fd/%d", reader.Fd())})
 	if resp.Error != "" || resp.Result != "Ok" || resp.Ops != 3*warmUpRounds || resp.SegmentsEarly == 0 {
 		t.Fatalf("warm-up check: %+v", resp)
 	}

@@ -3,18 +3,12 @@ what only Go can reach (the library's warm-up, the reader's block pool) is teste
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
+from tests.maelstrom_subjects.go_node import go_toolchain as _go
+
 PACKAGE = Path(__file__).resolve().parents[2] / "checkers" / "porcupine"
-
-
-def _go() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
-    assert go, "go not found: the porcupine bindings' tests need Go (make setup says which)"
-    return go
 
 
 def test_go_tests_pass() -> None:
