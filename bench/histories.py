@@ -6,9 +6,14 @@ completion, and a register per key applies them in that order, so reads and
 cas outcomes are what a linearizable store would answer. `info` operations
 (timeouts) take effect or not at random, and their process continues under a
 new id, as faultbed records them. `broken=True` makes one read, about
-`anomaly_at` of the way in, return a value nobody wrote: illegal.
+`anomaly_at` of the way in, return a value nobody wrote: illegal, and found
+without a search (checkers/porcupine/register.go impossibleRead). With
+`anomaly="stale"` that read returns instead the value its key held before the
+last change that completed before the read was called, while another value was
+current (illegal when nothing wrote the old value meanwhile, so only a search
+tells; few clients make it likely, the checker's tests check the verdict).
 
-    python -m bench.histories OUT.jsonl --ops 100000 [--seed 1] [--broken] [--info 0.001]
+    python -m bench.histories OUT.jsonl --ops 100000 [--seed 1] [--broken [--stale]] [--info 0.001]
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ class Shape:
     processes: int = 10
     broken: bool = False
     anomaly_at: float = 0.7
+    anomaly: str = "impossible"  # or "stale" (see the module's text)
     info_rate: float = 0.0
     spec: bool = True  # write spec.json beside the history (workload register: the kv model)
 
     def name(self) -> str:
-        kind = "bad" if self.broken else "ok"
+        kind = ("bad" if self.anomaly == "impossible" else f"bad-{self.anomaly}") if self.broken else "ok"
         info = f"-info{self.info_rate:g}" if self.info_rate else ""
         return f"kv-{self.ops}-{self.keys}k-{self.processes}p-s{self.seed}{info}-{kind}"
 
@@ -108,11 +114,27 @@ def _linearize(ops: list[list], shape: Shape) -> None:
 
 def _break_one_read(ops: list[list], shape: Shape) -> None:
     start = int(len(ops) * shape.anomaly_at)
+    if shape.anomaly == "impossible":
+        for op in ops[start:] + ops[:start]:
+            if op[F] == "read" and op[OUTCOME] == "ok":
+                op[RESULT] = IMPOSSIBLE
+                return
+        raise ValueError("no read to break")
+    if shape.anomaly != "stale":
+        raise ValueError(f"unknown anomaly {shape.anomaly!r} (impossible, stale)")
+    changes: dict[str, list[tuple[int, int, object]]] = {}  # key: (effect, complete, value) of each change
+    for op in sorted((op for op in ops if op[EFFECT] is not None), key=lambda op: op[EFFECT]):
+        if op[F] == "write" or (op[F] == "cas" and op[OUTCOME] != "fail"):
+            changes.setdefault(op[KEY], []).append((op[EFFECT], op[COMPLETE],
+                                                    op[VALUE] if op[F] == "write" else op[VALUE][1]))
     for op in ops[start:] + ops[:start]:
-        if op[F] == "read" and op[OUTCOME] == "ok":
-            op[RESULT] = IMPOSSIBLE
+        if op[F] != "read" or op[OUTCOME] != "ok":
+            continue
+        done = [c for c in changes.get(op[KEY], ()) if c[1] < op[INVOKE]]  # completed before the read
+        if len(done) >= 2 and done[-2][2] not in (done[-1][2], op[RESULT]):
+            op[RESULT] = done[-2][2]
             return
-    raise ValueError("no read to break")
+    raise ValueError("no read to make stale")
 
 
 def _lines(ops: list[list]):
@@ -148,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=8)
     parser.add_argument("--processes", type=int, default=10)
     parser.add_argument("--broken", action="store_true")
+    parser.add_argument("--stale", action="store_true", help="with --broken: a stale read, not an impossible one")
     parser.add_argument("--info", type=float, default=0.0, help="fraction of operations that time out")
     args = parser.parse_args(argv)
-    shape = Shape(args.ops, args.seed, args.keys, args.processes, args.broken, info_rate=args.info)
+    shape = Shape(args.ops, args.seed, args.keys, args.processes, args.broken, info_rate=args.info,
+                  anomaly="stale" if args.stale else "impossible")
     print(generate(shape, args.out))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -103,7 +104,9 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
 
     When invalid, the first anomalous operation is found and `visualize` shows the
     smallest illegal prefix of the first illegal key (the whole history goes to
-    `<name>-full.html`).
+    `<name>-full.html`). The pictures and that search take at most `timeout` (CHECK_TIMEOUT
+    when None) beyond the verdict, each search within the memory limit: what does not fit
+    is left out and said (a verdict found in milliseconds must not wait minutes for them).
     """
     rows, lines, annotations = rows_from_events(events)
     history = ImportedHistory("history", "faultbed", rows, lines, annotations)
@@ -119,7 +122,9 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
                 result.details["visualization_error"] = f"cannot write the visualization {visualize}: {exc}"
         return result
     origin = next((e["time"] for e in events if e.get("type") == "invoke" and e.get("process") != "nemesis"), 0)
-    return _with_first_anomaly(result, rows, model, initial, annotations, visualize, origin)
+    budget = (timeout or CHECK_TIMEOUT) - result.details.get("visualize_ms", 0.0) / 1000  # the whole picture's
+    return _with_first_anomaly(result, rows, model, initial, annotations, visualize, origin,
+                               time.monotonic() + max(budget, 0.0), memory_limit_mb)
 
 
 def _full_path(visualize: str) -> str:
@@ -128,27 +133,46 @@ def _full_path(visualize: str) -> str:
 
 
 def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initial: Any,
-                        annotations: Sequence[dict[str, Any]], visualize: str | None, origin: int) -> Result:
-    """Add `first_anomaly` (and its time into the run) and draw its minimal prefix."""
+                        annotations: Sequence[dict[str, Any]], visualize: str | None, origin: int,
+                        deadline: float, memory_limit_mb: float | None) -> Result:
+    """Add `first_anomaly` (and its time into the run) and draw its minimal prefix, by `deadline`:
+    the search for it has half the time left, shared by its probes (a hopeless probe, on a hot
+    key's prefix whose pending operations blow the search up, then costs a share, not all of it),
+    the picture the rest."""
     from faultbed.checkers.shrink import first_anomaly  # here: only an anomaly needs it
 
     keys = result.details.get("illegal_keys") or [None]
+    impossible = next((read["return"] for read in result.details.get("impossible_reads", ())
+                       if read["key"] == keys[0]), None)
+    search_for = (deadline - time.monotonic()) / 2
+    search_until = time.monotonic() + search_for
+    each = search_for / max(1, math.ceil(math.log2(len(rows) + 1)))  # a binary search's probes at most
 
-    def is_illegal(prefix: list[OpRow]) -> bool:
-        return check_operations(prefix, model, initial).valid is False
+    def probe(prefix: list[OpRow]) -> Valid:
+        left = min(each, search_until - time.monotonic())
+        if left <= 0:
+            return UNKNOWN
+        return check_operations(prefix, model, initial, left, memory_limit_mb=memory_limit_mb).valid
 
-    found = first_anomaly(rows, model, keys[0], is_illegal)
+    found = first_anomaly(rows, model, keys[0], probe, impossible)
     if found is None:
         return result
     details = dict(result.details, first_anomaly=found.to_json(origin))
     details["first_anomaly_ms"] = details["first_anomaly"]["time_ms"]
-    summary = f"{result.summary}, first anomaly at {details['first_anomaly_ms'] / 1000:.2f} s"
+    which = "first anomaly" if found.proven_first else "an anomaly (an earlier one not ruled out in time)"
+    summary = f"{result.summary}, {which} at {details['first_anomaly_ms'] / 1000:.2f} s"
     if visualize:
-        minimal = check_operations(found.prefix, model, initial, visualize=visualize, annotations=annotations)
+        left = deadline - time.monotonic()
         details["visualization_full"] = details.get("visualization")
-        details["visualization"] = minimal.details.get("visualization")
-        if minimal.details.get("visualization_error"):
-            details["visualization_error"] = minimal.details["visualization_error"]
+        details["visualization"] = None
+        if left > 0:
+            minimal = check_operations(found.prefix, model, initial, left, visualize=visualize,
+                                       annotations=annotations, memory_limit_mb=memory_limit_mb)
+            details["visualization"] = minimal.details.get("visualization")
+            if minimal.details.get("visualization_error"):
+                details["visualization_error"] = minimal.details["visualization_error"]
+        else:
+            details["visualization_error"] = "the smallest illegal prefix was not drawn: no time left"
     return Result(result.checker, result.valid, details, summary)
 
 
@@ -296,6 +320,10 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
     }
     if answer.get("illegal_keys"):
         details["illegal_keys"] = answer["illegal_keys"]
+    if answer.get("impossible_reads"):
+        details["impossible_reads"] = answer["impossible_reads"]
+    if answer.get("visualize_ms"):
+        details["visualize_ms"] = answer["visualize_ms"]
     if answer.get("segments_while_reading"):
         details["segments_while_reading"] = answer["segments_while_reading"]
     if answer.get("cancelled_partitions"):
@@ -324,10 +352,21 @@ def summary(valid: Valid, details: dict[str, Any]) -> str:
     """`illegal keys: ["k3"]`, `timed out`, or `1234 ops` (model kv)."""
     if valid is False:
         keys = details.get("illegal_keys") or []
-        return f"illegal keys: {json.dumps(keys[:5], default=str)[:200]}" if keys else "not linearizable"
+        said = f"illegal keys: {json.dumps(keys[:5], default=str)[:200]}" if keys else "not linearizable"
+        reads = details.get("impossible_reads") or []
+        if reads:
+            said += f" ({impossible_read(reads[0])})"
+        return said
     if valid == UNKNOWN:
         return str(details.get("reason", "timed out"))
     return f"{details['ops']} ops, model {details['model']}"
+
+
+def impossible_read(read: dict[str, Any]) -> str:
+    """One line on a read no order explains (Go's impossible_reads)."""
+    key = "" if read["key"] is None else f"({json.dumps(read['key'], default=str)[:60]})"
+    return f"read{key} saw {json.dumps(read['value'], default=str)[:60]}, which nothing called before it " \
+           f"returned wrote"
 
 
 @dataclass(frozen=True)

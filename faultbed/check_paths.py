@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.checkers.library import start_go
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
-                                           submit_file)
+                                           impossible_read, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
@@ -60,7 +60,8 @@ class Checked:
         details = self.result.details
         return {**data, "format": self.history.format if self.history else None, "model": details["model"],
                 "valid": self.result.valid, "ops": details["ops"], "porcupine_ms": details["porcupine_ms"],
-                "illegal_keys": details.get("illegal_keys", []), "visualization": details["visualization"]}
+                "illegal_keys": details.get("illegal_keys", []), "visualization": details["visualization"],
+                **({"impossible_reads": details["impossible_reads"]} if details.get("impossible_reads") else {})}
 
 
 def check_paths(args: argparse.Namespace) -> int:
@@ -371,6 +372,8 @@ def _line(outcome: Checked) -> str:
             f"{outcome.elapsed_ms:.1f} ms")
     if details.get("illegal_keys"):
         line += f", illegal keys: {', '.join(json.dumps(k) for k in details['illegal_keys'])}"
+    if details.get("impossible_reads"):
+        line += f" ({impossible_read(details['impossible_reads'][0])})"
     if details.get("reason"):
         line += f", {details['reason']}"
     elif outcome.result.valid == "unknown":

@@ -95,6 +95,9 @@ func check(req *request) (resp response) {
 			}
 		}
 	}
+	if m.found != nil {
+		resp.ImpossibleReads = m.found()
+	}
 	if req.Visualize != "" && (req.AlwaysVisualize || resp.Result == string(porcupine.Illegal)) {
 		drawStarted := time.Now()
 		// the verdict stands even when the picture cannot be drawn

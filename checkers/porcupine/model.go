@@ -21,6 +21,11 @@ type model struct {
 	// prepare turns a row into porcupine's input and output (nil output when
 	// unknown); skip means the operation constrains nothing (an info read).
 	prepare func(op rawOp) (input, output interface{}, skip bool, err error)
+	// impossible tells, without searching, that no order of the operations explains
+	// one of their reads (registers.impossibleRead), and notes that read for found;
+	// nil for models without such a test
+	impossible func(ops []porcupine.Operation) (read porcupine.Operation, found bool)
+	found      func() []impossibleRead // the first read impossible on each key, by key
 }
 
 type modelFactory func(initial string) (*model, error)

@@ -15,6 +15,10 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
+// A key with a read no order explains (registers.impossibleRead) is drawn whole up to
+// this many operations, beyond it as the read and the operations overlapping it.
+const pictureWholeOps = 100
+
 const pictureMaxOps = 10000 // about 12 MB of bitsets per visited state at most: a picture a person can read
 
 // visualize draws the partitions whose verdict is known (a cancelled one may never
@@ -34,6 +38,11 @@ func visualize(m *model, h history, verdicts []verdict, req *request, timeout ti
 			continue
 		}
 		drawn := p.ops
+		if verdicts[i] == verdictIllegal && m.impossible != nil && len(p.ops) > pictureWholeOps {
+			if read, found := m.impossible(p.ops); found { // a hot key's orders may be beyond any search
+				drawn = overlapping(p.ops, read)
+			}
+		}
 		if len(drawn) > pictureMaxOps {
 			if drawn = pictureSegment(m, i, p.ops, verdicts[i], &stop); drawn == nil {
 				skipped++
@@ -61,6 +70,18 @@ func visualize(m *model, h history, verdicts []verdict, req *request, timeout ti
 	}
 	info.AddAnnotations(annotations(req.Annotations, h.infinity))
 	return skipped, porcupine.VisualizePath(drawn, info, req.Visualize)
+}
+
+// overlapping is the read and the operations of ops whose time overlaps its
+// own: illegal alone (none of them may have written what it saw), and few.
+func overlapping(ops []porcupine.Operation, read porcupine.Operation) []porcupine.Operation {
+	var window []porcupine.Operation
+	for _, op := range ops {
+		if op.Call <= read.Return && op.Return >= read.Call {
+			window = append(window, op)
+		}
+	}
+	return window
 }
 
 // pictureSegment is the first illegal segment of a long illegal partition, when it

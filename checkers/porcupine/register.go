@@ -11,6 +11,8 @@ package main
 
 import (
 	"fmt"
+	"sort"
+	"sync"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -45,6 +47,10 @@ type registers struct {
 	appends bool // states are texts, not ids
 	slab    []registerInput
 	reads   []*registerOutput // the output of a read of each value, shared
+	start   int32             // every key's initial value
+
+	mu         sync.Mutex
+	impossible map[int32]porcupine.Operation // by key: the first impossible read found (impossibleRead)
 }
 
 var (
@@ -109,7 +115,8 @@ func newRegisterModel(name string, initial string) (*model, error) {
 	ops := registerOpsByModel[name]
 	r := &registers{ids: map[string]int32{}}
 	start := r.value(initial)
-	m := &model{name: name, partitioned: true}
+	r.start = start
+	m := &model{name: name, partitioned: true, impossible: r.impossibleRead, found: r.found}
 	m.porcupine = porcupine.Model{
 		Init: func() interface{} { return r.state(start) },
 		Step: r.step,
@@ -164,6 +171,82 @@ func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}
 		}
 		return input, wrote, false, nil
 	}
+}
+
+// impossibleRead tells whether a read among ops (one key's, in call order, or a
+// segment's) saw a value that neither the initial value is nor an operation called
+// before the read returned may have written: a value nobody wrote (a torn or
+// corrupted read), or one written only later. No order of the operations explains
+// it, so they are illegal without a search; porcupine would have to try every order
+// first, which on a key with many clients at once outlasts any time or memory
+// limit. Only a necessary condition: finding none proves nothing. The read that
+// returned first is noted for found. Histories that append are left to the search.
+func (r *registers) impossibleRead(ops []porcupine.Operation) (porcupine.Operation, bool) {
+	if r.appends {
+		return porcupine.Operation{}, false
+	}
+	earliest := make(map[int32]int64, 8) // a value: the earliest call of an operation that may write it
+	for _, op := range ops {
+		in := op.Input.(*registerInput)
+		var v int32
+		switch in.op {
+		case opWrite, opCarry:
+			v = in.value
+		case opCas:
+			if out, known := op.Output.(*registerOutput); known && !out.swapped {
+				continue
+			}
+			v = in.to
+		default:
+			continue
+		}
+		if call, seen := earliest[v]; !seen || op.Call < call {
+			earliest[v] = op.Call
+		}
+	}
+	var first porcupine.Operation
+	found := false
+	for _, op := range ops {
+		in := op.Input.(*registerInput)
+		out, known := op.Output.(*registerOutput)
+		if in.op != opRead || !known || out.value == r.start {
+			continue
+		}
+		if call, seen := earliest[out.value]; seen && call <= op.Return { // porcupine: a call before a return at the same time
+			continue
+		}
+		if !found || op.Return < first.Return {
+			first, found = op, true
+		}
+	}
+	if found {
+		key := first.Input.(*registerInput).key
+		r.mu.Lock()
+		if known, seen := r.impossible[key]; !seen || first.Return < known.Return {
+			if r.impossible == nil {
+				r.impossible = map[int32]porcupine.Operation{}
+			}
+			r.impossible[key] = first
+		}
+		r.mu.Unlock()
+	}
+	return first, found
+}
+
+func (r *registers) found() []impossibleRead {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reads := make([]impossibleRead, 0, len(r.impossible))
+	for key, op := range r.impossible {
+		read := impossibleRead{Key: []byte(r.texts[key]), Value: []byte(r.texts[op.Output.(*registerOutput).value]),
+			Call: op.Call, Return: op.Return}
+		if raw, ok := op.Metadata.(*rawOp); ok {
+			read.Origin = describeOrigin(*raw)
+		}
+		reads = append(reads, read)
+	}
+	sort.Slice(reads, func(i, j int) bool { return reads[i].Return < reads[j].Return })
+	return reads
 }
 
 func (r *registers) step(state, input, output interface{}) (bool, interface{}) {

@@ -62,6 +62,7 @@ type response struct {
 	Segments            int               `json:"segments"`                         // long partitions are searched in segments
 	SegmentsEarly       int               `json:"segments_while_reading,omitempty"` // of them, searched while the file was read
 	IllegalKeys         []json.RawMessage `json:"illegal_keys,omitempty"`
+	ImpossibleReads     []impossibleRead  `json:"impossible_reads,omitempty"` // illegal without a search
 	CancelledPartitions int               `json:"cancelled_partitions"`
 	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"` // stopped at the memory limit: unknown
 	PeakRSSMB           float64           `json:"peak_rss_mb,omitempty"`     // the largest resident set seen while searching
@@ -72,6 +73,16 @@ type response struct {
 	Error               string            `json:"error,omitempty"`
 	ErrorOp             int               `json:"error_op"`           // index into ops, -1 when not about one op
 	Fallback            bool              `json:"fallback,omitempty"` // history_file: read it in Python instead
+}
+
+// impossibleRead is a read that saw a value no operation called before it returned
+// could have written (nor the initial one): illegal whatever the order.
+type impossibleRead struct {
+	Key    json.RawMessage `json:"key"`
+	Value  json.RawMessage `json:"value"`
+	Call   int64           `json:"call"`
+	Return int64           `json:"return"`
+	Origin string          `json:"origin,omitempty"`
 }
 
 // rawOp is one decoded row; values stay as canonical JSON text (Python writes them

@@ -148,6 +148,11 @@ func searchOne(m *model, ops []porcupine.Operation, stop *atomic.Bool) verdict {
 	if stop.Load() {
 		return verdictCancelled
 	}
+	if m.impossible != nil {
+		if _, found := m.impossible(ops); found {
+			return verdictIllegal
+		}
+	}
 	var aborted atomic.Bool
 	ok := porcupine.CheckOperations(stoppable(m.porcupine, stop, &aborted), ops)
 	switch {

@@ -245,3 +245,16 @@ def test_a_bad_memory_limit_in_the_environment_is_one_line_exit_3(
     code, out, err = run(capsys, str(corpus / "porcupine/jepsen"))
     assert code == 3 and out == ""
     assert err.strip() == "faultbed: $FAULTBED_CHECK_MEMORY_MB must be a number of megabytes, not 'lots'"
+
+
+def test_an_impossible_read_is_named_on_the_line_and_in_the_json(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    from bench.histories import Shape, generate
+
+    path = generate(Shape(3000, seed=2, keys=1, processes=20, broken=True, spec=False), str(tmp_path / "h.jsonl"))
+    code, out, _ = run(capsys, path)
+    assert code == 1
+    assert out.startswith("INVALID") and 'illegal keys: "k0" (read("k0") saw -1, which nothing called before it ' \
+                                           'returned wrote)' in out
+    code, out, _ = run(capsys, "--json", path)
+    assert code == 1 and [(r["key"], r["value"]) for r in json.loads(out)["impossible_reads"]] == [("k0", -1)]

@@ -33,6 +33,7 @@ def go_verdict(path: str, model: str = "kv") -> tuple[object, int, int, list] | 
 @pytest.mark.parametrize("shape", [
     Shape(3000, seed=1), Shape(3000, seed=2, broken=True), Shape(3000, seed=3, info_rate=0.02),
     Shape(3000, seed=4, info_rate=0.05, broken=True, anomaly_at=0.2), Shape(2000, seed=5, keys=1, processes=5),
+    Shape(3000, seed=7, broken=True, anomaly="stale"),  # found by the search, not the impossible-read test
 ], ids=lambda s: s.name())
 def test_go_reader_gives_the_same_verdict_ops_and_keys_as_python(tmp_path: Path, shape: Shape) -> None:
     path = generate(shape, str(tmp_path / "history.jsonl"))
@@ -132,8 +133,8 @@ def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: s
 
 @pytest.mark.parametrize("shape", [
     Shape(12_000, seed=7, keys=1, processes=4), Shape(12_000, seed=8, keys=1, processes=4, broken=True),
-    Shape(12_000, seed=9, keys=1, processes=4, broken=True, anomaly_at=0.05),
-    Shape(12_000, seed=10, keys=1, processes=4, broken=True, anomaly_at=0.97),
+    Shape(12_000, seed=9, keys=1, processes=4, broken=True, anomaly_at=0.05, anomaly="stale"),
+    Shape(12_000, seed=10, keys=1, processes=4, broken=True, anomaly_at=0.97, anomaly="stale"),
     Shape(12_000, seed=11, keys=2, processes=6, info_rate=0.0005, broken=True, anomaly_at=0.9),
 ], ids=lambda s: s.name())
 def test_long_keys_searched_in_segments_keep_their_verdict(tmp_path: Path, shape: Shape) -> None:
@@ -153,14 +154,15 @@ def test_memory_limit_makes_the_verdict_unknown_and_says_why(tmp_path: Path) -> 
     assert check_file(path, "kv", timeout=0.001).details["reason"] == "timed out after 0.001 s"
 
 
-@pytest.mark.parametrize("broken", [False, True])
+@pytest.mark.parametrize("broken, anomaly", [(False, ""), (True, "impossible"), (True, "stale")])
 def test_a_runs_check_reads_the_stored_history_in_go_and_explains_an_anomaly_in_python(
-        tmp_path: Path, broken: bool) -> None:
+        tmp_path: Path, broken: bool, anomaly: str) -> None:
     from faultbed.checkers.linearizable import LINEARIZABLE
     from faultbed.history import read_history
     from faultbed.spec import TestSpec
 
-    path = generate(Shape(3000, seed=12, broken=broken), str(tmp_path / "history.jsonl"))
+    path = generate(Shape(3000, seed=12, broken=broken, anomaly=anomaly or "impossible"),
+                    str(tmp_path / "history.jsonl"))
     result = LINEARIZABLE.check(read_history(path), TestSpec(), str(tmp_path))
     assert result.valid is (not broken)
     assert ("first_anomaly" in result.details) is broken  # Python's rows: the first anomalous operation

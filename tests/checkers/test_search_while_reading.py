@@ -22,7 +22,8 @@ PROBE = ("import json, sys\n"
          "print(json.dumps([r.valid, r.details.get('illegal_keys', []), r.details['ops'], "
          "r.details.get('segments_while_reading', 0)]))")
 SHAPES = [Shape(20_000, seed=11), Shape(20_000, seed=12, broken=True), Shape(20_000, seed=13, info_rate=0.001),
-          Shape(20_000, seed=14, broken=True, info_rate=0.0005)]
+          Shape(20_000, seed=14, broken=True, info_rate=0.0005),
+          Shape(20_000, seed=16, broken=True, anomaly="stale")]  # found by a search, not without one
 
 
 def checked(path: str, while_reading: bool) -> list[Any]:

@@ -1,7 +1,7 @@
 """The first anomalous operation is the earliest completion after which the history is illegal."""
 
 from faultbed.checkers.linearizable import check_history
-from faultbed.checkers.shrink import cut
+from faultbed.checkers.shrink import cut, first_anomaly
 
 
 def _op(events, process, f, key, value, start, end, out=None, type_="ok"):
@@ -44,3 +44,23 @@ def test_valid_history_keeps_one_picture_under_the_asked_name(tmp_path):
 def test_cut_turns_later_completions_into_pending_operations():
     rows = [(0, 10, 20, "write", "a", 1, 1, ""), (1, 15, 50, "read", "a", None, 1, ""), (2, 60, 70, "read", "a", None, 1, "")]
     assert cut(rows, 30) == [rows[0], (1, 15, None, "read", "a", None, None, "")]
+
+
+def test_a_probe_that_cannot_say_ends_the_search_with_an_anomaly_not_proven_first():
+    rows = [(i, 10 * i, 10 * i + 5, "read", "a", None, 1, "") for i in range(16)]  # sequential: completions 5..155
+    asked: list[int] = []
+
+    def cannot_say(prefix):
+        asked.append(len(prefix))
+        return "unknown"
+
+    found = first_anomaly(rows, "kv", "a", cannot_say, illegal_at=rows[9][2])  # an impossible read's completion
+    assert found is not None and found.row == rows[9] and not found.proven_first
+    assert asked == [5]  # one probe, of the cut at rows[4]'s completion, and the search ended there
+    assert found.to_json(0)["proven_first"] is False
+
+    def illegal_from_row_6(prefix):
+        return not any(row[2] == rows[6][2] for row in prefix)  # legal until row 6 completes
+
+    found = first_anomaly(rows, "kv", "a", illegal_from_row_6, illegal_at=rows[9][2])
+    assert found is not None and found.row == rows[6] and found.proven_first and len(found.prefix) == 7
