@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -163,9 +164,15 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
     summary = f"{result.summary}, {which} at {details['first_anomaly_ms'] / 1000:.2f} s"
     if visualize:
         left = deadline - time.monotonic()
-        details["visualization_full"] = details.get("visualization")
+        details["visualization_full"] = full = details.get("visualization")
         details["visualization"] = None
-        if left > 0:
+        if full and found.prefix == list(rows):  # nothing cut away: the whole history's picture is the one
+            try:
+                shutil.copyfile(full, visualize)
+                details["visualization"] = visualize
+            except OSError as exc:
+                details["visualization_error"] = f"cannot write the visualization {visualize}: {exc}"
+        elif left > 0:
             minimal = check_operations(found.prefix, model, initial, left, visualize=visualize,
                                        annotations=annotations, memory_limit_mb=memory_limit_mb)
             details["visualization"] = minimal.details.get("visualization")

@@ -64,3 +64,16 @@ def test_a_probe_that_cannot_say_ends_the_search_with_an_anomaly_not_proven_firs
 
     found = first_anomaly(rows, "kv", "a", illegal_from_row_6, illegal_at=rows[9][2])
     assert found is not None and found.row == rows[6] and found.proven_first and len(found.prefix) == 7
+
+
+def test_an_anomaly_at_the_very_end_is_drawn_once_and_both_pictures_are_the_same(tmp_path):
+    events: list[dict] = []
+    _op(events, 0, "write", "a", 1, 10, 20)
+    _op(events, 1, "read", "a", None, 30, 40, out=1)
+    _op(events, 0, "write", "a", 2, 50, 60)
+    _op(events, 1, "read", "a", None, 70, 80, out=1)  # stale, and the history's last completion
+    viz = tmp_path / "lin.html"
+    result = check_history(events, model="kv", visualize=str(viz))
+    assert result.valid is False and result.details["first_anomaly"]["prefix_ops"] == 4
+    assert result.details["visualization"] == str(viz)
+    assert viz.read_bytes() == (tmp_path / "lin-full.html").read_bytes()
