@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from faultbed.checkers.result import Valid
-
 from faultbed.checkers.formats import OpRow
+from faultbed.checkers.result import Valid
 
 CALL, RETURN, F, KEY, INPUT, OUTPUT, ORIGIN = 1, 2, 3, 4, 5, 6, 7
 PARTITIONED_MODELS = ("register", "cas-register", "kv")
@@ -57,8 +56,8 @@ def first_anomaly(rows: Sequence[OpRow], model: str, key: Any, probe: Callable[[
     """Binary search for the earliest completion after which `rows` (of `key`, illegal as a whole:
     the verdict said so) are illegal. `probe` checks a cut (True, False or unknown); `illegal_at`
     is a completion time known illegal without a search (an impossible read's), where it starts."""
-    if model in PARTITIONED_MODELS:
-        rows = [r for r in rows if r[KEY] == key]
+    if model in PARTITIONED_MODELS:  # the key's rows (1 and true are two keys for Go, one for ==)
+        rows = [r for r in rows if r[KEY] == key and type(r[KEY]) is type(key)]
     completions = sorted({r[RETURN] for r in rows if r[RETURN] is not None})
     if not completions:
         return None
