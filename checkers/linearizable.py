@@ -100,7 +100,8 @@ def _jsonable(value: Any) -> Any:
 
 def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: Any = None,
                   timeout: float | None = None, visualize: str | None = None,
-                  always_visualize: bool = False, memory_limit_mb: float | None = None) -> Result:
+                  always_visualize: bool = False, memory_limit_mb: float | None = None,
+                  known_illegal: Sequence[Any] = ()) -> Result:
     """Check faultbed history events (nemesis events become annotations in the picture).
 
     When invalid, the first anomalous operation is found and `visualize` shows the
@@ -108,11 +109,14 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     `<name>-full.html`). The pictures and that search take at most `timeout` (CHECK_TIMEOUT
     when None) beyond the verdict, each search within the memory limit: what does not fit
     is left out and said (a verdict found in milliseconds must not wait minutes for them).
+    `known_illegal`: the illegal keys a check of the same history found (the run's quick check):
+    they are drawn without a second search.
     """
     rows, lines, annotations = rows_from_events(events)
     history = ImportedHistory("history", "faultbed", rows, lines, annotations)
     full = _full_path(visualize) if visualize else None
-    result = check_imported(history, model, initial, timeout, full, always_visualize, memory_limit_mb)
+    result = check_imported(history, model, initial, timeout, full, always_visualize, memory_limit_mb,
+                            known_illegal if full else ())
     if result.valid is not False:
         if visualize and full and os.path.exists(full):
             try:
@@ -185,7 +189,8 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
 
 def check_imported(history: ImportedHistory, model: str | None = None, initial: Any = None,
                    timeout: float | None = None, visualize: str | None = None,
-                   always_visualize: bool = False, memory_limit_mb: float | None = None) -> Result:
+                   always_visualize: bool = False, memory_limit_mb: float | None = None,
+                   known_illegal: Sequence[Any] = ()) -> Result:
     """Check an imported history; the model defaults to what its format implies, else kv."""
     if model is None and history.workload is not None and history.model is None:
         raise FaultbedError(f"{history.path}: workload {history.workload!r} has no linearizability model; "
@@ -200,14 +205,14 @@ def check_imported(history: ImportedHistory, model: str | None = None, initial: 
         history = (import_faultbed(history.file) if history.format == "faultbed"
                    else load_history(history.file, history.format))
     return check_operations(history.ops, model, initial, timeout, visualize, always_visualize,
-                            history.annotations, history.where, memory_limit_mb)
+                            history.annotations, history.where, memory_limit_mb, known_illegal)
 
 
 def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, timeout: float | None = None,
                      visualize: str | None = None, always_visualize: bool = False,
                      annotations: Sequence[dict[str, Any]] = (),
                      where: Callable[[int], str] = lambda row: f"operation {row}" if row >= 0 else "history",
-                     memory_limit_mb: float | None = None) -> Result:
+                     memory_limit_mb: float | None = None, known_illegal: Sequence[Any] = ()) -> Result:
     """Check operation rows (see checkers/formats.py) against a model.
 
     The search stops (verdict unknown) after `timeout` seconds or when the process
@@ -215,7 +220,8 @@ def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, time
     """
     started = time.perf_counter()
     try:
-        answer = _call(model, initial, timeout, visualize, always_visualize, annotations, memory_limit_mb, ops=ops)
+        answer = _call(model, initial, timeout, visualize, always_visualize, annotations, memory_limit_mb, ops=ops,
+                       known_illegal=known_illegal)
     except UnencodableError:
         bad = _unencodable_row(ops)  # row by row only now: it costs as much as the whole encoding again
         if bad is not None:
@@ -283,7 +289,8 @@ def _file_result(path: str, answer: dict[str, Any], model: str, timeout: float |
 
 def _call(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
           annotations: Sequence[dict[str, Any]], memory_limit_mb: float | None,
-          ops: Sequence[OpRow] = (), history_file: str = "", history_format: str = "") -> dict[str, Any]:
+          ops: Sequence[OpRow] = (), history_file: str = "", history_format: str = "",
+          known_illegal: Sequence[Any] = ()) -> dict[str, Any]:
     if model not in MODELS:  # before the directory of the picture is made
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if visualize:
@@ -294,21 +301,21 @@ def _call(model: str, initial: Any, timeout: float | None, visualize: str | None
             pass  # Go's attempt to write the page reports it; the verdict stands
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
     answer = call_porcupine(_request(model, initial, timeout, visualize, always_visualize, annotations, limit,
-                                     ops, history_file, history_format))
+                                     ops, history_file, history_format, known_illegal))
     answer["memory_limit_mb"] = limit
     return answer
 
 
 def _request(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
              annotations: Sequence[dict[str, Any]], limit: float, ops: Sequence[OpRow], history_file: str,
-             history_format: str) -> dict[str, Any]:
+             history_format: str, known_illegal: Sequence[Any] = ()) -> dict[str, Any]:
     if model not in MODELS:
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     return {
         "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
         "visualize": visualize or "", "always_visualize": always_visualize,
         "ops": ops, "annotations": list(annotations), "history_file": history_file,
-        "history_format": history_format,
+        "history_format": history_format, "known_illegal": list(known_illegal),
     }
 
 
@@ -398,6 +405,17 @@ class LinearizableChecker:
             same = quick is not None and quick.details.pop("events", None) == len(history)  # what the run read
             if quick is not None and same and quick.valid is not False:
                 return quick
+            if quick is not None and same and quick.details.get("illegal_keys"):
+                # its illegal keys drawn without searching again (a hot key's search can take seconds)
+                drawn = check_history(history, self.model, self.initial, timeout, visualization,
+                                      known_illegal=quick.details["illegal_keys"])
+                for searched in ("porcupine_ms", "segments", "segments_while_reading", "cancelled_partitions",
+                                 "peak_rss_mb"):  # the search's, not the drawing call's
+                    drawn.details.pop(searched, None)
+                    if searched in quick.details:
+                        drawn.details[searched] = quick.details[searched]
+                drawn.details["elapsed_ms"] = round(quick.details["elapsed_ms"] + drawn.details["elapsed_ms"], 3)
+                return drawn
         return check_history(history, self.model, self.initial, timeout, visualization)
 
 

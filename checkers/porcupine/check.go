@@ -63,7 +63,11 @@ func check(req *request) (resp response) {
 	if counts {
 		stop = &early.stop
 	}
-	verdicts, segments := searchSegments(m, h.partitions, timeout, limit, clock, stop)
+	verdicts, known := knownVerdicts(m, h, req)
+	var segments int
+	if !known {
+		verdicts, segments = searchSegments(m, h.partitions, timeout, limit, clock, stop)
+	}
 	if early != nil {
 		early.wait()
 	}
@@ -111,6 +115,40 @@ func check(req *request) (resp response) {
 		resp.VisualizeMs = milliseconds(time.Since(drawStarted))
 	}
 	return resp
+}
+
+// knownVerdicts are the verdicts an earlier check of this history gave, when the
+// request only wants them drawn: its illegal keys illegal (an impossible read among
+// them noted, as a search would), every other key left out as a cancelled search
+// is. false when there are none, or one names no key of the history: then search.
+func knownVerdicts(m *model, h history, req *request) ([]verdict, bool) {
+	if req.Visualize == "" || len(req.KnownIllegal) == 0 || !m.partitioned {
+		return nil, false
+	}
+	illegal := map[string]bool{}
+	for _, raw := range req.KnownIllegal {
+		key, err := canonical(raw)
+		if err != nil {
+			return nil, false
+		}
+		illegal[string(key)] = false
+	}
+	verdicts := make([]verdict, len(h.partitions))
+	for i, p := range h.partitions {
+		verdicts[i] = verdictCancelled
+		if _, named := illegal[p.key]; named {
+			verdicts[i], illegal[p.key] = verdictIllegal, true
+			if m.impossible != nil {
+				m.impossible(p.ops)
+			}
+		}
+	}
+	for _, found := range illegal {
+		if !found {
+			return nil, false
+		}
+	}
+	return verdicts, true
 }
 
 func failure(resp response, err error) response {

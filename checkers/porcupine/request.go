@@ -38,6 +38,9 @@ type request struct {
 	HistoryFile     string           `json:"history_file"`   // instead of ops: a history file
 	HistoryFormat   string           `json:"history_format"` // faultbed (history.jsonl, the default) or porcupine-etcd
 	Annotations     []annotationSpec `json:"annotations"`
+	// KnownIllegal: the keys an earlier check of the same history found illegal; with
+	// Visualize, they are drawn without searching the history again (the rest are left out)
+	KnownIllegal []json.RawMessage `json:"known_illegal"`
 }
 
 // annotationSpec is a nemesis (or other test framework) event drawn beside the history.
