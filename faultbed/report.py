@@ -207,6 +207,8 @@ def first_anomalies(results: Any, origin: float) -> list[tuple[float, str]]:
                             for k in ("f", "key", "value") if anomaly.get(k) is not None)
             if anomaly.get("output") is not None:
                 what += f" -> {json.dumps(anomaly['output'], default=str)}"
+            if anomaly.get("proven_first") is False:  # the search for an earlier one ran out of time
+                what += " (an anomaly; an earlier one not ruled out in time)"
             found.append((origin + anomaly["time_ms"] / 1000, f"{result.get('checker')}: {what}"))
     return found
 

@@ -203,7 +203,9 @@ def print_summary(outcome: RunOutcome) -> None:
     for result in outcome.results:
         first = result.details.get("first_anomaly")
         if result.valid is False and isinstance(first, dict):
-            print(f"first anomaly at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
+            which = "first anomaly" if first.get("proven_first", True) else \
+                "an anomaly (an earlier one not ruled out in time)"
+            print(f"{which} at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
     print(f"results: {outcome.run_dir}")
     viz = next((r.details.get("visualization") for r in outcome.results if r.details.get("visualization")), None)
     if viz:  # named like the results directory above (the checker writes it by its absolute path)

@@ -105,6 +105,11 @@ def test_first_anomaly_is_named_in_the_header_at_its_time_in_the_run(tmp_path):
     page = render_report(run_dir)
     assert (f'first anomaly at {first_invoke + 4.0:.2f} s: <code>linearizable: read &quot;k1&quot; -&gt; 3</code>'
             in page)
+    results["results"][0]["details"]["first_anomaly"]["proven_first"] = False  # its search ran out of time
+    with open(results_path, "w", encoding="utf-8") as fh:
+        json.dump(results, fh)
+    assert ('<code>linearizable: read &quot;k1&quot; -&gt; 3 (an anomaly; an earlier one not ruled out in time)'
+            '</code>' in render_report(run_dir))
 
 
 def test_report_links_node_logs_and_shows_only_their_last_lines(invalid_run):
