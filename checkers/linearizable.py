@@ -178,7 +178,8 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
                 details["visualization_error"] = f"cannot write the visualization {visualize}: {exc}"
         elif left > 0:
             minimal = check_operations(found.prefix, model, initial, left, visualize=visualize,
-                                       annotations=annotations, memory_limit_mb=memory_limit_mb)
+                                       annotations=annotations, memory_limit_mb=memory_limit_mb,
+                                       known_illegal=keys[:1] if keys[0] is not None else ())  # illegal: found so
             details["visualization"] = minimal.details.get("visualization")
             if minimal.details.get("visualization_error"):
                 details["visualization_error"] = minimal.details["visualization_error"]

@@ -9,6 +9,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,11 @@ const pictureMaxOps = 10000 // about 12 MB of bitsets per visited state at most:
 // finish) beside the annotations; skipped counts those too long to draw.
 func visualize(m *model, h history, verdicts []verdict, req *request, timeout time.Duration,
 	limit *memoryLimit) (skipped int, err error) {
+	defer func() { // the verdict stands whatever happens to its picture
+		if recovered := recover(); recovered != nil {
+			err = fmt.Errorf("internal error while drawing: %v", recovered)
+		}
+	}()
 	var stop atomic.Bool
 	if timeout > 0 {
 		timer := time.AfterFunc(timeout, func() { stop.Store(true) })
@@ -69,7 +75,19 @@ func visualize(m *model, h history, verdicts []verdict, req *request, timeout ti
 		return skipped, errors.New("its search stopped at the time or memory limit")
 	}
 	info.AddAnnotations(annotations(req.Annotations, h.infinity))
-	return skipped, porcupine.VisualizePath(drawn, info, req.Visualize)
+	return skipped, draw(m, drawn.Partition, info, req.Visualize)
+}
+
+// draw writes the page with the model itself, not the stoppable one the search used:
+// the drawing steps through the partial linearizations again, and the stoppable model
+// refuses every step once its timer or the memory limit has fired, which can be after
+// porcupine's own timeout ended the search (it then returns what it found, which can
+// be drawn); porcupine panics at a refused step.
+func draw(m *model, partition func([]porcupine.Operation) [][]porcupine.Operation, info porcupine.LinearizationInfo,
+	path string) error {
+	plain := m.porcupine
+	plain.Partition = partition
+	return porcupine.VisualizePath(plain, info, path)
 }
 
 // overlapping is the read and the operations of ops whose time overlaps its
