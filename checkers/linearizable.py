@@ -35,6 +35,7 @@ NOTHING_COMPLETED = "no operation completed: a history where nothing happened pr
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
 MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
 MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
+ROW_KEY = 4  # an operation row's key (checkers/formats.py, checkers/shrink.py KEY)
 
 
 def default_memory_limit_mb() -> float:
@@ -113,8 +114,11 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     they are drawn without a second search.
     """
     rows, lines, annotations = rows_from_events(events)
-    history = ImportedHistory("history", "faultbed", rows, lines, annotations)
     full = _full_path(visualize) if visualize else None
+    if known_illegal and full:  # only they are drawn: the other keys' rows need not go to Go
+        kept = [i for i, row in enumerate(rows) if any(_same_key(row[ROW_KEY], key) for key in known_illegal)]
+        rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
+    history = ImportedHistory("history", "faultbed", rows, lines, annotations)
     result = check_imported(history, model, initial, timeout, full, always_visualize, memory_limit_mb,
                             known_illegal if full else ())
     if result.valid is not False:
@@ -130,6 +134,10 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     budget = (timeout or CHECK_TIMEOUT) - result.details.get("visualize_ms", 0.0) / 1000  # the whole picture's
     return _with_first_anomaly(result, rows, model, initial, annotations, visualize, origin,
                                time.monotonic() + max(budget, 0.0), memory_limit_mb)
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    return bool(a == b) and type(a) is type(b)  # 1 and true are two keys to Go
 
 
 def _full_path(visualize: str) -> str:
@@ -410,8 +418,8 @@ class LinearizableChecker:
                 # its illegal keys drawn without searching again (a hot key's search can take seconds)
                 drawn = check_history(history, self.model, self.initial, timeout, visualization,
                                       known_illegal=quick.details["illegal_keys"])
-                for searched in ("porcupine_ms", "segments", "segments_while_reading", "cancelled_partitions",
-                                 "peak_rss_mb"):  # the search's, not the drawing call's
+                for searched in ("ops", "partitions", "porcupine_ms", "segments", "segments_while_reading",
+                                 "cancelled_partitions", "peak_rss_mb"):  # the search's, not the drawing call's
                     drawn.details.pop(searched, None)
                     if searched in quick.details:
                         drawn.details[searched] = quick.details[searched]

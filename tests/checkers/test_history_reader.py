@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,10 @@ def test_memory_limit_makes_the_verdict_unknown_and_says_why(tmp_path: Path) -> 
     assert check_file(path, "kv", timeout=0.001).details["reason"] == "timed out after 0.001 s"
 
 
+def fails(path: str) -> int:
+    return sum('"type": "fail"' in line for line in Path(path).read_text().splitlines())
+
+
 @pytest.mark.parametrize("broken, anomaly", [(False, ""), (True, "impossible"), (True, "stale")])
 def test_a_runs_check_reads_the_stored_history_in_go_and_explains_an_anomaly_in_python(
         tmp_path: Path, broken: bool, anomaly: str) -> None:
@@ -168,6 +173,10 @@ def test_a_runs_check_reads_the_stored_history_in_go_and_explains_an_anomaly_in_
     assert ("first_anomaly" in result.details) is broken  # Python's rows: the first anomalous operation
     assert (tmp_path / "linearizability.html").exists() is broken
     assert "events" not in result.details
+    if broken:  # drawn from the quick check's illegal key alone: the other keys' rows never went to Go again
+        whole = (tmp_path / "linearizability-full.html").read_text()
+        keys = {key for key in re.findall(r'"Description":"\w+\((k\d)', whole)}
+        assert keys == set(result.details["illegal_keys"]) and result.details["ops"] == 3000 - fails(path)
 
 
 @pytest.fixture(scope="module")
