@@ -8,6 +8,8 @@ Go toolchain with the Go module proxy (or a warm module cache); without them the
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import threading
 import subprocess
@@ -37,6 +39,9 @@ BUILD_TIMEOUT = 300
 # check takes ~45 s on a quiet machine (its verdict ~17 s: twenty clients on one key; the pictures and the search
 # for the first anomaly within the check's time since session 8: before, 7 minutes and 7 GB under the suite's load)
 RUN_TIMEOUT = 600
+# Twenty clients on one key: porcupine must try every order of what is in flight, and depending on how the
+# run's operations overlapped the search takes 0.6 s, 17 s, or outgrows 12 GB (three CI runs of this session)
+SEARCH_MEMORY_MB = 4096
 OP_TIMEOUT = 2.0
 READY_TIMEOUT = 90
 STALE_READS = 20            # each answered by a random member of the queue group: (2/3)^20 that none is local
@@ -73,13 +78,21 @@ def test_faultbed_run_drives_nats_from_the_copied_file_on_a_hot_key(user_dir: Pa
     command = [sys.executable, "-m", "faultbed", "run", "--system", "./nats.toml", "--backend", "docker",
                "--nodes", "3", "--workload", "register", "--nemesis", "none", "--keys", "1", "--concurrency", "20",
                "--rate", "500", "--time-limit", "15", "--seed", "1", "--quiet", "--store", str(store)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=user_dir)
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    # a bound for the search that leaves the suite's other worker room (the default is half the machine)
+    env = dict(os.environ, FAULTBED_CHECK_MEMORY_MB=str(SEARCH_MEMORY_MB))
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=user_dir, env=env)
+    assert proc.returncode in (0, 1, 2), proc.stdout + proc.stderr
     verdict = json.loads(((store / "latest").resolve() / "results.json").read_text())
-    by_checker = {result["checker"]: result["valid"] for result in verdict["results"]}
-    assert verdict["valid"] is (proc.returncode == 0), verdict
-    assert by_checker["stats"] is True, verdict
-    assert by_checker["linearizable"] is verdict["valid"], verdict
+    by_checker = {result["checker"]: result for result in verdict["results"]}
+    assert by_checker["stats"]["valid"] is True, verdict
+    linearizable = by_checker["linearizable"]
+    if proc.returncode == 2:  # the search outgrew its bound: said so, never guessed (nor an error)
+        assert linearizable["valid"] == verdict["valid"] == "unknown", verdict
+        assert re.fullmatch(rf"memory limit of {SEARCH_MEMORY_MB} MB reached|timed out after [0-9.]+ s",
+                            linearizable["details"]["reason"]), verdict
+    else:
+        assert verdict["valid"] is (proc.returncode == 0), verdict
+        assert linearizable["valid"] is verdict["valid"], verdict
     assert verdict["counts"]["ok"] > 1000 and verdict["counts"]["info"] < 50, verdict["counts"]
 
 
