@@ -27,6 +27,12 @@ from faultbed.history import (NEMESIS, events_of_lines, fault_color, open_histor
 from faultbed.checkers.names import FORMATS, STREAMED_FORMATS  # noqa: F401 (FORMATS: callers find it here too)
 
 OpRow = tuple[Any, ...]
+ROW_KEY = 4  # an operation row's key: (process, call, return, f, key, input, output, origin)
+
+
+def same_key(a: Any, b: Any) -> bool:
+    """Whether two keys are one partition to Go, which compares their JSON (1 and true are two)."""
+    return bool(a == b) and type(a) is type(b)
 
 # Which model checks a faultbed run, by the spec's workload.
 WORKLOAD_MODELS = {"register": "kv", "cas-register": "cas-register", "mutex": "mutex",

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from faultbed.checkers.formats import ImportedHistory, OpRow, import_faultbed, load_history, rows_from_events
+from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
+                                      rows_from_events, same_key)
 from faultbed.checkers.library import library_path, load_library
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid
@@ -35,7 +36,6 @@ NOTHING_COMPLETED = "no operation completed: a history where nothing happened pr
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
 MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
 MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
-ROW_KEY = 4  # an operation row's key (checkers/formats.py, checkers/shrink.py KEY)
 
 
 def default_memory_limit_mb() -> float:
@@ -116,7 +116,7 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     rows, lines, annotations = rows_from_events(events)
     full = _full_path(visualize) if visualize else None
     if known_illegal and full:  # only they are drawn: the other keys' rows need not go to Go
-        kept = [i for i, row in enumerate(rows) if any(_same_key(row[ROW_KEY], key) for key in known_illegal)]
+        kept = [i for i, row in enumerate(rows) if any(same_key(row[ROW_KEY], key) for key in known_illegal)]
         rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
     history = ImportedHistory("history", "faultbed", rows, lines, annotations)
     result = check_imported(history, model, initial, timeout, full, always_visualize, memory_limit_mb,
@@ -136,10 +136,6 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
                                time.monotonic() + max(budget, 0.0), memory_limit_mb)
 
 
-def _same_key(a: Any, b: Any) -> bool:
-    return bool(a == b) and type(a) is type(b)  # 1 and true are two keys to Go
-
-
 def _full_path(visualize: str) -> str:
     base, ext = os.path.splitext(visualize)
     return f"{base}-full{ext or '.html'}"
@@ -156,7 +152,7 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
 
     keys = result.details.get("illegal_keys") or [None]
     impossible = next((read["return"] for read in result.details.get("impossible_reads", ())
-                       if read["key"] == keys[0]), None)
+                       if same_key(read["key"], keys[0])), None)
     search_for = (deadline - time.monotonic()) / 2
     search_until = time.monotonic() + search_for
     each = search_for / max(1, math.ceil(math.log2(len(rows) + 1)))  # a binary search's probes at most

@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from faultbed.checkers.formats import OpRow
+from faultbed.checkers.formats import ROW_KEY, OpRow, same_key
 from faultbed.checkers.result import Valid
 
-CALL, RETURN, F, KEY, INPUT, OUTPUT, ORIGIN = 1, 2, 3, 4, 5, 6, 7
+CALL, RETURN, F, INPUT, OUTPUT, ORIGIN = 1, 2, 3, 5, 6, 7
+KEY = ROW_KEY
 PARTITIONED_MODELS = ("register", "cas-register", "kv")
 
 
@@ -56,8 +57,8 @@ def first_anomaly(rows: Sequence[OpRow], model: str, key: Any, probe: Callable[[
     """Binary search for the earliest completion after which `rows` (of `key`, illegal as a whole:
     the verdict said so) are illegal. `probe` checks a cut (True, False or unknown); `illegal_at`
     is a completion time known illegal without a search (an impossible read's), where it starts."""
-    if model in PARTITIONED_MODELS:  # the key's rows (1 and true are two keys for Go, one for ==)
-        rows = [r for r in rows if r[KEY] == key and type(r[KEY]) is type(key)]
+    if model in PARTITIONED_MODELS:
+        rows = [r for r in rows if same_key(r[KEY], key)]
     completions = sorted({r[RETURN] for r in rows if r[RETURN] is not None})
     if not completions:
         return None
