@@ -22,7 +22,7 @@ from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_f
                                       rows_from_events, same_key)
 from faultbed.checkers.library import library_path, load_library
 from faultbed.checkers.names import MODELS
-from faultbed.checkers.result import UNKNOWN, Result, Valid
+from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
 
 if TYPE_CHECKING:
@@ -168,8 +168,8 @@ def _with_first_anomaly(result: Result, rows: Sequence[OpRow], model: str, initi
         return result
     details = dict(result.details, first_anomaly=found.to_json(origin))
     details["first_anomaly_ms"] = details["first_anomaly"]["time_ms"]
-    which = "first anomaly" if found.proven_first else "an anomaly (an earlier one not ruled out in time)"
-    summary = f"{result.summary}, {which} at {details['first_anomaly_ms'] / 1000:.2f} s"
+    summary = (f"{result.summary}, {first_anomaly_words(details['first_anomaly'])} at "
+               f"{details['first_anomaly_ms'] / 1000:.2f} s")
     if visualize:
         left = deadline - time.monotonic()
         details["visualization_full"] = full = details.get("visualization")

@@ -30,6 +30,12 @@ UNKNOWN: Literal["unknown"] = "unknown"
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
 
 
+def first_anomaly_words(first: dict[str, Any]) -> str:
+    """How a checker's `first_anomaly` is named: "first anomaly", unless its search ran out of time
+    before it could rule out an earlier one (`proven_first` false)."""
+    return "first anomaly" if first.get("proven_first", True) else "an anomaly (an earlier one not ruled out in time)"
+
+
 @dataclass(frozen=True)
 class Result:
     """What a checker found: `valid` is True, False or "unknown"; details are JSON-able;

@@ -8,7 +8,7 @@ import os
 import sys
 
 from faultbed import plugins
-from faultbed.checkers.result import exit_code, verdict_word
+from faultbed.checkers.result import exit_code, first_anomaly_words, verdict_word
 from faultbed.cluster.systems import SYSTEM_OPTIONS
 from faultbed.cluster.systems.maelstrom import spec_fields as maelstrom_spec_fields
 from faultbed.errors import FaultbedError
@@ -203,9 +203,7 @@ def print_summary(outcome: RunOutcome) -> None:
     for result in outcome.results:
         first = result.details.get("first_anomaly")
         if result.valid is False and isinstance(first, dict):
-            which = "first anomaly" if first.get("proven_first", True) else \
-                "an anomaly (an earlier one not ruled out in time)"
-            print(f"{which} at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
+            print(f"{first_anomaly_words(first)} at {first['time_ms'] / 1000:.2f}s: {describe_operation(first)}")
     print(f"results: {outcome.run_dir}")
     viz = next((r.details.get("visualization") for r in outcome.results if r.details.get("visualization")), None)
     if viz:  # named like the results directory above (the checker writes it by its absolute path)
