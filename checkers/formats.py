@@ -170,11 +170,19 @@ def rows_from_events(events: Iterable[dict[str, Any]], path: str = "history"
                      ) -> tuple[list[OpRow], list[int], list[dict[str, Any]]]:
     """Operation rows, their event positions (1-based) and nemesis annotations: one pass over the
     events (a HistoryFile gives fresh dicts on each pass, so positions are taken as they go by)."""
+    return rows_from_numbered(enumerate(events, start=1), path)
+
+
+def rows_from_numbered(events: Iterable[tuple[int, dict[str, Any]]], path: str = "history"
+                       ) -> tuple[list[OpRow], list[int], list[dict[str, Any]]]:
+    """rows_from_events of (position, event) pairs: some of a history's events with their places
+    in it. The operations of a subset that holds each of its invocations with its completion
+    pair as they do in the whole history."""
     position: dict[int, int] = {}  # id of an event held by an operation -> its position
     nemesis: list[dict[str, Any]] = []
 
     def numbered() -> Iterator[dict[str, Any]]:
-        for number, event in enumerate(events, start=1):
+        for number, event in events:
             position[id(event)] = number
             if event.get("process") == NEMESIS and isinstance(event.get("time"), int):
                 nemesis.append(event)

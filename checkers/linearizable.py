@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
-                                      rows_from_events, same_key)
+                                      rows_from_events, rows_from_numbered, same_key)
 from faultbed.checkers.library import library_path, load_library
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
+from faultbed.history import HistoryFile
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -102,7 +103,7 @@ def _jsonable(value: Any) -> Any:
 def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: Any = None,
                   timeout: float | None = None, visualize: str | None = None,
                   always_visualize: bool = False, memory_limit_mb: float | None = None,
-                  known_illegal: Sequence[Any] = ()) -> Result:
+                  known_illegal: Sequence[Any] = (), illegal_events: Sequence[int] | None = None) -> Result:
     """Check faultbed history events (nemesis events become annotations in the picture).
 
     When invalid, the first anomalous operation is found and `visualize` shows the
@@ -111,10 +112,21 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     when None) beyond the verdict, each search within the memory limit: what does not fit
     is left out and said (a verdict found in milliseconds must not wait minutes for them).
     `known_illegal`: the illegal keys a check of the same history found (the run's quick check):
-    they are drawn without a second search.
+    they are drawn without a second search. `illegal_events`: where their operations are in `events`
+    (a HistoryFile; that check's illegal_events): only those events (and the nemesis's) are read.
     """
-    rows, lines, annotations = rows_from_events(events)
     full = _full_path(visualize) if visualize else None
+    rows: list[OpRow] | None = None
+    if known_illegal and full and illegal_events is not None and isinstance(events, HistoryFile):
+        try:
+            rows, lines, annotations = rows_from_numbered(events.numbered(sorted({*illegal_events,
+                                                                                  *events.nemesis_numbers()})))
+        except (HistoryError, IndexError) as exc:  # Go and Python disagree on the file: read it all
+            log.warning("%s: the illegal keys' events as Go named them do not pair (%s): reading every event",
+                        events.path, exc)
+            rows = None
+    if rows is None:
+        rows, lines, annotations = rows_from_events(events)
     if known_illegal and full:  # only they are drawn: the other keys' rows need not go to Go
         kept = [i for i, row in enumerate(rows) if any(same_key(row[ROW_KEY], key) for key in known_illegal)]
         rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
@@ -239,12 +251,15 @@ def check_operations(ops: Sequence[OpRow], model: str, initial: Any = None, time
 
 
 def check_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
-               memory_limit_mb: float | None = None, format: str = "faultbed") -> Result | None:
+               memory_limit_mb: float | None = None, format: str = "faultbed",
+               events_of_illegal: bool = False) -> Result | None:
     """Check a history file that Go reads itself (faultbed JSONL, porcupine etcd log); None
-    when Go leaves the file to Python's reader (anything unusual in it, which Python then names)."""
+    when Go leaves the file to Python's reader (anything unusual in it, which Python then names).
+    `events_of_illegal`: details["illegal_events"] lists where the illegal keys' operations are
+    in a faultbed file (check_history's illegal_events)."""
     started = time.perf_counter()
     answer = _call(model, initial, timeout, None, False, (), memory_limit_mb, history_file=path,
-                   history_format=format)
+                   history_format=format, events_of_illegal=events_of_illegal)
     result = _file_result(path, answer, model, timeout)
     if result is not None:
         result.details["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -295,7 +310,7 @@ def _file_result(path: str, answer: dict[str, Any], model: str, timeout: float |
 def _call(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
           annotations: Sequence[dict[str, Any]], memory_limit_mb: float | None,
           ops: Sequence[OpRow] = (), history_file: str = "", history_format: str = "",
-          known_illegal: Sequence[Any] = ()) -> dict[str, Any]:
+          known_illegal: Sequence[Any] = (), events_of_illegal: bool = False) -> dict[str, Any]:
     if model not in MODELS:  # before the directory of the picture is made
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     if visualize:
@@ -306,14 +321,15 @@ def _call(model: str, initial: Any, timeout: float | None, visualize: str | None
             pass  # Go's attempt to write the page reports it; the verdict stands
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
     answer = call_porcupine(_request(model, initial, timeout, visualize, always_visualize, annotations, limit,
-                                     ops, history_file, history_format, known_illegal))
+                                     ops, history_file, history_format, known_illegal, events_of_illegal))
     answer["memory_limit_mb"] = limit
     return answer
 
 
 def _request(model: str, initial: Any, timeout: float | None, visualize: str | None, always_visualize: bool,
              annotations: Sequence[dict[str, Any]], limit: float, ops: Sequence[OpRow], history_file: str,
-             history_format: str, known_illegal: Sequence[Any] = ()) -> dict[str, Any]:
+             history_format: str, known_illegal: Sequence[Any] = (), events_of_illegal: bool = False
+             ) -> dict[str, Any]:
     if model not in MODELS:
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     return {
@@ -321,6 +337,7 @@ def _request(model: str, initial: Any, timeout: float | None, visualize: str | N
         "visualize": visualize or "", "always_visualize": always_visualize,
         "ops": ops, "annotations": list(annotations), "history_file": history_file,
         "history_format": history_format, "known_illegal": list(known_illegal),
+        "events_of_illegal": events_of_illegal,
     }
 
 
@@ -341,6 +358,8 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
         details["illegal_keys"] = answer["illegal_keys"]
     if answer.get("impossible_reads"):
         details["impossible_reads"] = answer["impossible_reads"]
+    if answer.get("illegal_events"):
+        details["illegal_events"] = answer["illegal_events"]
     if answer.get("visualize_ms"):
         details["visualize_ms"] = answer["visualize_ms"]
     if answer.get("segments_while_reading"):
@@ -406,14 +425,15 @@ class LinearizableChecker:
         if stored and os.path.exists(stored):
             # Go reads the stored history itself (fast, small); only an anomaly needs Python's
             # rows, for its first anomalous operation and the pictures
-            quick = check_file(stored, self.model, self.initial, timeout)
+            quick = check_file(stored, self.model, self.initial, timeout, events_of_illegal=True)
             same = quick is not None and quick.details.pop("events", None) == len(history)  # what the run read
             if quick is not None and same and quick.valid is not False:
                 return quick
             if quick is not None and same and quick.details.get("illegal_keys"):
                 # its illegal keys drawn without searching again (a hot key's search can take seconds)
                 drawn = check_history(history, self.model, self.initial, timeout, visualization,
-                                      known_illegal=quick.details["illegal_keys"])
+                                      known_illegal=quick.details["illegal_keys"],
+                                      illegal_events=quick.details.pop("illegal_events", None))
                 for searched in ("ops", "partitions", "porcupine_ms", "segments", "segments_while_reading",
                                  "cancelled_partitions", "peak_rss_mb"):  # the search's, not the drawing call's
                     drawn.details.pop(searched, None)

@@ -311,6 +311,11 @@ class HistoryFile(Sequence[dict[str, Any]]):
         kinds = self._kinds
         return self._view(array("q", (i for i in self._indices if kinds[i] & _NEMESIS_KIND)))
 
+    def nemesis_numbers(self) -> list[int]:
+        """The 1-based numbers of the nemesis events (as numbered() takes them), without a pass."""
+        kinds = self._kinds
+        return [number for number, i in enumerate(self._indices, start=1) if kinds[i] & _NEMESIS_KIND]
+
     def client_type_counts(self) -> dict[str, int]:
         """How many client events of each type (invoke, ok, fail, info), without reading the file again."""
         indices, kinds = self._indices, self._kinds
@@ -350,6 +355,19 @@ class HistoryFile(Sequence[dict[str, Any]]):
         for position in indices:
             yield from self._source.events(self._offsets[position], 1)
 
+    def numbered(self, numbers: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(number, event) for each 1-based number in `numbers` (ascending), parsing those events
+        alone: the few events of a long history that a pass needs (an illegal key's, which Go
+        names) without reading every other one into a dict."""
+        indices, offsets, last = self._indices, self._offsets, len(self._offsets) - 1
+        spans = []
+        for number in numbers:
+            if not 1 <= number <= len(indices):
+                raise IndexError(f"history has no event {number} (it has {len(indices)})")
+            position = indices[number - 1]
+            spans.append((offsets[position], offsets[position + 1] if position < last else self._source.end))
+        return zip(numbers, self._source.events_at(spans))
+
     def __repr__(self) -> str:
         return f"HistoryFile({self.path!r}, {len(self)} events)"
 
@@ -374,6 +392,7 @@ class _Source:
         except OSError as exc:
             raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
         self.size = 0
+        self.end = 0  # where the last event's line (and the blank lines after it) ends: a torn line starts there
         self.stamp: tuple[int, int] = (0, 0)
 
     def scan(self, offsets: array[int], kinds: bytearray) -> None:
@@ -401,6 +420,7 @@ class _Source:
             raise HistoryError(f"{path}: cannot read history: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
+        self.end = offset
         self.size = offset + len(line.encode("utf-8"))  # and a torn last line
         status = os.fstat(self.descriptor)
         if status.st_size != self.size:
@@ -441,6 +461,21 @@ class _Source:
                     return
         raise self.changed()  # fewer events than the scan found
 
+    def events_at(self, spans: Sequence[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+        """The event in each (start, end) byte span (an event's line, and blank lines after it), read a
+        block at a time: ascending spans close together share their reads."""
+        path, block_start, block = self.path, 0, b""
+        for start, end in spans:
+            if start < block_start or end > block_start + len(block):
+                block_start, block = start, os.pread(self.check(), max(SPAN_BYTES, end - start), start)
+                self.check()
+                if len(block) < end - start:
+                    raise self.changed()
+            try:
+                yield _parse(block[start - block_start:end - block_start].decode("utf-8"), path, 0)
+            except (HistoryError, UnicodeDecodeError):
+                raise self.changed() from None
+
     def close(self) -> None:
         descriptor, self.descriptor = self.descriptor, None
         if descriptor is not None:
@@ -451,6 +486,7 @@ class _Source:
 
 
 READ_BYTES = 1 << 16  # read at a time by a pass over many events (one event: a page or two)
+SPAN_BYTES = 1 << 20  # read at a time by a pass over chosen events (most of a block is skipped)
 _KINDS = {name: code for code, name in enumerate(EVENT_TYPES)}
 _NEMESIS_KIND = 4
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,17 @@ type history struct {
 	completed  int   // operations with a known return: none means nothing happened to check
 	infinity   int64 // where unknown operations return: after every event
 	events     int   // read from a history file: its events (lines)
+	// numbered: read from a history file with events_of_illegal, where each operation is in it
+	numbered *numberedOps
+}
+
+// numberedOps are the events (1-based, as Python counts them) of every operation's invocation
+// and completion (0: none), failed ones too, by its place in the file, and its partition's key
+// (keys[partOf[place]]: the partitions as they were read, before sorting).
+type numberedOps struct {
+	eventAt [][2]int32
+	partOf  []int32
+	keys    []string
 }
 
 // check runs one request: read the operations, search every partition, and draw
@@ -102,6 +114,9 @@ func check(req *request) (resp response) {
 	if m.found != nil {
 		resp.ImpossibleReads = m.found()
 	}
+	if h.numbered != nil && resp.Result == string(porcupine.Illegal) {
+		resp.IllegalEvents = illegalEvents(h, verdicts)
+	}
 	if req.Visualize != "" && (req.AlwaysVisualize || resp.Result == string(porcupine.Illegal)) {
 		drawStarted := time.Now()
 		// the verdict stands even when the picture cannot be drawn
@@ -151,6 +166,27 @@ func knownVerdicts(m *model, h history, req *request) ([]verdict, bool) {
 	return verdicts, true
 }
 
+// illegalEvents are the events of the illegal partitions' operations, in the file's order.
+func illegalEvents(h history, verdicts []verdict) []int32 {
+	illegal := map[string]bool{}
+	for i, v := range verdicts {
+		if v == verdictIllegal {
+			illegal[h.partitions[i].key] = true
+		}
+	}
+	var events []int32
+	for slot, at := range h.numbered.eventAt {
+		if illegal[h.numbered.keys[h.numbered.partOf[slot]]] {
+			events = append(events, at[0])
+			if at[1] != 0 {
+				events = append(events, at[1])
+			}
+		}
+	}
+	slices.Sort(events) // completions come between later invocations
+	return events
+}
+
 func failure(resp response, err error) response {
 	resp.Result = ""
 	resp.Error = err.Error()
@@ -176,7 +212,7 @@ func readHistory(m *model, req *request, early *stream) (history, error) {
 	case req.HistoryFile == "":
 		raw, latest, err = readOps(req)
 	case req.HistoryFormat == "" || req.HistoryFormat == "faultbed":
-		return readJSONL(m, req.HistoryFile, req.Annotations, early)
+		return readJSONL(m, req.HistoryFile, req.Annotations, early, req.EventsOfIllegal)
 	case req.HistoryFormat == "porcupine-etcd":
 		raw, latest, err = readEtcdLog(req.HistoryFile)
 	default:

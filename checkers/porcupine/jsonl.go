@@ -94,18 +94,22 @@ type jsonlReader struct {
 	lineNo    int
 	events    int     // lines that hold an event, as Python's read_history counts them
 	stream    *stream // searches segments while the file is read; nil: after
+	// eventAt: with events_of_illegal, each operation's invocation and completion (0: none) by slot
+	eventAt  [][2]int32
+	numbered bool
 }
 
 // readJSONL reads a faultbed history.jsonl straight into partitions of porcupine
 // operations (in invocation order, as the rows Python would hand over).
-func readJSONL(m *model, path string, annotations []annotationSpec, early *stream) (h history, err error) {
+func readJSONL(m *model, path string, annotations []annotationSpec, early *stream, numbered bool) (h history, err error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return history{}, fallback("cannot open: %v", err)
 	}
 	defer file.Close()
 	r := &jsonlReader{model: m, strings: map[string]string{}, lists: map[string]string{},
-		processes: map[string]int32{}, keys: map[string]keyEntry{}, byKey: map[string]int{}, stream: early}
+		processes: map[string]int32{}, keys: map[string]keyEntry{}, byKey: map[string]int{}, stream: early,
+		numbered: numbered}
 	if early != nil {
 		defer func() {
 			if err != nil {
@@ -204,6 +208,13 @@ func (r *jsonlReader) finish(annotations []annotationSpec) (history, error) {
 		}
 	}
 	r.all = nil
+	if r.numbered { // the partitions are sorted and the empty ones dropped below: their keys now
+		keys := make([]string, len(h.partitions))
+		for i, p := range h.partitions {
+			keys[i] = p.key
+		}
+		h.numbered = &numberedOps{eventAt: r.eventAt, partOf: r.partOf, keys: keys}
+	}
 	kept := h.partitions[:0]
 	for _, p := range h.partitions {
 		if len(p.ops) > 0 {
@@ -362,6 +373,9 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 		input: input}, true // no escapes in f: checked while parsing
 	r.all = append(r.all, porcupine.Operation{ClientId: int(client), Call: e.time})
 	r.partOf = append(r.partOf, int32(key.index))
+	if r.numbered {
+		r.eventAt = append(r.eventAt, [2]int32{int32(r.events), 0})
+	}
 	if r.stream != nil {
 		r.stream.invoked(r, key.index, int32(len(r.all)-1), e.time)
 	}
@@ -408,6 +422,9 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 	p := &r.byClient[client]
 	op, process := p.op, p.name
 	p.open = false
+	if r.numbered {
+		r.eventAt[op.slot][1] = int32(r.events)
+	}
 	index := int(r.partOf[op.slot])
 	switch string(r.bytes(e.typ)) {
 	case `"ok"`:

@@ -42,3 +42,42 @@ func TestKnownIllegalKeysAreDrawnWithoutASearch(t *testing.T) {
 		t.Fatalf("an unknown key: searched as usual: %+v", resp)
 	}
 }
+
+// With events_of_illegal, the answer says where the illegal keys' operations are in the
+// file: every invocation and completion (a failed one too, an info one, one never
+// completed), 1-based among the lines that hold an event, in the file's order; nothing
+// for a legal key, a nemesis event or a blank line, and nothing unless asked.
+func TestTheIllegalKeysEventsAreNamedByTheirPlaceInTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "history.jsonl")
+	lines := `{"type": "invoke", "process": 0, "f": "write", "key": "a", "value": 1, "time": 10}
+{"type": "invoke", "process": 2, "f": "write", "key": "b", "value": 1, "time": 11}
+
+{"type": "ok", "process": 0, "f": "write", "key": "a", "value": 1, "time": 20}
+{"type": "info", "process": "nemesis", "f": "start-partition", "value": "x", "time": 21}
+{"type": "invoke", "process": 3, "f": "write", "key": "a", "value": 5, "time": 22}
+{"type": "fail", "process": 3, "f": "write", "key": "a", "value": 5, "time": 23}
+{"type": "ok", "process": 2, "f": "write", "key": "b", "value": 1, "time": 24}
+{"type": "invoke", "process": 1, "f": "read", "key": "a", "value": null, "time": 30}
+{"type": "ok", "process": 1, "f": "read", "key": "a", "value": 2, "time": 40}
+{"type": "invoke", "process": 4, "f": "write", "key": "a", "value": 7, "time": 41}
+{"type": "info", "process": 4, "f": "write", "key": "a", "value": 7, "time": 42}
+{"type": "invoke", "process": 0, "f": "read", "key": "a", "value": null, "time": 50}
+`
+	if err := os.WriteFile(path, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp := check(&request{Model: "kv", HistoryFile: path, EventsOfIllegal: true})
+	want := []int32{1, 3, 5, 6, 8, 9, 10, 11, 12}
+	if resp.Result != "Illegal" || len(resp.IllegalEvents) != len(want) {
+		t.Fatalf("events of the illegal key a: want %v: %+v", want, resp)
+	}
+	for i := range want {
+		if resp.IllegalEvents[i] != want[i] {
+			t.Fatalf("events of the illegal key a: want %v, got %v", want, resp.IllegalEvents)
+		}
+	}
+	if resp = check(&request{Model: "kv", HistoryFile: path}); resp.IllegalEvents != nil {
+		t.Fatalf("not asked: none given: %v", resp.IllegalEvents)
+	}
+}

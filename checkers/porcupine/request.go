@@ -41,6 +41,9 @@ type request struct {
 	// KnownIllegal: the keys an earlier check of the same history found illegal; with
 	// Visualize, they are drawn without searching the history again (the rest are left out)
 	KnownIllegal []json.RawMessage `json:"known_illegal"`
+	// EventsOfIllegal: with a faultbed history file, the answer lists where the illegal keys'
+	// operations are in it (IllegalEvents), so that the caller reads those events alone
+	EventsOfIllegal bool `json:"events_of_illegal"`
 }
 
 // annotationSpec is a nemesis (or other test framework) event drawn beside the history.
@@ -65,6 +68,7 @@ type response struct {
 	Segments            int               `json:"segments"`                         // long partitions are searched in segments
 	SegmentsEarly       int               `json:"segments_while_reading,omitempty"` // of them, searched while the file was read
 	IllegalKeys         []json.RawMessage `json:"illegal_keys,omitempty"`
+	IllegalEvents       []int32           `json:"illegal_events,omitempty"`   // events_of_illegal: 1-based, ascending
 	ImpossibleReads     []impossibleRead  `json:"impossible_reads,omitempty"` // illegal without a search
 	CancelledPartitions int               `json:"cancelled_partitions"`
 	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"` // stopped at the memory limit: unknown

@@ -179,6 +179,47 @@ def test_a_runs_check_reads_the_stored_history_in_go_and_explains_an_anomaly_in_
         assert keys == set(result.details["illegal_keys"]) and result.details["ops"] == 3000 - fails(path)
 
 
+@pytest.mark.parametrize("anomaly", ["impossible", "stale"])
+def test_a_runs_explanation_reads_the_illegal_keys_events_alone_and_says_the_same(
+        tmp_path: Path, anomaly: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's history is a HistoryFile: the quick check names where the illegal keys' operations
+    are (illegal_events) and only those events and the nemesis's are read again; the verdict, the
+    first anomaly, its time and both pictures are what reading every event gives."""
+    from faultbed.checkers import linearizable
+    from faultbed.checkers.linearizable import LINEARIZABLE
+    from faultbed.history import HistoryFile, read_history
+    from faultbed.spec import TestSpec
+
+    generated = generate(Shape(3000, seed=15, info_rate=0.01, broken=True, anomaly=anomaly),
+                         str(tmp_path / "generated.jsonl"))
+    lines = Path(generated).read_text().splitlines(keepends=True)
+    for at, f in ((len(lines) * 2 // 3, "stop-partition"), (len(lines) // 3, "start-partition")):  # as a run has them
+        time = json.loads(lines[at])["time"]
+        lines.insert(at, json.dumps({"type": "info", "process": "nemesis", "f": f, "value": "n1 | n2", "fault": "partition",
+                                     "id": "partition#1", "index": -1, "time": time}) + "\n")
+    passes = []
+    whole = linearizable.rows_from_events
+    monkeypatch.setattr(linearizable, "rows_from_events", lambda events, *a: passes.append(1) or whole(events, *a))
+    said = {}
+    for kind in ("list", "file"):
+        out = tmp_path / kind
+        out.mkdir()
+        (out / "history.jsonl").write_text("".join(lines))
+        events = read_history(str(out / "history.jsonl")) if kind == "list" else HistoryFile(str(out / "history.jsonl"))
+        passes.clear()
+        result = LINEARIZABLE.check(events, TestSpec(), str(out))
+        assert len(passes) == (1 if kind == "list" else 0)  # every event read into a row, or none
+        details = {k: v for k, v in result.details.items()
+                   if not k.endswith("_ms") and "visualization" not in k
+                   and k not in ("peak_rss_mb", "segments", "segments_while_reading", "cancelled_partitions")}  # timing
+        pages = {page: (out / page).read_bytes() for page in ("linearizability.html", "linearizability-full.html")}
+        said[kind] = (result.valid, result.summary, details, pages)
+    assert said["list"] == said["file"]
+    valid, summary, details, pages = said["file"]
+    assert valid is False and "illegal_events" not in details and details["first_anomaly"]["prefix_ops"] > 0
+    assert all(b"n1 | n2" in page for page in pages.values())  # the nemesis's partition, drawn beside
+
+
 @pytest.fixture(scope="module")
 def large_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Over 8 MB: Go parses it in blocks, in parallel."""

@@ -86,6 +86,36 @@ def test_the_sequence_reads_what_read_history_reads(tmp_path: Path, lines: list[
         assert_kinds_known(history.nemesis()[::-1], [e for e in read_history(path) if e["process"] == "nemesis"][::-1])
 
 
+@SETTINGS
+@given(lines=history_lines(), chosen=st.sets(st.integers(1, 16)), step=st.integers(-3, 3).filter(bool))
+def test_chosen_events_are_read_alone_as_a_pass_reads_them(tmp_path: Path, lines: list[str], chosen: set[int],
+                                                           step: int) -> None:
+    """numbered(): the events at chosen places (an illegal key's, which Go names) parsed without the
+    others, each with its place, as a pass numbers them; in a view too; nemesis_numbers() the same."""
+    path = write(tmp_path, lines)
+    expected = read_history(path)
+    with HistoryFile(path) as history:
+        for view, events in ((history, expected), (history[::step], expected[::step])):
+            numbers = sorted(n for n in chosen if n <= len(events))
+            assert list(view.numbered(numbers)) == [(n, events[n - 1]) for n in numbers]
+            assert view.nemesis_numbers() == [n for n, e in enumerate(events, 1) if e["process"] == "nemesis"]
+            for wrong in (0, len(events) + 1):
+                with pytest.raises(IndexError):
+                    view.numbered([wrong])
+
+
+def test_chosen_events_far_apart_in_a_long_file(tmp_path: Path) -> None:
+    """Reads of chosen events share blocks; a line longer than a block is read whole."""
+    long = json.dumps({"type": "ok", "process": 1, "f": "read", "value": "x" * (3 << 20), "time": 7}) + "\n"
+    path = write(tmp_path, LINES * 40000 + [long] + LINES)
+    with HistoryFile(path) as history:
+        numbers = [1, 2, 5000, 239999, 240000, 240001, 240002, 240007]
+        got = list(history.numbered(numbers))
+        assert [n for n, _ in got] == numbers
+        assert [e["time"] for _, e in got] == [0, 1, 1, 4, 5, 7, 0, 5]
+        assert len(got[5][1]["value"]) == 3 << 20
+
+
 def assert_kinds_known(view: HistoryFile, expected: list[dict[str, Any]]) -> None:
     """What the scan noted of each event (its type, whether the nemesis's) answers as reading would."""
     assert list(view.nemesis()) == nemesis_events(expected) == [e for e in expected if e["process"] == "nemesis"]
@@ -146,7 +176,8 @@ def test_a_file_changed_after_reading_is_an_error_not_another_history(tmp_path: 
     with open(path, "a" if change == "append" else "w") as fh:
         fh.write({"append": LINES[0], "rewrite": "".join(LINES * 3000).replace("read", "rean"), "truncate": ""}[change])
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # even within one clock tick
-    for read in (lambda: history[3], lambda: list(history), lambda: list(history[2:]), lambda: list(events)):
+    for read in (lambda: history[3], lambda: list(history), lambda: list(history[2:]), lambda: list(events),
+                 lambda: list(history.numbered([2, 17000]))):
         with pytest.raises(HistoryError, match=r"history.jsonl: changed since it was read"):
             read()
 
