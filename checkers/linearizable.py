@@ -37,6 +37,12 @@ NOTHING_COMPLETED = "no operation completed: a history where nothing happened pr
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
 MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
 MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
+# ... and when the machine's available memory falls below a floor while the check holds more than
+# FLOOR_HOLD_MB: checks side by side (a suite's workers, parallel jobs) each within their own limit
+# could still, together, take the machine
+FLOOR_FRACTION, FLOOR_MAX_MB = 0.05, 1024.0  # the floor: 5 % of the machine's memory, at most 1 GB
+FLOOR_ENV = "FAULTBED_CHECK_MEMORY_FLOOR_MB"
+FLOOR_HOLD_MB = 256.0
 
 
 def default_memory_limit_mb() -> float:
@@ -51,6 +57,21 @@ def default_memory_limit_mb() -> float:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * MEMORY_FRACTION / 2**20
     except (ValueError, OSError):
         return 0.0  # unknown machine: no limit
+
+
+def default_memory_floor_mb() -> float:
+    """$FAULTBED_CHECK_MEMORY_FLOOR_MB (0: none), else FLOOR_FRACTION of the machine's memory, at
+    most FLOOR_MAX_MB."""
+    configured = os.environ.get(FLOOR_ENV)
+    if configured:
+        try:
+            return float(configured)
+        except ValueError as exc:
+            raise FaultbedError(f"${FLOOR_ENV} must be a number of megabytes, not {configured!r}") from exc
+    try:
+        return min(FLOOR_MAX_MB, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * FLOOR_FRACTION / 2**20)
+    except (ValueError, OSError):
+        return 0.0
 
 
 class UnencodableError(FaultbedError):
@@ -334,6 +355,7 @@ def _request(model: str, initial: Any, timeout: float | None, visualize: str | N
         raise FaultbedError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
     return {
         "model": model, "initial": initial, "timeout_ms": (timeout or 0) * 1000.0, "memory_limit_mb": limit,
+        "memory_floor_mb": default_memory_floor_mb(), "memory_floor_hold_mb": FLOOR_HOLD_MB,
         "visualize": visualize or "", "always_visualize": always_visualize,
         "ops": ops, "annotations": list(annotations), "history_file": history_file,
         "history_format": history_format, "known_illegal": list(known_illegal),
@@ -373,6 +395,9 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
     if answer["result"] == "Unknown":
         details["reason"] = (
             f"memory limit of {answer['memory_limit_mb']:.0f} MB reached" if answer.get("memory_exceeded")
+            else f"the machine's available memory fell to {answer['available_mb']:.0f} MB (the floor: "
+                 f"{default_memory_floor_mb():.0f} MB, ${FLOOR_ENV}) while this check held "
+                 f"{answer.get('peak_rss_mb', 0):.0f} MB" if answer.get("machine_memory_low")
             else f"timed out after {timeout:g} s")
     if answer.get("picture_skipped"):
         details["picture_skipped"] = answer["picture_skipped"]  # legal keys too long to draw

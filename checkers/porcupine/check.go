@@ -54,7 +54,8 @@ func check(req *request) (resp response) {
 	if err != nil {
 		return failure(resp, err)
 	}
-	limit := &memoryLimit{bytes: int64(req.MemoryLimitMB * (1 << 20))}
+	limit := &memoryLimit{bytes: int64(req.MemoryLimitMB * (1 << 20)), floor: int64(req.MemoryFloorMB * (1 << 20)),
+		hold: int64(req.MemoryFloorHoldMB * (1 << 20))}
 	clock := &searchClock{}
 	var early *stream // a faultbed history.jsonl is searched while it is read (stream.go)
 	if req.HistoryFile != "" && (req.HistoryFormat == "" || req.HistoryFormat == "faultbed") && req.Visualize == "" {
@@ -95,6 +96,9 @@ func check(req *request) (resp response) {
 	resp.Segments = segments
 	resp.PorcupineMs = milliseconds(clock.busy) // the wall time while some segment was searched
 	resp.MemoryExceeded = limit.exceeded.Load()
+	if low := limit.machineLow.Load(); low > 0 {
+		resp.MachineMemoryLow, resp.AvailableMB = true, float64(low)/(1<<20)
+	}
 	resp.PeakRSSMB = float64(limit.peak.Load()) / (1 << 20)
 	resp.Result = string(porcupine.Ok)
 	for i, v := range verdicts {

@@ -28,16 +28,20 @@ const (
 )
 
 type request struct {
-	Model           string           `json:"model"`
-	Initial         json.RawMessage  `json:"initial"`
-	TimeoutMs       float64          `json:"timeout_ms"`
-	MemoryLimitMB   float64          `json:"memory_limit_mb"` // stop (unknown) when the process's RSS passes it; 0: no limit
-	Visualize       string           `json:"visualize"`
-	AlwaysVisualize bool             `json:"always_visualize"`
-	Ops             opRows           `json:"ops"`
-	HistoryFile     string           `json:"history_file"`   // instead of ops: a history file
-	HistoryFormat   string           `json:"history_format"` // faultbed (history.jsonl, the default) or porcupine-etcd
-	Annotations     []annotationSpec `json:"annotations"`
+	Model         string          `json:"model"`
+	Initial       json.RawMessage `json:"initial"`
+	TimeoutMs     float64         `json:"timeout_ms"`
+	MemoryLimitMB float64         `json:"memory_limit_mb"` // stop (unknown) when the process's RSS passes it; 0: no limit
+	// stop (unknown) when the machine's available memory falls below MemoryFloorMB while the
+	// process holds more than MemoryFloorHoldMB; 0: no floor
+	MemoryFloorMB     float64          `json:"memory_floor_mb"`
+	MemoryFloorHoldMB float64          `json:"memory_floor_hold_mb"`
+	Visualize         string           `json:"visualize"`
+	AlwaysVisualize   bool             `json:"always_visualize"`
+	Ops               opRows           `json:"ops"`
+	HistoryFile       string           `json:"history_file"`   // instead of ops: a history file
+	HistoryFormat     string           `json:"history_format"` // faultbed (history.jsonl, the default) or porcupine-etcd
+	Annotations       []annotationSpec `json:"annotations"`
 	// KnownIllegal: the keys an earlier check of the same history found illegal; with
 	// Visualize, they are drawn without searching the history again (the rest are left out)
 	KnownIllegal []json.RawMessage `json:"known_illegal"`
@@ -71,8 +75,10 @@ type response struct {
 	IllegalEvents       []int32           `json:"illegal_events,omitempty"`   // events_of_illegal: 1-based, ascending
 	ImpossibleReads     []impossibleRead  `json:"impossible_reads,omitempty"` // illegal without a search
 	CancelledPartitions int               `json:"cancelled_partitions"`
-	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"` // stopped at the memory limit: unknown
-	PeakRSSMB           float64           `json:"peak_rss_mb,omitempty"`     // the largest resident set seen while searching
+	MemoryExceeded      bool              `json:"memory_exceeded,omitempty"`    // stopped at the memory limit: unknown
+	MachineMemoryLow    bool              `json:"machine_memory_low,omitempty"` // stopped at the machine's floor: unknown
+	AvailableMB         float64           `json:"available_mb,omitempty"`       // the machine's available memory then
+	PeakRSSMB           float64           `json:"peak_rss_mb,omitempty"`        // the largest resident set seen while searching
 	Visualization       string            `json:"visualization,omitempty"`
 	VisualizationError  string            `json:"visualization_error,omitempty"`
 	VisualizeMs         float64           `json:"visualize_ms,omitempty"`

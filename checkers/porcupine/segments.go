@@ -178,23 +178,33 @@ func stoppable(m porcupine.Model, stop, aborted *atomic.Bool) porcupine.Model {
 	return m
 }
 
-// memoryLimit stops the search when the process's resident memory passes bytes.
+// memoryLimit stops the search when the process's resident memory passes bytes, or when the
+// machine's available memory falls below floor while the process holds more than hold: checks
+// running beside each other (a test suite's workers, parallel CI jobs) may each stay within
+// their own limit and still, together, take the machine.
 type memoryLimit struct {
-	bytes    int64
-	exceeded atomic.Bool
-	peak     atomic.Int64
+	bytes      int64
+	floor      int64
+	hold       int64
+	exceeded   atomic.Bool
+	machineLow atomic.Int64 // the machine's available bytes when the floor stopped the search; 0: it did not
+	peak       atomic.Int64
 }
+
+// floorEvery: the machine's memory is read every this many samples of the process's own (a
+// read of /proc/meminfo costs some tens of microseconds)
+const floorEvery = 5
 
 // watch samples the resident set size until the returned function is called.
 func (l *memoryLimit) watch(stop *atomic.Bool) func() {
-	if l == nil || l.bytes <= 0 {
+	if l == nil || (l.bytes <= 0 && l.floor <= 0) {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		ticker := time.NewTicker(10 * time.Millisecond)
 		defer ticker.Stop()
-		for {
+		for tick := 0; ; tick++ {
 			select {
 			case <-done:
 				return
@@ -203,14 +213,40 @@ func (l *memoryLimit) watch(stop *atomic.Bool) func() {
 				if rss > l.peak.Load() {
 					l.peak.Store(rss)
 				}
-				if rss > l.bytes {
+				if l.bytes > 0 && rss > l.bytes {
 					l.exceeded.Store(true)
 					stop.Store(true)
+				}
+				if l.floor > 0 && rss > l.hold && tick%floorEvery == 0 {
+					if available, ok := availableBytes(); ok && available < l.floor {
+						l.machineLow.Store(max(available, 1))
+						stop.Store(true)
+					}
 				}
 			}
 		}
 	}()
 	return func() { close(done) }
+}
+
+// availableBytes is the machine's available memory (MemAvailable: what can be had without
+// swapping, page cache included), false when the kernel does not say.
+func availableBytes() (int64, bool) {
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(meminfo), "\n") {
+		if rest, found := strings.CutPrefix(line, "MemAvailable:"); found {
+			fields := strings.Fields(rest)
+			if len(fields) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(fields[0], 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 var pageSize = int64(os.Getpagesize())

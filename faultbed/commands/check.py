@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown); 0 < S <= 86400")
     parser.add_argument("--memory-limit", type=float, metavar="MB",
                         help="give up on a history (unknown) when the checker's memory passes MB "
-                             "(0 < MB <= 1048576; default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB)")
+                             "(0 < MB <= 1048576; default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB); "
+                             "and when the machine's available memory falls below $FAULTBED_CHECK_MEMORY_FLOOR_MB "
+                             "(default 5%% of it, at most 1024)")
     parser.add_argument("--visualize", metavar="DIR", help="write porcupine's HTML page for invalid histories")
     parser.add_argument("--always-visualize", action="store_true", help="with --visualize: for every history")
     parser.add_argument("--json", action="store_true", help="one JSON object per history instead of text")
