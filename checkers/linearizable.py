@@ -46,30 +46,27 @@ FLOOR_HOLD_MB = 256.0
 
 
 def default_memory_limit_mb() -> float:
-    """$FAULTBED_CHECK_MEMORY_MB, else MEMORY_FRACTION of the machine's memory."""
-    configured = os.environ.get(MEMORY_ENV)
-    if configured:
-        try:
-            return float(configured)
-        except ValueError as exc:
-            raise FaultbedError(f"${MEMORY_ENV} must be a number of megabytes, not {configured!r}") from exc
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * MEMORY_FRACTION / 2**20
-    except (ValueError, OSError):
-        return 0.0  # unknown machine: no limit
+    """$FAULTBED_CHECK_MEMORY_MB, else MEMORY_FRACTION of the machine's memory (0: unknown, no limit)."""
+    return _megabytes(MEMORY_ENV, MEMORY_FRACTION, math.inf)
 
 
 def default_memory_floor_mb() -> float:
     """$FAULTBED_CHECK_MEMORY_FLOOR_MB (0: none), else FLOOR_FRACTION of the machine's memory, at
     most FLOOR_MAX_MB."""
-    configured = os.environ.get(FLOOR_ENV)
+    return _megabytes(FLOOR_ENV, FLOOR_FRACTION, FLOOR_MAX_MB)
+
+
+def _megabytes(variable: str, fraction: float, most: float) -> float:
+    """$variable's megabytes, else `fraction` of the machine's memory, at most `most` (0 when the
+    machine does not say)."""
+    configured = os.environ.get(variable)
     if configured:
         try:
             return float(configured)
         except ValueError as exc:
-            raise FaultbedError(f"${FLOOR_ENV} must be a number of megabytes, not {configured!r}") from exc
+            raise FaultbedError(f"${variable} must be a number of megabytes, not {configured!r}") from exc
     try:
-        return min(FLOOR_MAX_MB, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * FLOOR_FRACTION / 2**20)
+        return min(most, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * fraction / 2**20)
     except (ValueError, OSError):
         return 0.0
 
