@@ -226,10 +226,21 @@ def _load(line: str, path: str, number: int) -> Any:
     """One line as JSON, its strings not interned (HistoryFile's validating pass keeps no event)."""
     if line.count("[") + line.count("{") > MAX_DEPTH and nesting_depth(line) > MAX_DEPTH:
         raise HistoryError(f"{path}:{number}: values nested deeper than {MAX_DEPTH} levels")
+    if line[:1] == "{":  # an event's line: json.loads's own scanner, without its two whitespace matches
+        try:
+            value, end = _scan_json(line, 0)
+            if end == len(line) or not line[end:].strip(JSON_WHITESPACE):
+                return value
+        except (ValueError, StopIteration):
+            pass  # json.loads says what is wrong, as it always did
     try:
         return json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise HistoryError(f"{path}:{number}: not JSON: {str(exc)[:200]}") from exc
+
+
+_scan_json = json.JSONDecoder().scan_once  # what json.loads's decoder scans with: the same values
+JSON_WHITESPACE = " \t\n\r"
 
 
 def _interned(event: Any) -> Any:

@@ -124,6 +124,28 @@ def assert_kinds_known(view: HistoryFile, expected: list[dict[str, Any]]) -> Non
                                          for t in EVENT_TYPES}
 
 
+@SETTINGS
+@given(event=events, ensure_ascii=st.booleans(), cut=st.integers(0, 400),
+       suffix=st.text(st.sampled_from(" \t\r\n\x0b\x0c\u00a0\u2028x}]{\",0"), max_size=4))
+def test_a_line_is_the_json_that_json_loads_reads(event: dict[str, Any], ensure_ascii: bool, cut: int,
+                                                  suffix: str) -> None:
+    """Lines that start with '{' are scanned without json.loads's layers: the same value, or the
+    same error, as json.loads gives (whitespace after the value is JSON's four characters only)."""
+    from faultbed.history import _load
+
+    text = json.dumps(event, ensure_ascii=ensure_ascii)
+    for line in (text + suffix, text[:cut] + suffix, " " + text + suffix):
+        try:
+            expected: Any = json.loads(line)
+        except ValueError as exc:
+            expected = f"not JSON: {str(exc)[:200]}"
+        try:
+            got: Any = _load(line, "h", 1)
+        except HistoryError as exc:
+            got = str(exc).removeprefix("h:1: ")
+        assert got == expected, line
+
+
 BAD_LINES = [
     '{"type": "invoke", "process": 1, "f": "read"',           # not JSON, with its newline
     '[1, 2]', '"text"', '{}',                                   # not an object, no type
