@@ -16,6 +16,7 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass
+from json.scanner import make_scanner
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence, overload
 
 from faultbed.errors import HistoryError
@@ -239,7 +240,7 @@ def _load(line: str, path: str, number: int) -> Any:
         raise HistoryError(f"{path}:{number}: not JSON: {str(exc)[:200]}") from exc
 
 
-_scan_json = json.JSONDecoder().scan_once  # what json.loads's decoder scans with: the same values
+_scan_json = make_scanner(json.JSONDecoder())  # what json.loads scans with: the same values
 JSON_WHITESPACE = " \t\n\r"
 
 
