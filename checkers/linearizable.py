@@ -137,6 +137,8 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
     rows: list[OpRow] | None = None
     if known_illegal and full and illegal_events is not None and isinstance(events, HistoryFile):
         try:
+            # other keys' events named by mistake go with the other keys' rows below; a mistake that
+            # breaks the pairing is a HistoryError
             rows, lines, annotations = rows_from_numbered(events.numbered(sorted({*illegal_events,
                                                                                   *events.nemesis_numbers()})))
         except (HistoryError, IndexError) as exc:  # Go and Python disagree on the file: read it all

@@ -244,6 +244,17 @@ def test_a_runs_explanation_reads_the_illegal_keys_events_alone_and_says_the_sam
     assert valid is False and "illegal_events" not in details and details["first_anomaly"]["prefix_ops"] > 0
     assert all(b"n1 | n2" in page for page in pages.values())  # the nemesis's partition, drawn beside
 
+    # places that do not match the file (Go and Python numbering it differently) are caught, and
+    # every event is read instead: the explanation is never drawn from other operations' rows
+    history = HistoryFile(str(tmp_path / "file" / "history.jsonl"))
+    quick = check_file(history.path, "kv", events_of_illegal=True)
+    assert quick is not None and quick.details["illegal_events"]
+    for wrong in ([n + 1 for n in quick.details["illegal_events"]], [n - 1 for n in quick.details["illegal_events"]][1:]):
+        passes.clear()
+        drawn = linearizable.check_history(history, "kv", None, 60, str(tmp_path / "wrong.html"),
+                                           known_illegal=quick.details["illegal_keys"], illegal_events=wrong)
+        assert len(passes) == 1 and drawn.details["first_anomaly"] == details["first_anomaly"]
+
 
 @pytest.fixture(scope="module")
 def large_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
