@@ -54,7 +54,7 @@ R = {"type": "invoke", "process": 1, "f": "read", "key": "a", "value": None, "in
 ROK = {"type": "ok", "process": 1, "f": "read", "key": "a", "value": 1, "index": 3, "time": 40}
 
 
-@pytest.mark.parametrize("text, left_to_python", [
+READER_CASES = [
     (lines(W, WOK, R, ROK), False),
     (lines(W, WOK, "", R, "   ", ROK), False),                                      # blank lines
     (lines(W, WOK, R, ROK) + '{"type": "invoke", "proc', False),                     # torn last line
@@ -75,7 +75,10 @@ ROK = {"type": "ok", "process": 1, "f": "read", "key": "a", "value": 1, "index":
     (lines(W, WOK, R, {**ROK, "value": {"x": 1}}), True),                            # an object
     (lines({**W, "key": "\u00e9"}, {**WOK, "key": "\u00e9"}, R, ROK), True),         # an escape
     (lines(W, WOK, R, ROK).replace('"f": "read", "key"', '"f": "read", "f": "read", "key"'), True),  # twice
-])
+]
+
+
+@pytest.mark.parametrize("text, left_to_python", READER_CASES)
 def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str, left_to_python: bool) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text(text)
@@ -84,6 +87,30 @@ def test_go_reader_agrees_or_leaves_the_file_to_python(tmp_path: Path, text: str
     if got is not None:
         assert got == python_verdict(str(path))
     assert check_imported(load_history(str(path), streamed=True)).valid is python_verdict(str(path))[0]
+
+
+@pytest.mark.parametrize("text", [text for text, left_to_python in READER_CASES
+                                  if not left_to_python and not text.endswith('"proc')])
+def test_the_events_go_names_for_an_illegal_key_are_its_operations_as_python_pairs_them(
+        tmp_path: Path, text: str) -> None:
+    """Each way of writing a history Go reads: made illegal on key "a" (a read of 99), the events Go names
+    (events_of_illegal) read alone give the rows and annotations of a pass over every event."""
+    from faultbed.checkers.formats import ROW_KEY, rows_from_events, rows_from_numbered, same_key
+    from faultbed.history import HistoryFile
+
+    path = tmp_path / "history.jsonl"
+    path.write_text(lines({**W, "process": 9, "key": "b"}) + text +
+                    lines({**R, "process": 5, "time": 50}, {**ROK, "process": 5, "value": 99, "time": 60},
+                          {**WOK, "process": 9, "key": "b", "time": 70}))
+    result = check_file(str(path), "kv", events_of_illegal=True)
+    assert result is not None and result.valid is False and result.details["illegal_keys"] == ["a"]
+    with HistoryFile(str(path)) as history:
+        numbers = sorted({*result.details["illegal_events"], *history.nemesis_numbers()})
+        some = rows_from_numbered(history.numbered(numbers))
+        every = rows_from_events(history)
+    kept = [i for i, row in enumerate(every[0]) if same_key(row[ROW_KEY], "a")]
+    assert some[0] == [every[0][i] for i in kept] and some[1] == [every[1][i] for i in kept]
+    assert some[2] == every[2]
 
 
 LONG = "k" * 20_000  # longer than the first block (16 KB)
