@@ -321,7 +321,37 @@ class RaftInvariants:
                 traces[node] = iter_trace(path, node)  # read as replayed, one node after another
             else:
                 missing.append(node)
-        return result_for(traces, missing, self.name)
+        result = result_for(traces, missing, self.name)
+        if result.valid is not False or out_dir is None or spec.backend not in SHARED_CLOCK_BACKENDS:
+            return result
+        timed = _anomaly_time(result.details["first_violation"], history, out_dir)
+        if not timed:
+            return result
+        return Result(result.checker, result.valid, {**result.details, **timed},
+                      f"{result.summary}, the first at {timed['first_anomaly_ms'] / 1000:.2f} s")
+
+
+# the nodes' traces are stamped by this machine's clock (processes, containers): their times fall on
+# the history's; a remote host's clock is its own
+SHARED_CLOCK_BACKENDS = ("local", "docker")
+
+
+def _anomaly_time(first: dict[str, Any], history: Sequence[dict[str, Any]], out_dir: str) -> dict[str, Any]:
+    """`first_anomaly` (invariant, message, node, time_ms) and `first_anomaly_ms` of the first violation,
+    in ms since the history's first client invocation (as every checker's): its trace time (Unix ns) on
+    the history's clock through origin.json's note of the history's time 0. {} for a run that did not
+    note it (one from before, or one that never started its clients). A violation before the clients'
+    first operation (an election during setup) is at 0."""
+    from faultbed.store import CLOCK, read_origin  # here: checking traces needs no store otherwise
+
+    unix_origin = read_origin(out_dir).get(CLOCK)
+    if isinstance(unix_origin, bool) or not isinstance(unix_origin, int):
+        return {}
+    first_invoke = next((event["time"] for event in history if event.get("type") == "invoke"
+                         and event.get("process") != "nemesis" and isinstance(event.get("time"), int)), 0)
+    time_ms = round(max(0.0, (first["time"] - unix_origin - first_invoke) / 1e6), 3)
+    found = {"time_ms": time_ms, "kind": first["invariant"], "about": first["message"], "node": first["node"]}
+    return {"first_anomaly": found, "first_anomaly_ms": time_ms}
 
 
 RAFT_INVARIANTS = RaftInvariants()

@@ -36,6 +36,15 @@ def first_anomaly_words(first: dict[str, Any]) -> str:
     return "first anomaly" if first.get("proven_first", True) else "an anomaly (an earlier one not ruled out in time)"
 
 
+def trace_anomaly(first: dict[str, Any]) -> str | None:
+    """A first anomaly that is no operation's (a Raft trace's violation) in words: `kind: about (node
+    n2)`; None for an operation's (it has an `f`)."""
+    if first.get("f") is not None:
+        return None
+    node = f" (node {first['node']})" if first.get("node") else ""
+    return f"{first.get('kind')}: {first.get('about')}{node}"
+
+
 @dataclass(frozen=True)
 class Result:
     """What a checker found: `valid` is True, False or "unknown"; details are JSON-able;

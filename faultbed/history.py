@@ -55,6 +55,8 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._index = 0
         self._origin = time.monotonic_ns() if clock_origin_ns is None else clock_origin_ns
+        # the Unix time (ns) of `time` 0, for what other clocks stamp (the nodes' traces); None: not known
+        self.unix_origin_ns: int | None = time.time_ns() if clock_origin_ns is None else None
         self._watchers: list[Callable[[dict[str, Any]], None]] = []
         self.closed = False
 
@@ -70,6 +72,7 @@ class HistoryWriter:
             if self._index:
                 raise HistoryError(f"{self.path}: the clock starts before the first event")
             self._origin = time.monotonic_ns()
+            self.unix_origin_ns = time.time_ns()
 
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
         """Stamp `index` and `time` onto the event and write it; returns the event."""

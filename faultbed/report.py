@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence, overload
 
 from faultbed import store
+from faultbed.checkers.result import trace_anomaly
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.message_counts import messages_section
 from faultbed.run_files import read_results, read_spec
@@ -203,8 +204,9 @@ def first_anomalies(results: Any, origin: float) -> list[tuple[float, str]]:
     for result in results.get("results") or []:
         anomaly = (result.get("details") or {}).get("first_anomaly")
         if isinstance(anomaly, dict) and isinstance(anomaly.get("time_ms"), (int, float)):
-            what = " ".join(json.dumps(anomaly.get(k), default=str) if k != "f" else str(anomaly.get(k))
-                            for k in ("f", "key", "value") if anomaly.get(k) is not None)
+            what = trace_anomaly(anomaly) or " ".join(
+                json.dumps(anomaly.get(k), default=str) if k != "f" else str(anomaly.get(k))
+                for k in ("f", "key", "value") if anomaly.get(k) is not None)
             if anomaly.get("output") is not None:
                 what += f" -> {json.dumps(anomaly['output'], default=str)}"
             if anomaly.get("proven_first") is False:  # the search for an earlier one ran out of time

@@ -218,6 +218,8 @@ def _main_phase(spec: TestSpec, workload: Workload, cluster: RunningCluster, his
                       spec.op_timeout) for i in range(spec.concurrency)]
     progress.workers = workers
     history.start_clock()
+    if history.unix_origin_ns is not None:
+        store.note_clock(os.path.dirname(os.path.abspath(history.path)), history.unix_origin_ns)
     nemesis.start()
     threads = [threading.Thread(target=run_worker, name=f"worker-{w.index}",
                                 args=(spec, workload, w, stop, deadline), daemon=True) for w in workers]

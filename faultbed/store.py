@@ -20,6 +20,7 @@ SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jso
 SYSTEM_FILE = "system.toml"  # a copy of the run's system file, when it ran one (replay falls back to it)
 LINEARIZABILITY_HTML, REPORT_HTML = "linearizability.html", "report.html"
 ORIGIN = "origin.json"  # {"host": where the run ran, "path": its directory there}; a merge adds "merged_from"
+CLOCK = "history_unix_ns"  # origin.json's: the Unix time (ns) at the history's time 0, once the run has started
 HOST_ENV = "FAULTBED_HOST"  # this machine's name in stores, when its host name is not the one to show
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 HOST_MARK = "@"  # a merged run is <group>/<stamp>[-N]@<host>
@@ -47,6 +48,14 @@ def read_origin(run_dir: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("host"), str):
         return {}
     return data
+
+
+def note_clock(run_dir: str, unix_ns: int) -> None:
+    """origin.json notes when, on this host's clock, the history's time 0 was: other clocks' times
+    (the nodes' Raft traces) then fall on the history's."""
+    origin = read_origin(run_dir)
+    if origin:
+        write_json(run_dir, ORIGIN, {**origin, CLOCK: unix_ns})
 
 
 def create_run_dir(spec: TestSpec) -> str:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from faultbed import plugins
-from faultbed.checkers.result import exit_code, first_anomaly_words, verdict_word
+from faultbed.checkers.result import exit_code, first_anomaly_words, trace_anomaly, verdict_word
 from faultbed.cluster.systems import SYSTEM_OPTIONS
 from faultbed.cluster.systems.maelstrom import spec_fields as maelstrom_spec_fields
 from faultbed.errors import FaultbedError
@@ -213,7 +213,10 @@ def print_summary(outcome: RunOutcome) -> None:
 
 
 def describe_operation(op: dict) -> str:
-    """`read k0 -> 2 (event 1194, node n5)` from a checker's first_anomaly."""
+    """`read k0 -> 2 (event 1194, node n5)` from a checker's first_anomaly (or a trace's violation)."""
+    said = trace_anomaly(op)
+    if said is not None:
+        return said
     text = f"{op.get('f')} {op.get('key')}" if op.get("key") is not None else str(op.get("f"))
     if op.get("value") is not None:
         text += f" {json.dumps(op['value'])}"

@@ -4,6 +4,7 @@ and the checker as a run sees it (traces in <run>/data/<node>/, found through th
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -197,6 +198,54 @@ def test_the_checker_reads_every_nodes_trace_and_names_the_first_violation(tmp_p
     first = result.details["first_violation"]
     assert first["invariant"] == "commit-monotonic" and first["node"] == "n2"
     assert [line["line"] for line in first["lines"]] == [6, 7]
+
+
+def test_the_first_violation_falls_on_the_historys_clock_where_the_run_noted_it(tmp_path: Path) -> None:
+    """Traces are stamped by the machine's clock (Unix ns), the history by its own: the run notes
+    in origin.json when the history's time 0 was, so the first violation gets a time like every
+    checker's first anomaly (ms since the first client invocation: shrink cuts the run after it)."""
+    from faultbed import store
+
+    n1, n2, n3 = replicated()
+    n2.commit(1, 1)
+    write_run(tmp_path, [n1, n2, n3])
+    history = [{"type": "info", "process": "nemesis", "f": "start-partition", "time": 1_000},
+               {"type": "invoke", "process": 0, "f": "read", "key": "k", "time": 2_000_000}]
+    spec = TestSpec(system="raftkv", nodes=3)
+    untimed = RAFT_INVARIANTS.check(history, spec, str(tmp_path))  # no origin.json: a run from before
+    assert untimed.valid is False and "first_anomaly_ms" not in untimed.details
+    violated = untimed.details["first_violation"]["time"]
+    store.write_json(str(tmp_path), store.ORIGIN, {"host": "h", "path": str(tmp_path)})
+    store.note_clock(str(tmp_path), violated - 2_000_000 - 7_250_000_000)  # 7.25 s after the first invocation
+    timed = RAFT_INVARIANTS.check(history, spec, str(tmp_path))
+    assert timed.details["first_anomaly_ms"] == 7250.0 and timed.details["first_anomaly"] == {
+        "time_ms": 7250.0, "kind": "commit-monotonic", "about": untimed.details["first_violation"]["message"],
+        "node": "n2"}
+    assert timed.summary == f"{untimed.summary}, the first at 7.25 s"
+    from faultbed.commands.run import describe_operation
+    from faultbed.report import first_anomalies
+
+    said = f"commit-monotonic: {untimed.details['first_violation']['message']} (node n2)"
+    assert describe_operation(timed.details["first_anomaly"]) == said  # `faultbed run`'s line
+    assert first_anomalies({"results": [timed.to_json()]}, 100.0) == [(107.25, f"raft-invariants: {said}")]
+    assert "first_anomaly_ms" not in RAFT_INVARIANTS.check(history, TestSpec(system="raftkv", nodes=3, backend="ssh"),
+                                                           str(tmp_path)).details  # a remote host's own clock
+    store.note_clock(str(tmp_path), violated + 1)  # the violation came before the clients' first operation
+    assert RAFT_INVARIANTS.check(history, spec, str(tmp_path)).details["first_anomaly_ms"] == 0.0
+
+
+def test_a_run_notes_its_historys_clock_when_its_clients_start(tmp_path: Path) -> None:
+    from faultbed import store
+    from faultbed.history import HistoryWriter
+
+    store.write_json(str(tmp_path), store.ORIGIN, {"host": "h", "path": str(tmp_path)})
+    with HistoryWriter(str(tmp_path / "history.jsonl")) as history:
+        history.start_clock()
+        assert history.unix_origin_ns is not None
+        store.note_clock(str(tmp_path), history.unix_origin_ns)
+        event = history.invoke(0, "read", "k")
+    noted = store.read_origin(str(tmp_path))
+    assert noted["host"] == "h" and abs(noted[store.CLOCK] + event["time"] - time.time_ns()) < 5e9
 
 
 def test_a_run_without_traces_is_unknown_and_a_bare_history_gets_no_raft_check(tmp_path: Path) -> None:

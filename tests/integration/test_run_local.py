@@ -62,6 +62,10 @@ def test_pysyncobjs_volatile_vote_is_found_by_raft_invariants_when_every_node_re
     [raft] = [r for r in results(latest(store))["results"] if r["checker"] == "raft-invariants"]
     assert raft["valid"] is False and raft["details"]["first_violation"]["lines"], raft["summary"]
     assert "raft-invariants: INVALID" in proc.stdout
+    # its time on the history's clock (origin.json notes the history's time 0): shrink and the report use it
+    assert 0 <= raft["details"]["first_anomaly_ms"] <= 14_000 + 10_000, raft["details"]
+    assert f"first anomaly at {raft['details']['first_anomaly_ms'] / 1000:.2f}s: {raft['details']['first_anomaly']['kind']}" \
+        in proc.stdout
 
 
 @pytest.mark.parametrize("args, message", [
