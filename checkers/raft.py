@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from faultbed.spec import TestSpec
 
 INVARIANTS = ("election-safety", "log-matching", "leader-completeness", "state-machine-safety",
-              "commit-monotonic", "match-monotonic")
+              "commit-monotonic", "match-monotonic", "current-term-commit")
 MAX_LISTED = 20
 Entry = tuple[int, str]  # (term, digest)
 
@@ -228,6 +228,12 @@ def _committed(line: Line, before: tuple[int, Line] | None, log: NodeLog, role: 
         checking.violate("commit-monotonic", line, f"{line.node}'s commit index went from {before[0]} to {index}",
                          before[1])
     low = before[0] + 1 if before is not None else 1
+    held = log.entries.get(index)
+    if role == "leader" and index >= low and held is not None and held[0][0] != term:
+        # Raft never commits an entry of an earlier term by counting replicas (section 5.4.2,
+        # Figure 8): a leader's commit index moves only onto an entry of its own term
+        checking.violate("current-term-commit", line, f"{line.node}, leader in term {term}, committed up to "
+                         f"index {index}, an entry of term {held[0][0]}", held[1])
     for i in range(low, index + 1):
         held = log.entries.get(i)
         if held is None:

@@ -166,6 +166,24 @@ def test_commit_monotonic_commit_index_going_back() -> None:
     assert violations(n1, n2, n3) == ["commit-monotonic"]
 
 
+def test_current_term_commit_an_earlier_terms_entries_committed_with_one_of_the_leaders_own() -> None:
+    n1 = Trace("n1", log=((1, 0, "noop"), (2, 1, "a"), (3, 1, "b"))).leader(2).append(4, 2, "noop2")
+    n1.commit(4, 2, "leader")  # 2 and 3 (term 1) go with 4 (term 2): Raft's way
+    follower = Trace("n2", log=((1, 0, "noop"), (2, 1, "a"))).follower(2, "n1").commit(2, 2)  # a follower may
+    assert violations(n1, follower) == []
+
+
+def test_current_term_commit_a_leader_counting_replicas_of_an_earlier_terms_entry() -> None:
+    """Figure 8 of the Raft paper (pysyncobj #169; raftkv --bug old-term-commit): caught when it
+    happens, whether or not a later leader overwrites the entry."""
+    n1 = Trace("n1", log=((1, 0, "noop"), (2, 1, "a"), (3, 1, "b"))).leader(2).append(4, 2, "noop2")
+    n1.commit(3, 2, "leader")
+    [found] = check_traces({"n1": n1.lines()})
+    assert found.invariant == "current-term-commit" and found.node == "n1"
+    assert found.message == "n1, leader in term 2, committed up to index 3, an entry of term 1"
+    assert [line.line for line in found.lines] == [1, 5]  # the entry (held since the start) and the commit
+
+
 # -- match index -------------------------------------------------------------
 def test_match_monotonic_resets_with_a_new_term() -> None:
     n1 = Trace("n1").leader(1).add("match", peer="n2", index=5, term=1).leader(2)
