@@ -7,6 +7,7 @@ store that gathers runs from several hosts (`faultbed store merge`) can tell the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -15,6 +16,8 @@ from typing import Any
 from faultbed.errors import FaultbedError
 from faultbed.plugins import system_label
 from faultbed.spec import TestSpec
+
+log = logging.getLogger(__name__)
 
 SPEC, SCHEDULE, PLAN, HISTORY, RESULTS = "spec.json", "schedule.json", "plan.jsonl", "history.jsonl", "results.json"
 SYSTEM_FILE = "system.toml"  # a copy of the run's system file, when it ran one (replay falls back to it)
@@ -55,7 +58,11 @@ def note_clock(run_dir: str, unix_ns: int) -> None:
     (the nodes' Raft traces) then fall on the history's."""
     origin = read_origin(run_dir)
     if origin:
-        write_json(run_dir, ORIGIN, {**origin, CLOCK: unix_ns})
+        try:
+            write_json(run_dir, ORIGIN, {**origin, CLOCK: unix_ns})
+        except OSError as exc:  # a full disk must not end the run: its traces' times go without
+            log.warning("cannot note the history's clock in %s: %s", os.path.join(run_dir, ORIGIN),
+                        exc.strerror or exc)
 
 
 def create_run_dir(spec: TestSpec) -> str:

@@ -266,6 +266,21 @@ def test_a_run_notes_its_historys_clock_when_its_clients_start(tmp_path: Path) -
     assert noted["host"] == "h" and abs(noted[store.CLOCK] + event["time"] - time.time_ns()) < 5e9
 
 
+def test_a_clock_that_cannot_be_noted_does_not_end_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from faultbed import store
+
+    store.write_json(str(tmp_path), store.ORIGIN, {"host": "h", "path": str(tmp_path)})
+
+    def full(*args: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_json", full)
+    store.note_clock(str(tmp_path), 123)
+    assert store.read_origin(str(tmp_path)) == {"host": "h", "path": str(tmp_path)}
+    assert "cannot note the history's clock" in caplog.text and "No space left on device" in caplog.text
+
+
 def test_a_run_without_traces_is_unknown_and_a_bare_history_gets_no_raft_check(tmp_path: Path) -> None:
     spec = TestSpec(system="raftkv", nodes=3)
     assert system_checkers(spec, str(tmp_path)) == ()  # no data directories: a re-checked history
