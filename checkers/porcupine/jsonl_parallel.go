@@ -104,8 +104,9 @@ func (r *jsonlReader) readBlocks(file *os.File) error {
 		}
 		r.lineNo = base + b.lines
 		r.data = nil
-		free <- b // never blocks: every block came from free
-		if b.last {
+		last := b.last // read before b is given back: the reading goroutine may refill it at once
+		free <- b      // never blocks: every block came from free
+		if last {
 			return nil
 		}
 	}
@@ -197,12 +198,13 @@ func cutBlocks(file *os.File, free chan *block, out chan<- *block, done <-chan s
 			free <- b // never blocks: it just came from free
 			continue
 		}
+		end := b.last || b.err != nil // read before b is handed on: it comes back refilled, or reset
 		select {
 		case out <- b:
 		case <-done:
 			return
 		}
-		if b.last || b.err != nil {
+		if end {
 			return
 		}
 		seq++

@@ -54,10 +54,14 @@ def test_stale_reads_bug_is_detected_under_partitions(store):
 
 def test_pysyncobjs_volatile_vote_is_found_by_raft_invariants_when_every_node_restarts(store):
     # pysyncobj 0.3.11 restarts at term 0: after a kill of every node, terms are reused and one is led twice
-    # unless the same node wins it again (9/10 seeds in a 15 s campaign); ~3 kill:all rounds make a miss rare
-    proc = run_faultbed("run", "--nodes", "3", "--rate", "50", "--concurrency", "4", "--nemesis", "kill:all",
-                        "--nemesis-interval", "2", "--time-limit", "14", "--bug", "volatile-vote", "--seed", "204",
-                        "--quiet", "--store", str(store))
+    # unless the same node wins it again (9/10 seeds in a 15 s campaign); ~3 kill:all rounds make a miss rare,
+    # not impossible (2 of 5 runs of seed 204 in one session): a second seed when the first misses
+    for seed in ("204", "205"):
+        proc = run_faultbed("run", "--nodes", "3", "--rate", "50", "--concurrency", "4", "--nemesis", "kill:all",
+                            "--nemesis-interval", "2", "--time-limit", "14", "--bug", "volatile-vote", "--seed", seed,
+                            "--quiet", "--store", str(store))
+        if proc.returncode != 0:
+            break
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [raft] = [r for r in results(latest(store))["results"] if r["checker"] == "raft-invariants"]
     assert raft["valid"] is False and raft["details"]["first_violation"]["lines"], raft["summary"]
