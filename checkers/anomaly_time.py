@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from faultbed.history import Operation
+from faultbed.history import NEMESIS, Operation
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class Moment:
 def time_origin(ops: Iterable[Operation]) -> int:
     """The first client invocation's time: anomaly times count from it (as linearizable's do)."""
     return min((int(op.invoke.get("time", 0)) for op in ops), default=0)
+
+
+def first_invocation_time(events: Iterable[dict[str, Any]]) -> int:
+    """time_origin read from a history's events, as far as its first client invocation (0 without one)."""
+    return next((event["time"] for event in events if event.get("type") == "invoke"
+                 and event.get("process") != NEMESIS and isinstance(event.get("time"), int)), 0)
 
 
 def first_anomaly_details(moments: Iterable[Moment], origin: int) -> dict[str, Any]:

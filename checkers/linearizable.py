@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
                                       rows_from_events, rows_from_numbered, same_key)
 from faultbed.checkers.library import library_path, load_library
@@ -162,7 +163,7 @@ def check_history(events: Sequence[dict[str, Any]], model: str = "kv", initial: 
                 result.details["visualization"] = None
                 result.details["visualization_error"] = f"cannot write the visualization {visualize}: {exc}"
         return result
-    origin = next((e["time"] for e in events if e.get("type") == "invoke" and e.get("process") != "nemesis"), 0)
+    origin = first_invocation_time(events)
     budget = (timeout or CHECK_TIMEOUT) - result.details.get("visualize_ms", 0.0) / 1000  # the whole picture's
     return _with_first_anomaly(result, rows, model, initial, annotations, visualize, origin,
                                time.monotonic() + max(budget, 0.0), memory_limit_mb)

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
+from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
 
@@ -353,9 +354,7 @@ def _anomaly_time(first: dict[str, Any], history: Sequence[dict[str, Any]], out_
     unix_origin = read_origin(out_dir).get(CLOCK)
     if isinstance(unix_origin, bool) or not isinstance(unix_origin, int):
         return {}
-    first_invoke = next((event["time"] for event in history if event.get("type") == "invoke"
-                         and event.get("process") != "nemesis" and isinstance(event.get("time"), int)), 0)
-    time_ms = round(max(0.0, (first["time"] - unix_origin - first_invoke) / 1e6), 3)
+    time_ms = round(max(0.0, (first["time"] - unix_origin - first_invocation_time(history)) / 1e6), 3)
     found = {"time_ms": time_ms, "kind": first["invariant"], "about": first["message"], "node": first["node"]}
     return {"first_anomaly": found, "first_anomaly_ms": time_ms}
 
