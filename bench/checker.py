@@ -18,6 +18,8 @@ Each kv history is checked 9 times (10k), 3 (100k) or 2 (1M) in turns with porcu
 faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
 most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
 judged on the median (of 3 runs or more).
+Below the table, a run's own check of the largest history as a run directory (`check_run`: every
+checker of its workload, results.json and report.html), as `faultbed run` checks a run at its end.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
 ($PYTHONDONTWRITEBYTECODE would otherwise make every start-up compile them again).
 
@@ -182,6 +184,33 @@ def jepsen_row() -> Row | None:
                f"{invalid} invalid", theirs, report["search_ms"] / 1000, f"{report['illegal']} invalid")
 
 
+RUN_CHECK = """
+import sys, time
+from faultbed import plugins
+from faultbed.run_files import read_spec
+from faultbed.runner import check_run
+spec = read_spec(sys.argv[1])
+started = time.perf_counter()
+outcome = check_run(spec, plugins.workload(spec.workload), sys.argv[1])
+print(f"{time.perf_counter() - started:.2f} s:", ", ".join(f"{r.checker} {r.valid}" for r in outcome.results))
+"""
+
+
+def run_check(ops: int) -> str:
+    """A run's own check of the kv history as a run directory (check_run: every checker of its workload,
+    results.json and report.html; no Raft traces), in a fresh process, in a temporary directory."""
+    import tempfile
+
+    path = history(ops)
+    with tempfile.TemporaryDirectory(prefix="faultbed-bench-run-") as run_dir:
+        os.symlink(path, os.path.join(run_dir, "history.jsonl"))
+        shutil.copy(path.parent / "spec.json", run_dir)
+        run = measure([sys.executable, "-c", RUN_CHECK, run_dir], timeout=1800)
+    said = run.out.strip().splitlines()[-1] if run.out.strip() else f"no answer (exit {run.code})"
+    return (f"a run's own check (check_run, its report included) of kv {ops // 1000}k: {run.wall_s:.2f} s wall, "
+            f"{run.peak_mb:.0f} MB peak; inside check_run {said}")
+
+
 def start_up() -> dict[str, Run]:
     """`python -c pass`, `faultbed check --help` and `faultbed --version`: best of 7 each, in turns."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -253,6 +282,8 @@ def main() -> int:
     rows += [jepsen] if jepsen else []
     starts = start_up()
     print(table(rows))
+    if SIZES:
+        print(run_check(max(SIZES)))
     print("start-up (best of 7, in turns; goal < " f"{START_GOAL_S * 1000:.0f} ms for faultbed's): " + ", ".join(
         f"{name} {run.wall_s * 1000:.0f} ms wall / {run.cpu_s * 1000:.0f} ms cpu" for name, run in starts.items()))
     load = os.getloadavg()

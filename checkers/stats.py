@@ -6,7 +6,7 @@ from array import array
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from faultbed.checkers.result import UNKNOWN, Result
-from faultbed.history import pairs
+from faultbed.history import EVENT_TYPES, Columns, HistoryFile, Paired, paired_columns, pairs
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -27,36 +27,20 @@ def check_stats(events: Sequence[dict[str, Any]], spec: Any = None) -> Result:
     does one whose cluster stayed down (after a power loss, say): its lost writes stay invisible.
 
     One pass, as the events are read: what it holds is the open operations, a float per ok
-    operation (its latency) and a few numbers, never the events.
+    operation (its latency) and a few numbers, never the events. A HistoryFile's pass reads its
+    columns (the numbers its scan kept), not its events, when they hold every event.
     """
-    counts: dict[str, dict[str, Any]] = {}
-    first: dict[str, int] = {}  # each f's first operation in invocation order: by_f's order
-    latencies: dict[str, array[float]] = {}
-    recovery = _Recovery()
-    error: Exception | None = None
-    for number, invoke, completion in pairs(recovery.watch(events)):
-        f = invoke["f"]
-        entry = counts.get(f)
-        if entry is None:
-            entry = counts[f] = {"ok": 0, "fail": 0, "info": 0}
-        if number < first.get(f, number + 1):
-            first[f] = number
-        if completion is None:
-            entry["info"] += 1
-            continue
-        entry[completion["type"]] += 1
-        if completion["type"] == "ok":
-            timed = latencies.get(f)
-            if timed is None:
-                timed = latencies[f] = array("d")
-            try:
-                timed.append((completion["time"] - invoke["time"]) / 1e6)
-            except (KeyError, TypeError) as exc:  # raised once the pairing is known good, as it was
-                error = error or exc
-    if error is not None:
-        raise error
-    by_f = {f: counts[f] for f in sorted(counts, key=first.__getitem__)}
-    for f, timed in latencies.items():
+    found = paired_columns(events)
+    if found is not None:
+        history, columns, paired = found
+        tally = _from_columns(columns, paired)
+        never_recovered = _never_recovered(history, columns)
+    else:
+        recovery = _Recovery()
+        tally = _from_events(recovery.watch(events))
+        never_recovered = recovery.never_recovered()
+    by_f = {f: tally.counts[f] for f in sorted(tally.counts, key=tally.first.__getitem__)}
+    for f, timed in tally.latencies.items():
         values = sorted(timed)
         by_f[f]["latency_ms"] = {"p50": _percentile(values, 0.5), "p99": _percentile(values, 0.99),
                                  "max": values[-1]}
@@ -64,11 +48,78 @@ def check_stats(events: Sequence[dict[str, Any]], spec: Any = None) -> Result:
     details: dict[str, Any] = {"by_f": by_f, "ok": total_ok}
     if not total_ok:
         return Result("stats", UNKNOWN, details, "no operation succeeded: nothing is proven")
-    if recovery.never_recovered():
+    if never_recovered:
         details["never_recovered"] = True
         return Result("stats", UNKNOWN, details, "the cluster never recovered after healing and no operation "
                       "succeeded after it: lost writes could not be seen")
     return Result("stats", True, details, f"{total_ok} ok ops")
+
+
+class _Tally:
+    """Per f: its counts by outcome, its first operation's number and its ok operations' latencies."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, Any]] = {}
+        self.first: dict[str, int] = {}  # each f's first operation in invocation order: by_f's order
+        self.latencies: dict[str, array[float]] = {}
+
+    def add(self, number: int, f: str, outcome: str) -> dict[str, Any]:
+        entry = self.counts.get(f)
+        if entry is None:
+            entry = self.counts[f] = {"ok": 0, "fail": 0, "info": 0}
+        if number < self.first.get(f, number + 1):
+            self.first[f] = number
+        entry[outcome] += 1
+        return entry
+
+    def timed(self, f: str) -> array[float]:
+        timed = self.latencies.get(f)
+        if timed is None:
+            timed = self.latencies[f] = array("d")
+        return timed
+
+
+def _from_events(events: Iterable[dict[str, Any]]) -> _Tally:
+    tally = _Tally()
+    error: Exception | None = None
+    for number, invoke, completion in pairs(events):
+        f = invoke["f"]
+        if completion is None:
+            tally.add(number, f, "info")
+            continue
+        tally.add(number, f, completion["type"])
+        if completion["type"] == "ok":
+            try:
+                tally.timed(f).append((completion["time"] - invoke["time"]) / 1e6)
+            except (KeyError, TypeError) as exc:  # raised once the pairing is known good, as it was
+                error = error or exc
+    if error is not None:
+        raise error
+    return tally
+
+
+def _from_columns(columns: Columns, paired: Paired) -> _Tally:
+    """_from_events over a HistoryFile's columns (every client event has a time there)."""
+    tally = _Tally()
+    kinds, fs, times, names = columns.kinds, columns.fs, columns.times, columns.f_names
+    ok = Columns.OK
+    for number, invoke, completion in zip(*paired):
+        f = names[fs[invoke]]
+        if completion < 0:
+            tally.add(number, f, "info")
+            continue
+        kind = kinds[completion]
+        tally.add(number, f, EVENT_TYPES[kind])
+        if kind == ok:
+            tally.timed(f).append((times[completion] - times[invoke]) / 1e6)
+    return tally
+
+
+def _never_recovered(events: HistoryFile, columns: Columns) -> bool:
+    """_Recovery's answer from the columns: the last heal said the cluster was not ready, and no
+    client operation completed ok after it (the heal itself is read: its `ready`)."""
+    last = columns.last_nemesis("heal")
+    return last is not None and events[last].get("ready") is False and not columns.client_ok_after(last)
 
 
 class _Recovery:

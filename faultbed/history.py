@@ -308,8 +308,9 @@ class HistoryFile(Sequence[dict[str, Any]]):
         self._offsets = array("q")
         self._kinds = bytearray()
         self._source = _Source(path)
+        columns = Columns(self._kinds)
         try:
-            self._source.scan(self._offsets, self._kinds)
+            self._columns: Columns | None = columns if self._source.scan(self._offsets, self._kinds, columns) else None
         except BaseException:
             self._source.close()
             raise
@@ -318,8 +319,15 @@ class HistoryFile(Sequence[dict[str, Any]]):
     def _view(self, indices: range | array[int]) -> "HistoryFile":
         view = object.__new__(HistoryFile)
         view.path, view._offsets, view._kinds, view._source = self.path, self._offsets, self._kinds, self._source
-        view._indices = indices
+        view._columns, view._indices = self._columns, indices
         return view
+
+    def columns(self) -> "Columns | None":
+        """Every event's type, process, f and time as numbers, kept by the scan: what a pass that needs
+        no more than those (stats, the report's points) reads instead of the events. None for a view
+        that is not the whole file, and when some client event has no time or one beyond 64 bits."""
+        whole = isinstance(self._indices, range) and self._indices == range(len(self._offsets))
+        return self._columns if whole else None
 
     def nemesis(self) -> "HistoryFile":
         """A view of the nemesis events alone, found without reading the file again."""
@@ -396,6 +404,88 @@ class HistoryFile(Sequence[dict[str, Any]]):
         self.close()
 
 
+Paired = tuple[array, array, array]  # numbers in invocation order, invocations' places, completions' (-1: none)
+
+
+def paired_columns(events: Iterable[dict[str, Any]]) -> tuple[HistoryFile, Columns, Paired] | None:
+    """events as a HistoryFile with its columns and their pairs (Columns.pairs), when it is one and
+    they stand for its events; None when a pass must read the events."""
+    if not isinstance(events, HistoryFile):
+        return None
+    columns = events.columns()
+    paired = columns.pairs() if columns is not None else None
+    return None if columns is None or paired is None else (events, columns, paired)
+
+
+class Columns:
+    """A HistoryFile's events as numbers, kept by its scan (17 bytes an event): each one's kind (as
+    HistoryFile keeps it), process (a client's place among the processes in order of appearance, -1
+    for the nemesis), f (a place in f_names) and time (0 for the nemesis's)."""
+
+    __slots__ = ("kinds", "processes", "fs", "times", "f_ids")
+    OK = EVENT_TYPES.index("ok")  # a client ok's kind
+
+    def __init__(self, kinds: bytearray) -> None:
+        self.kinds = kinds
+        self.processes = array("i")
+        self.fs = array("i")
+        self.times = array("q")
+        self.f_ids: dict[str, int] = {}
+
+    @property
+    def f_names(self) -> list[str]:
+        return list(self.f_ids)
+
+    def last_nemesis(self, f: str) -> int | None:
+        """The place of the nemesis's last event with this f, None when it has none."""
+        code, kinds, fs = self.f_ids.get(f), self.kinds, self.fs
+        if code is None:
+            return None
+        return next((place for place in range(len(kinds) - 1, -1, -1)
+                     if kinds[place] >= _NEMESIS_KIND and fs[place] == code), None)
+
+    def first_invocation(self) -> int | None:
+        """The place of the first client invocation, None when there is none."""
+        place = self.kinds.find(_INVOKE)
+        return None if place < 0 else place
+
+    def client_ok_after(self, place: int) -> bool:
+        """Whether a client operation completed ok after the event at `place`."""
+        return self.kinds.find(self.OK, place + 1) >= 0
+
+    def pairs(self) -> Paired | None:
+        """pairs() over the columns: (numbers in invocation order, invocations' places, completions'
+        places or -1 when never completed), each operation when it completes, then those never
+        completed, as pairs() gives them; None where pairs() raises HistoryError (a pass then reads
+        the events: the message names the event's index, which the columns do not keep)."""
+        numbers, invokes, completions = array("q"), array("q"), array("q")
+        open_ops: dict[int, tuple[int, int]] = {}
+        retired: set[int] = set()
+        invoked = 0
+        for place, (kind, process) in enumerate(zip(self.kinds, self.processes)):
+            if kind >= _NEMESIS_KIND:
+                continue
+            if kind == _INVOKE:
+                if process in open_ops or process in retired:
+                    return None
+                open_ops[process] = (invoked, place)
+                invoked += 1
+                continue
+            opened = open_ops.pop(process, None)
+            if opened is None:
+                return None
+            if kind == _INFO:
+                retired.add(process)
+            numbers.append(opened[0])
+            invokes.append(opened[1])
+            completions.append(place)
+        for number, place in sorted(open_ops.values()):
+            numbers.append(number)
+            invokes.append(place)
+            completions.append(-1)
+        return numbers, invokes, completions
+
+
 class _Source:
     """A HistoryFile's open file: the validating scan, the stamp it left, and the reads after it."""
 
@@ -410,15 +500,20 @@ class _Source:
         self.end = 0  # where the last event's line (and the blank lines after it) ends: a torn line starts there
         self.stamp: tuple[int, int] = (0, 0)
 
-    def scan(self, offsets: array[int], kinds: bytearray) -> None:
+    def scan(self, offsets: array[int], kinds: bytearray, columns: Columns) -> bool:
         """Validate every event (read_history's rules and messages), appending each one's offset and
-        kind (its type's place in EVENT_TYPES, plus _NEMESIS_KIND for the nemesis's)."""
+        kind (its type's place in EVENT_TYPES, plus _NEMESIS_KIND for the nemesis's), and its process,
+        f and time to `columns`; whether the columns hold every event (each client event has a time
+        within 64 bits)."""
         if self.descriptor is None:
-            return  # the null device: an empty history
+            return True  # the null device: an empty history
         # newline="": lines split where universal newlines split them, but their ends kept, so
         # their lengths in bytes add up to the offsets; the same decoder (same errors) as open_history
         text = os.fdopen(os.dup(self.descriptor), "r", encoding="utf-8", newline="")
         path, offset, line = self.path, 0, ""
+        processes, fs, times, f_ids = columns.processes, columns.fs, columns.times, columns.f_ids
+        process_ids: dict[Any, int] = {}
+        plain = True
         try:
             with text:
                 for number, line in enumerate(text, start=1):
@@ -428,7 +523,24 @@ class _Source:
                         if event is _TORN:
                             break
                         offsets.append(offset)
-                        kinds.append(_KINDS[event["type"]] | (_NEMESIS_KIND if event["process"] == NEMESIS else 0))
+                        process = event["process"]
+                        if process == NEMESIS:
+                            kinds.append(_KINDS[event["type"]] | _NEMESIS_KIND)
+                            client, moment = -1, 0
+                        else:
+                            kinds.append(_KINDS[event["type"]])
+                            known, moment = process_ids.get(process), event.get("time")
+                            client = process_ids.setdefault(process, len(process_ids)) if known is None else known
+                        if plain:
+                            try:
+                                times.append(moment)  # TypeError: no time; OverflowError: beyond 64 bits
+                            except (TypeError, OverflowError):
+                                plain = False
+                            processes.append(client)
+                            f = f_ids.get(event["f"])
+                            if f is None:
+                                f = f_ids[event["f"]] = len(f_ids)
+                            fs.append(f)
                     offset += len(line) if line.isascii() else len(line.encode("utf-8"))
                     line = ""
         except OSError as exc:
@@ -442,6 +554,7 @@ class _Source:
             raise HistoryError(f"{path}: changed while it was read ({self.size} bytes read, {status.st_size} "
                                f"now): is a run still writing it? Check it when the run has ended")
         self.stamp = (status.st_size, status.st_mtime_ns)
+        return plain
 
     def check(self) -> int:
         """The descriptor, once the file is seen as it was read."""
@@ -503,6 +616,7 @@ class _Source:
 READ_BYTES = 1 << 16  # read at a time by a pass over many events (one event: a page or two)
 SPAN_BYTES = 1 << 20  # read at a time by a pass over chosen events (most of a block is skipped)
 _KINDS = {name: code for code, name in enumerate(EVENT_TYPES)}
+_INVOKE, _INFO = _KINDS["invoke"], _KINDS["info"]
 _NEMESIS_KIND = 4
 
 

@@ -24,7 +24,8 @@ from faultbed.checkers.result import trace_anomaly
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.message_counts import messages_section
 from faultbed.run_files import read_results, read_spec
-from faultbed.history import DEFAULT_FAULT_COLOR, NEMESIS, fault_color, iter_history, pairs
+from faultbed.history import (DEFAULT_FAULT_COLOR, EVENT_TYPES, NEMESIS, Columns, HistoryFile, Paired, fault_color,
+                              iter_history, paired_columns, pairs)
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,11 @@ class Scan:
 def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
     """Pair invocations with completions as the events come (history.pairs), keeping only a point a
     completed operation and the nemesis's events. A line that is not an event (iter_history's
-    HistoryError) is raised; a pairing error ends the points, not the faults."""
+    HistoryError) is raised; a pairing error ends the points, not the faults. A HistoryFile whose
+    columns hold every event is read from them: only its nemesis's events are parsed."""
+    found = paired_columns(events)
+    if found is not None:
+        return _scan_columns(*found)
     nemesis: list[dict[str, Any]] = []
     completed = Points()  # in the order they completed
     numbers = array("q")  # and their places in invocation order
@@ -253,6 +258,22 @@ def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
         return Scan(Points(), nemesis, source.origin or 0.0, str(exc))
     return Scan(completed.select(sorted(range(len(numbers)), key=numbers.__getitem__)), nemesis,
                 source.origin or 0.0)
+
+
+def _scan_columns(events: HistoryFile, columns: Columns, paired: Paired) -> Scan:
+    """scan() from a HistoryFile's columns: the same points, in the same order."""
+    kinds, fs, times, names = columns.kinds, columns.fs, columns.times, columns.f_names
+    completed = Points()
+    numbers = array("q")
+    for number, invoke, completion in zip(*paired):
+        if completion >= 0:
+            start = float(times[invoke]) / 1e9  # as _seconds reads an event
+            completed.append(start, max(0.0, (float(times[completion]) / 1e9 - start) * 1000),
+                             EVENT_TYPES[kinds[completion]], names[fs[invoke]])
+            numbers.append(number)
+    first = columns.first_invocation()
+    return Scan(completed.select(sorted(range(len(numbers)), key=numbers.__getitem__)), list(events.nemesis()),
+                0.0 if first is None else float(times[first]) / 1e9)
 
 
 class _Source:
@@ -405,9 +426,10 @@ def plot_throughput(timeline: Timeline) -> str:
 
 # -- the page ---------------------------------------------------------------------
 
-def write_report(run_dir: str) -> str:
-    """Write <run_dir>/report.html from what the run stored; returns its path."""
-    page = render_report(run_dir)
+def write_report(run_dir: str, history: HistoryFile | None = None) -> str:
+    """Write <run_dir>/report.html from what the run stored; returns its path. `history`: the run's
+    history.jsonl as its check read it (its columns spare the report a pass over the events)."""
+    page = render_report(run_dir, history)
     path = os.path.join(run_dir, store.REPORT_HTML)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -417,13 +439,13 @@ def write_report(run_dir: str) -> str:
     return path
 
 
-def render_report(run_dir: str) -> str:
-    """The report page of one results directory, as HTML text."""
+def render_report(run_dir: str, history: HistoryFile | None = None) -> str:
+    """The report page of one results directory, as HTML text (`history`: as write_report's)."""
     if not os.path.isfile(os.path.join(run_dir, store.SPEC)):
         raise FaultbedError(f"{run_dir}: not a results directory (no {store.SPEC})")
     spec = read_spec(run_dir).to_json()  # a malformed spec or results.json is one line (exit 3)
     results = read_results(run_dir) if os.path.exists(os.path.join(run_dir, store.RESULTS)) else None
-    read, history_error = _read_events(run_dir)
+    read, history_error = _read_events(run_dir, history)
     history_error = history_error or read.error
     points = read.points
     intervals = fault_intervals(read.nemesis)
@@ -452,13 +474,14 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _read_events(run_dir: str) -> tuple[Scan, str | None]:
-    """The history read in one pass (iter_history streams it: its events are never all held)."""
+def _read_events(run_dir: str, history: HistoryFile | None = None) -> tuple[Scan, str | None]:
+    """The history read in one pass (iter_history streams it: its events are never all held), or
+    the HistoryFile given."""
     path = os.path.join(run_dir, store.HISTORY)
-    if not os.path.exists(path):
+    if history is None and not os.path.exists(path):
         return Scan(Points(), []), "no history.jsonl in this results directory"
     try:
-        return scan(iter_history(path)), None
+        return scan(iter_history(path) if history is None else history), None
     except HistoryError as exc:  # a line that is not an event: nothing of the history is drawn
         return Scan(Points(), []), str(exc)
 

@@ -157,18 +157,18 @@ def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | No
     with HistoryFile(os.path.join(run_dir, store.HISTORY)) as events:
         results = run_checkers(tuple(workload.checkers) + system_checkers(spec, run_dir), events, spec, run_dir)
         counts = completion_counts(events)
-    valid = merge_valid(r.valid for r in results)
-    store.write_json(run_dir, store.RESULTS, {
-        "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
-        "host": store.read_origin(run_dir).get("host"), "replay": f"faultbed replay {run_dir}"})
-    try:  # the verdict is stored already; a report problem must never cost it
-        from faultbed.report import write_report
-        write_report(run_dir)
-    except OSError as exc:
-        log.warning("could not write %s in %s: %s", store.REPORT_HTML, run_dir, exc)
-    except Exception as exc:  # one line, never a traceback on stderr: it goes to a file in the run directory
-        log.warning("could not write %s in %s: %s: %s (a bug in faultbed; traceback: %s)", store.REPORT_HTML,
-                    run_dir, type(exc).__name__, exc, save_traceback(exc, run_dir))
+        valid = merge_valid(r.valid for r in results)
+        store.write_json(run_dir, store.RESULTS, {
+            "valid": valid, "counts": counts, "results": [r.to_json() for r in results], "run_id": run_id,
+            "host": store.read_origin(run_dir).get("host"), "replay": f"faultbed replay {run_dir}"})
+        try:  # the verdict is stored already; a report problem must never cost it
+            from faultbed.report import write_report
+            write_report(run_dir, events)  # the scan's columns: the report makes no pass of its own
+        except OSError as exc:
+            log.warning("could not write %s in %s: %s", store.REPORT_HTML, run_dir, exc)
+        except Exception as exc:  # one line, never a traceback on stderr: it goes to a file in the run directory
+            log.warning("could not write %s in %s: %s: %s (a bug in faultbed; traceback: %s)", store.REPORT_HTML,
+                        run_dir, type(exc).__name__, exc, save_traceback(exc, run_dir))
     return RunOutcome(spec, run_dir, valid, results, counts)
 
 

@@ -224,3 +224,16 @@ def test_a_long_run_draws_every_nth_operation_and_says_so():
     shown, label = sampled(points, "ok", most=20_000)
     assert len(shown) == 15_001 and shown[1] == points[3] and label == "ok (45001, 1 in 3 shown)"
     assert sampled(points[:10], "fail") == (points[:10], "fail (10)")
+
+
+def test_a_report_drawn_from_a_history_files_columns_is_the_report_drawn_from_its_events(tmp_path):
+    """check_run hands the report its HistoryFile (the columns its scan kept); `faultbed report` reads the
+    events: the same page, byte for byte."""
+    from faultbed.history import HistoryFile
+
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=False, faults=(("partition", 1.0, 4.0),
+                                                                                ("kill", 2.0, 7.0)))
+    with HistoryFile(os.path.join(run_dir, "history.jsonl")) as history:
+        assert history.columns() is not None
+        from_columns = render_report(run_dir, history)
+    assert from_columns == render_report(run_dir) and "<img" in from_columns
