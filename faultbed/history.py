@@ -195,30 +195,20 @@ def _read_lines(fh: IO[str], path: str) -> Iterator[dict[str, Any]]:
 
 def events_of_lines(lines: Iterable[str], path: str) -> Iterator[dict[str, Any]]:
     """The events of a history's lines (each with its newline; a torn last line has none, and only
-    the last line can lack one)."""
+    the last line can lack one): a torn last line (no newline, not JSON: the writer died mid-line)
+    ends them, the prefix still a history; HistoryError names what is wrong (HistoryFile's scan
+    reads lines by the same rules)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        event = _line_event(line, path, number, _parse)
-        if event is _TORN:
-            return
+        try:
+            event = _parse(line, path, number)
+        except HistoryError:
+            if not line.endswith("\n"):
+                return
+            raise
+        _validate(event, path, number)
         yield event
-
-
-_TORN = object()  # what _line_event says of a torn last line
-
-
-def _line_event(line: str, path: str, number: int, parse: Callable[[str, str, int], Any]) -> Any:
-    """The valid event of a line that is not blank, or _TORN when the writer died mid-line (no
-    newline, not JSON: the prefix is still a history); HistoryError names what is wrong."""
-    try:
-        event = parse(line, path, number)
-    except HistoryError:
-        if not line.endswith("\n"):
-            return _TORN
-        raise
-    _validate(event, path, number)
-    return event
 
 
 def _parse(line: str, path: str, number: int) -> Any:
@@ -422,7 +412,7 @@ class Columns:
     HistoryFile keeps it), process (a client's place among the processes in order of appearance, -1
     for the nemesis), f (a place in f_names) and time (0 for the nemesis's)."""
 
-    __slots__ = ("kinds", "processes", "fs", "times", "f_ids")
+    __slots__ = ("kinds", "processes", "fs", "times", "f_ids", "_paired", "_pairs_known")
     OK = EVENT_TYPES.index("ok")  # a client ok's kind
 
     def __init__(self, kinds: bytearray) -> None:
@@ -431,6 +421,8 @@ class Columns:
         self.fs = array("i")
         self.times = array("q")
         self.f_ids: dict[str, int] = {}
+        self._paired: Paired | None = None
+        self._pairs_known = False
 
     @property
     def f_names(self) -> list[str]:
@@ -457,7 +449,13 @@ class Columns:
         """pairs() over the columns: (numbers in invocation order, invocations' places, completions'
         places or -1 when never completed), each operation when it completes, then those never
         completed, as pairs() gives them; None where pairs() raises HistoryError (a pass then reads
-        the events: the message names the event's index, which the columns do not keep)."""
+        the events: the message names the event's index, which the columns do not keep). Paired once
+        (8 bytes an event): stats and the report ask alike."""
+        if not self._pairs_known:
+            self._paired, self._pairs_known = self._pair(), True
+        return self._paired
+
+    def _pair(self) -> Paired | None:
         numbers, invokes, completions = array("q"), array("q"), array("q")
         open_ops: dict[int, tuple[int, int]] = {}
         retired: set[int] = set()
@@ -519,17 +517,24 @@ class _Source:
                 for number, line in enumerate(text, start=1):
                     if line.strip():
                         ended = line.rstrip("\r\n") + "\n" if "\r" in line else line  # as read_history sees it
-                        event = _line_event(ended, path, number, _load)
-                        if event is _TORN:
-                            break
+                        try:  # events_of_lines' rules, its checks taken once with the columns' reads
+                            event = _load(ended, path, number)
+                        except HistoryError:
+                            if not ended.endswith("\n"):
+                                break  # a torn last line: the prefix is still a history
+                            raise
+                        kind: Any = event.get("type") if type(event) is dict else None
+                        process, f, moment = (event.get("process"), event.get("f"), event.get("time")) if kind else (0, 0, 0)
+                        if not (type(kind) is str and kind in _KINDS and type(process) in _PROCESS_TYPES
+                                and type(f) is str and (type(moment) is int or "time" not in event)):
+                            _validate(event, path, number)  # says what is wrong (nothing else gets here)
                         offsets.append(offset)
-                        process = event["process"]
                         if process == NEMESIS:
-                            kinds.append(_KINDS[event["type"]] | _NEMESIS_KIND)
+                            kinds.append(_KINDS[kind] | _NEMESIS_KIND)
                             client, moment = -1, 0
                         else:
-                            kinds.append(_KINDS[event["type"]])
-                            known, moment = process_ids.get(process), event.get("time")
+                            kinds.append(_KINDS[kind])
+                            known = process_ids.get(process)
                             client = process_ids.setdefault(process, len(process_ids)) if known is None else known
                         if plain:
                             try:
@@ -537,10 +542,10 @@ class _Source:
                             except (TypeError, OverflowError):
                                 plain = False
                             processes.append(client)
-                            f = f_ids.get(event["f"])
-                            if f is None:
-                                f = f_ids[event["f"]] = len(f_ids)
-                            fs.append(f)
+                            code = f_ids.get(f)
+                            if code is None:
+                                code = f_ids[f] = len(f_ids)
+                            fs.append(code)
                     offset += len(line) if line.isascii() else len(line.encode("utf-8"))
                     line = ""
         except OSError as exc:
@@ -616,6 +621,7 @@ class _Source:
 READ_BYTES = 1 << 16  # read at a time by a pass over many events (one event: a page or two)
 SPAN_BYTES = 1 << 20  # read at a time by a pass over chosen events (most of a block is skipped)
 _KINDS = {name: code for code, name in enumerate(EVENT_TYPES)}
+_PROCESS_TYPES = (int, str)  # exactly (a bool is not a process), as _validate has it
 _INVOKE, _INFO = _KINDS["invoke"], _KINDS["info"]
 _NEMESIS_KIND = 4
 

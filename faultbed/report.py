@@ -69,12 +69,12 @@ class Points(Sequence[OpPoint]):
 
     def __init__(self, times: array[float] | None = None, latencies: array[float] | None = None,
                  types: bytearray | None = None, fs: array[int] | None = None,
-                 names: tuple[list[str], list[str]] = ([], [])) -> None:
+                 names: tuple[list[str], list[str]] | None = None) -> None:
         self.times = times if times is not None else array("d")
         self.latencies = latencies if latencies is not None else array("d")
         self.types = types if types is not None else bytearray()  # into names[0]
         self.fs = fs if fs is not None else array("I")  # into names[1]
-        self.names = names
+        self.names = names if names is not None else ([], [])  # outcomes and fs (a fresh pair: not shared)
 
     def append(self, time: float, latency_ms: float, type_: str, f: str) -> None:
         self.times.append(time)
@@ -107,6 +107,13 @@ class Points(Sequence[OpPoint]):
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self, other))
 
+    @classmethod
+    def of(cls, points: Iterable[OpPoint]) -> "Points":
+        made = cls()
+        for p in points:
+            made.append(p.time, p.latency_ms, p.type, p.f)
+        return made
+
     def select(self, chosen: Iterable[int]) -> "Points":
         """The points at these positions, in their order."""
         picked = Points(names=self.names)
@@ -117,21 +124,47 @@ class Points(Sequence[OpPoint]):
             picked.fs.append(self.fs[i])
         return picked
 
+    def where(self, mask: Any) -> "Points":
+        """The points where a numpy mask is true (a million in milliseconds: the plots' selections)."""
+        return Points(_array(self.times, mask), _array(self.latencies, mask), _bytes(self.types, mask),
+                      _array(self.fs, mask), self.names)
+
     def of_type(self, type_: str) -> "Points":
         if type_ not in self.names[0]:
             return Points(names=self.names)
-        code = self.names[0].index(type_)
-        return self.select(i for i, t in enumerate(self.types) if t == code)
+        return self.where(_view(self.types) == self.names[0].index(type_))
 
     def invoked_before(self, time: float) -> "Points":
-        return self.select(i for i, t in enumerate(self.times) if t < time)
+        return self.where(_view(self.times) < time)
 
     def count_of(self, type_: str) -> int:
         return self.types.count(self.names[0].index(type_)) if type_ in self.names[0] else 0
 
-    def ends(self) -> Iterator[float]:
-        """Each operation's completion time (s)."""
-        return (time + latency / 1000 for time, latency in zip(self.times, self.latencies))
+    def ends(self) -> Any:
+        """Each operation's completion time (s), as a numpy array."""
+        return _view(self.times) + _view(self.latencies) / 1000
+
+
+
+def _numpy() -> Any:
+    import numpy  # here: drawing needs it (matplotlib imports it too); reading the store does not
+
+    return numpy
+
+
+def _view(column: array[Any] | bytearray) -> Any:
+    """A numpy array over a column's memory (no copy)."""
+    np = _numpy()
+    return np.frombuffer(column, dtype=np.uint8 if isinstance(column, bytearray) else column.typecode)
+
+
+def _array(column: array[Any], mask: Any) -> array[Any]:
+    """The column's values where the mask is true, as a column."""
+    return array(column.typecode, _view(column)[mask].tobytes())
+
+
+def _bytes(column: bytearray, mask: Any) -> bytearray:
+    return bytearray(_view(column)[mask].tobytes())
 
 
 def _code(names: list[str], name: str) -> int:
@@ -239,7 +272,10 @@ def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
     columns hold every event is read from them: only its nemesis's events are parsed."""
     found = paired_columns(events)
     if found is not None:
-        return _scan_columns(*found)
+        try:
+            return _scan_columns(*found)
+        except ImportError:  # no numpy (a host without matplotlib: its page has no plots): the events' pass
+            pass
     nemesis: list[dict[str, Any]] = []
     completed = Points()  # in the order they completed
     numbers = array("q")  # and their places in invocation order
@@ -261,19 +297,33 @@ def scan(events: Iterable[dict[str, Any]], path: str = "history") -> Scan:
 
 
 def _scan_columns(events: HistoryFile, columns: Columns, paired: Paired) -> Scan:
-    """scan() from a HistoryFile's columns: the same points, in the same order."""
-    kinds, fs, times, names = columns.kinds, columns.fs, columns.times, columns.f_names
-    completed = Points()
-    numbers = array("q")
-    for number, invoke, completion in zip(*paired):
-        if completion >= 0:
-            start = float(times[invoke]) / 1e9  # as _seconds reads an event
-            completed.append(start, max(0.0, (float(times[completion]) / 1e9 - start) * 1000),
-                             EVENT_TYPES[kinds[completion]], names[fs[invoke]])
-            numbers.append(number)
+    """scan() from a HistoryFile's columns, as numpy arrays: the same points in the same order, and
+    the same outcome and f tables (Points.names: in the order scan() meets them, completion order)."""
+    np = _numpy()
+    numbers, invokes, completions = (np.frombuffer(column, dtype=np.int64) for column in paired)
+    done = completions >= 0
+    numbers, invokes, completions = numbers[done], invokes[done], completions[done]
+    times = np.frombuffer(columns.times, dtype=np.int64)
+    start = times[invokes].astype(np.float64) / 1e9  # as _seconds reads an event
+    latencies = np.maximum(0.0, (times[completions].astype(np.float64) / 1e9 - start) * 1000)
+    types, type_names = _first_seen(np.frombuffer(columns.kinds, dtype=np.uint8)[completions], EVENT_TYPES)
+    fs, f_names = _first_seen(np.frombuffer(columns.fs, dtype=np.int32)[invokes], columns.f_names)
+    order = np.argsort(numbers, kind="stable")  # invocation order
+    points = Points(array("d", start[order].tobytes()), array("d", latencies[order].tobytes()),
+                    bytearray(types[order].astype(np.uint8).tobytes()), array("I", fs[order].astype(np.uint32).tobytes()),
+                    (type_names, f_names))
     first = columns.first_invocation()
-    return Scan(completed.select(sorted(range(len(numbers)), key=numbers.__getitem__)), list(events.nemesis()),
-                0.0 if first is None else float(times[first]) / 1e9)
+    return Scan(points, list(events.nemesis()), 0.0 if first is None else float(columns.times[first]) / 1e9)
+
+
+def _first_seen(values: Any, names: Sequence[str]) -> tuple[Any, list[str]]:
+    """values (places in names) recoded by the order in which each first comes, and those names."""
+    np = _numpy()
+    seen, first = np.unique(values, return_index=True)
+    order = np.argsort(first)
+    rank = np.empty(len(seen), dtype=np.int64)
+    rank[order] = np.arange(len(seen))
+    return rank[np.searchsorted(seen, values)], [names[value] for value in seen[order]]
 
 
 class _Source:
@@ -303,12 +353,17 @@ def throughput(points: Sequence[OpPoint], bucket: float = 1.0) -> dict[str, tupl
     """Per outcome type: bucket start times and completed operations per second."""
     if not points:
         return {}
-    last = max(p.time + p.latency_ms / 1000 for p in points)
+    np = _numpy()
+    columns = points if isinstance(points, Points) else Points.of(points)
+    ends = columns.ends()
+    last = float(ends.max())
     buckets = int(last // bucket) + 1
+    indexes = (ends // bucket).astype(np.int64)
+    codes = _view(columns.types)
     counts = {t: [0] * buckets for t in OP_COLORS}
-    for p in points:
-        index = int((p.time + p.latency_ms / 1000) // bucket)
-        counts.setdefault(p.type, [0] * buckets)[index] += 1
+    seen, first = np.unique(codes, return_index=True)
+    for code in seen[np.argsort(first)]:  # outcomes beyond OP_COLORS in the order they come
+        counts[columns.names[0][code]] = np.bincount(indexes[codes == code], minlength=buckets).tolist()
     times = [i * bucket for i in range(buckets)]
     # the last bucket is only partly covered: dividing by its full width would show a false drop
     widths = [bucket] * (buckets - 1) + [max(last - times[-1], bucket / 4)]
@@ -353,8 +408,8 @@ class Timeline:
     @property
     def end(self) -> float:
         """Where the time axis ends: the last completion or fault event (at least 1 s)."""
-        return max(max(self.points.ends(), default=0.0), *[i.stop or i.start for i in self.intervals],
-                   self.healed_at or 0.0, 1.0)
+        last = float(self.points.ends().max()) if self.points else 0.0
+        return max(last, *[i.stop or i.start for i in self.intervals], self.healed_at or 0.0, 1.0)
 
 
 def healed_at(events: list[dict[str, Any]]) -> float | None:

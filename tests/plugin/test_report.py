@@ -237,3 +237,22 @@ def test_a_report_drawn_from_a_history_files_columns_is_the_report_drawn_from_it
         assert history.columns() is not None
         from_columns = render_report(run_dir, history)
     assert from_columns == render_report(run_dir) and "<img" in from_columns
+
+
+def test_without_numpy_a_report_still_reads_a_history_files_points_and_says_the_plots_failed(tmp_path, monkeypatch):
+    """A host without matplotlib (numpy comes with it) gets every section but the plots, as before."""
+    import faultbed.report as report
+    from faultbed.history import HistoryFile
+
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    with_numpy = report._read_events(run_dir)[0]
+
+    def no_numpy() -> None:
+        raise ImportError("No module named 'numpy'")
+
+    monkeypatch.setattr(report, "_numpy", no_numpy)
+    with HistoryFile(os.path.join(run_dir, "history.jsonl")) as history:
+        read, error = report._read_events(run_dir, history)
+        page = render_report(run_dir, history)
+    assert error is None and list(read.points) == list(with_numpy.points) and len(read.points) > 10
+    assert "plots failed" in page and 'id="faults"' in page
