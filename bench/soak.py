@@ -83,6 +83,13 @@ def _summary(store: Path, curve: list[tuple[float, float]], code: int) -> int:
         print(f"soak: harness RSS during the main phase {min(main_phase):.0f}-{max(main_phase):.0f} MB "
               f"(first {main_phase[0]:.0f}, last {main_phase[-1]:.0f}); peak overall {max(r for _, r in curve):.0f} MB")
     print(f"soak: {lines} events recorded, exit {code}, verdict {results.get('valid')!r}")
+    written = [run / name for name in ("history.jsonl", "results.json", "report.html")]
+    if all(path.exists() for path in written):  # the last event, then the cluster's teardown, then the check
+        last, checked, reported = (path.stat().st_mtime for path in written)
+        print(f"soak: from the last event to results.json (the cluster's teardown and the checkers) "
+              f"{checked - last:.1f} s, then the report {reported - checked:.1f} s")
+    for result in results.get("results") or []:
+        print(f"  {result.get('checker')}: {result.get('valid')!r} {str(result.get('summary', ''))[:120]}")
     return 0 if code in (0, 1, 2) else 1
 
 

@@ -63,14 +63,13 @@ class _Tally:
         self.first: dict[str, int] = {}  # each f's first operation in invocation order: by_f's order
         self.latencies: dict[str, array[float]] = {}
 
-    def add(self, number: int, f: str, outcome: str) -> dict[str, Any]:
+    def add(self, number: int, f: str, outcome: str) -> None:
         entry = self.counts.get(f)
         if entry is None:
             entry = self.counts[f] = {"ok": 0, "fail": 0, "info": 0}
         if number < self.first.get(f, number + 1):
             self.first[f] = number
         entry[outcome] += 1
-        return entry
 
     def timed(self, f: str) -> array[float]:
         timed = self.latencies.get(f)
@@ -103,13 +102,13 @@ def _from_columns(columns: Columns, paired: Paired) -> _Tally:
     tally = _Tally()
     kinds, fs, times, names = columns.kinds, columns.fs, columns.times, columns.f_names
     ok = Columns.OK
-    for number, invoke, completion in zip(*paired):
+    for invoke, completion in zip(*paired):  # an invocation's place orders as its number does (first)
         f = names[fs[invoke]]
         if completion < 0:
-            tally.add(number, f, "info")
+            tally.add(invoke, f, "info")
             continue
         kind = kinds[completion]
-        tally.add(number, f, EVENT_TYPES[kind])
+        tally.add(invoke, f, EVENT_TYPES[kind])
         if kind == ok:
             tally.timed(f).append((times[completion] - times[invoke]) / 1e6)
     return tally

@@ -394,7 +394,9 @@ class HistoryFile(Sequence[dict[str, Any]]):
         self.close()
 
 
-Paired = tuple[array, array, array]  # numbers in invocation order, invocations' places, completions' (-1: none)
+# invocations' places and their completions' (-1: never completed): an operation's number in invocation
+# order (history.pairs') is its invocation's rank among the places, so they order alike
+Paired = tuple[array, array]
 
 
 def paired_columns(events: Iterable[dict[str, Any]]) -> tuple[HistoryFile, Columns, Paired] | None:
@@ -446,42 +448,38 @@ class Columns:
         return self.kinds.find(self.OK, place + 1) >= 0
 
     def pairs(self) -> Paired | None:
-        """pairs() over the columns: (numbers in invocation order, invocations' places, completions'
-        places or -1 when never completed), each operation when it completes, then those never
-        completed, as pairs() gives them; None where pairs() raises HistoryError (a pass then reads
-        the events: the message names the event's index, which the columns do not keep). Paired once
-        (8 bytes an event): stats and the report ask alike."""
+        """pairs() over the columns: (invocations' places, completions' places or -1 when never
+        completed), each operation when it completes, then those never completed, as pairs() gives
+        them (its numbers order as the invocations' places do); None where pairs() raises
+        HistoryError (a pass then reads the events: the message names the event's index, which the
+        columns do not keep). Paired once (16 bytes an operation): stats and the report ask alike."""
         if not self._pairs_known:
             self._paired, self._pairs_known = self._pair(), True
         return self._paired
 
     def _pair(self) -> Paired | None:
-        numbers, invokes, completions = array("q"), array("q"), array("q")
-        open_ops: dict[int, tuple[int, int]] = {}
+        invokes, completions = array("q"), array("q")
+        open_ops: dict[int, int] = {}  # process -> its open invocation's place
         retired: set[int] = set()
-        invoked = 0
         for place, (kind, process) in enumerate(zip(self.kinds, self.processes)):
             if kind >= _NEMESIS_KIND:
                 continue
             if kind == _INVOKE:
                 if process in open_ops or process in retired:
                     return None
-                open_ops[process] = (invoked, place)
-                invoked += 1
+                open_ops[process] = place
                 continue
             opened = open_ops.pop(process, None)
             if opened is None:
                 return None
             if kind == _INFO:
                 retired.add(process)
-            numbers.append(opened[0])
-            invokes.append(opened[1])
+            invokes.append(opened)
             completions.append(place)
-        for number, place in sorted(open_ops.values()):
-            numbers.append(number)
+        for place in sorted(open_ops.values()):
             invokes.append(place)
             completions.append(-1)
-        return numbers, invokes, completions
+        return invokes, completions
 
 
 class _Source:
@@ -524,7 +522,8 @@ class _Source:
                                 break  # a torn last line: the prefix is still a history
                             raise
                         kind: Any = event.get("type") if type(event) is dict else None
-                        process, f, moment = (event.get("process"), event.get("f"), event.get("time")) if kind else (0, 0, 0)
+                        process, f, moment = ((event.get("process"), event.get("f"), event.get("time")) if kind
+                                              else (0, 0, 0))
                         if not (type(kind) is str and kind in _KINDS and type(process) in _PROCESS_TYPES
                                 and type(f) is str and (type(moment) is int or "time" not in event)):
                             _validate(event, path, number)  # says what is wrong (nothing else gets here)

@@ -145,7 +145,6 @@ class Points(Sequence[OpPoint]):
         return _view(self.times) + _view(self.latencies) / 1000
 
 
-
 def _numpy() -> Any:
     import numpy  # here: drawing needs it (matplotlib imports it too); reading the store does not
 
@@ -300,18 +299,18 @@ def _scan_columns(events: HistoryFile, columns: Columns, paired: Paired) -> Scan
     """scan() from a HistoryFile's columns, as numpy arrays: the same points in the same order, and
     the same outcome and f tables (Points.names: in the order scan() meets them, completion order)."""
     np = _numpy()
-    numbers, invokes, completions = (np.frombuffer(column, dtype=np.int64) for column in paired)
+    invokes, completions = (np.frombuffer(column, dtype=np.int64) for column in paired)
     done = completions >= 0
-    numbers, invokes, completions = numbers[done], invokes[done], completions[done]
+    invokes, completions = invokes[done], completions[done]
     times = np.frombuffer(columns.times, dtype=np.int64)
     start = times[invokes].astype(np.float64) / 1e9  # as _seconds reads an event
     latencies = np.maximum(0.0, (times[completions].astype(np.float64) / 1e9 - start) * 1000)
     types, type_names = _first_seen(np.frombuffer(columns.kinds, dtype=np.uint8)[completions], EVENT_TYPES)
     fs, f_names = _first_seen(np.frombuffer(columns.fs, dtype=np.int32)[invokes], columns.f_names)
-    order = np.argsort(numbers, kind="stable")  # invocation order
+    order = np.argsort(invokes, kind="stable")  # invocation order
     points = Points(array("d", start[order].tobytes()), array("d", latencies[order].tobytes()),
-                    bytearray(types[order].astype(np.uint8).tobytes()), array("I", fs[order].astype(np.uint32).tobytes()),
-                    (type_names, f_names))
+                    bytearray(types[order].astype(np.uint8).tobytes()),
+                    array("I", fs[order].astype(np.uint32).tobytes()), (type_names, f_names))
     first = columns.first_invocation()
     return Scan(points, list(events.nemesis()), 0.0 if first is None else float(columns.times[first]) / 1e9)
 

@@ -65,8 +65,11 @@ def test_the_columns_hold_each_event_and_pair_as_the_events_do(tmp_path: Path, e
         paired = columns.pairs()
         if isinstance(expected, str):  # pairs() says what is wrong; the columns give nothing
             assert expected.startswith("HistoryError") and paired is None
-        else:
-            assert paired is not None and list(zip(*paired)) == expected  # the index is the place here
+        else:  # the index is the place here, and a number the rank of its invocation's place
+            assert paired is not None
+            assert list(zip(*paired)) == [(invoke, completion) for _, invoke, completion in expected]
+            ranks = {place: rank for rank, place in enumerate(sorted(paired[0]))}
+            assert [ranks[invoke] for invoke in paired[0]] == [number for number, _, _ in expected]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
