@@ -61,9 +61,15 @@ def test_ack_gate_drops_other_terms_and_downgrades_acks_below_the_election_noop(
     assert gate_ack(ack, term=3, noop_index=9) == ack
     assert gate_ack(ack, term=3, noop_index=10)["success"] is False  # type: ignore[index]
     assert gate_ack({k: v for k, v in ack.items() if k != TERM_TAG}, term=3, noop_index=1) is None
+    # a success reply below the peer's match index is about an older position: ignored
+    assert gate_ack(ack, term=3, noop_index=1, matched=10) is None
+    assert gate_ack(ack, term=3, noop_index=1, matched=9) == ack
+    failed = {**ack, "success": False, "reset": True}
+    assert gate_ack(failed, term=3, noop_index=1, matched=10) == failed  # a reset still resets
     # pysyncobj's own behaviour, one switch per gate
     assert gate_ack(ack, term=4, noop_index=9, bugs=frozenset({"untagged-acks"})) == ack
     assert gate_ack(ack, term=3, noop_index=10, bugs=frozenset({"old-term-commit"})) == ack
+    assert gate_ack(ack, term=3, noop_index=1, bugs=frozenset({"match-regress"}), matched=10) == ack
 
 
 def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
@@ -71,7 +77,7 @@ def test_vanilla_is_every_pysyncobj_switch_plus_the_short_ack() -> None:
 
     assert raft_bugs(frozenset({"vanilla"})) == {"volatile-vote", "untagged-acks", "old-term-commit",
                                                  "commit-regress", "resend-truncate", "snapshot-commit",
-                                                 "snapshot-reinstall", "short-ack"}
+                                                 "snapshot-reinstall", "match-regress", "short-ack"}
     assert raft_bugs(frozenset({"volatile-vote", "stale-reads"})) == {"volatile-vote"}
 
 
@@ -123,7 +129,7 @@ def test_node_refuses_a_bad_config_with_exit_code_3(tmp_path: Any) -> None:
     assert set(SYSTEM.bugs) == set(BUGS) == {"stale-reads", "ack-before-commit", "no-dedupe", "local-dedupe",
                                           "no-journal-sync", "volatile-vote", "untagged-acks", "old-term-commit",
                                           "commit-regress", "resend-truncate", "snapshot-commit",
-                                          "snapshot-reinstall", "vanilla"}
+                                          "snapshot-reinstall", "match-regress", "vanilla"}
 
 
 # -- a healthy cluster, shared by the tests that do not break it ----------------------

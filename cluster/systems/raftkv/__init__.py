@@ -48,12 +48,14 @@ RAFT_BUGS: Mapping[str, str] = {
                        "installs nothing (a first chunk, or no data): it commits its own, possibly stale, log",
     "snapshot-reinstall": "a follower installs a snapshot whose last entry it already holds: its log is "
                           "cleared and its state reloaded, its commit index going back",
+    "match-regress": "a leader takes a success reply below a peer's match index at face value: the match "
+                     "index goes back within a term (a reply about an older position, such as a held snapshot's)",
     "vanilla": "all of volatile-vote, untagged-acks, old-term-commit, commit-regress, resend-truncate, "
-               "snapshot-commit, snapshot-reinstall, and the follower acknowledgement one index short: "
-               "pysyncobj 0.3.11 as shipped",
+               "snapshot-commit, snapshot-reinstall, match-regress, and the follower acknowledgement one "
+               "index short: pysyncobj 0.3.11 as shipped",
 }
 VANILLA = ("volatile-vote", "untagged-acks", "old-term-commit", "commit-regress", "resend-truncate",
-           "snapshot-commit", "snapshot-reinstall")
+           "snapshot-commit", "snapshot-reinstall", "match-regress")
 
 
 def raft_bugs(bugs: frozenset[str]) -> frozenset[str]:

@@ -205,7 +205,8 @@ class RaftTransport(TCPTransport):
             if "snapshot-commit" not in self._bugs:
                 message = hold_commit_on_snapshot(message, sync.raftCommitIndex)
         if isinstance(message, dict) and message.get("type") == ACK:
-            message = gate_ack(message, private.current_term(sync), private.noop_index(sync), self._bugs)
+            message = gate_ack(message, private.current_term(sync), private.noop_index(sync), self._bugs,
+                               private.match_index(sync).get(node))
             if message is None:
                 return
         self._ack_match = ack_match
@@ -288,14 +289,24 @@ def hold_commit_on_snapshot(message: dict[str, Any], commit_index: int) -> dict[
 
 
 def gate_ack(message: dict[str, Any], term: int, noop_index: int | None,
-             bugs: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+             bugs: frozenset[str] = frozenset(), matched: int | None = None) -> dict[str, Any] | None:
     """The acknowledgement a leader in `term` may act on, or None to ignore it.
 
-    Replies from another term are dropped; a success reply whose match index
-    (`next_node_idx - 1`) is below the leader's election no-op is downgraded to success
-    False, so replica counting only ever counts logs that hold a current-term entry.
+    Replies from another term are dropped; so is a success reply whose match index
+    (`next_node_idx - 1`) is below `matched`, the one the leader already holds for that
+    peer: a reply about an older position (a follower's answer to a snapshot whose last
+    entry it held, after it had acknowledged later entries) would set pysyncobj's match
+    index back, where Raft's only grows within a term (raft-invariants' match-monotonic,
+    found in a 10-minute soak). A success reply below the leader's election no-op is
+    downgraded to success False, so replica counting only ever counts logs that hold a
+    current-term entry.
     """
     if "untagged-acks" not in bugs and message.get(TERM_TAG) != term:
+        return None
+    if ("match-regress" not in bugs and message.get("success") and matched is not None
+            and message["next_node_idx"] - 1 < matched):
+        log.info("a success reply for %d ignored: below the peer's match index %d", message["next_node_idx"] - 1,
+                 matched)
         return None
     if "old-term-commit" not in bugs and message.get("success") and noop_index is not None and message["next_node_idx"] - 1 < noop_index:
         message = dict(message)
