@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("harness", "raftkv", "ready", "checker", "docker", "disk", "maelstrom")
+BENCHMARKS = ("harness", "raftkv", "ready", "checker", "queue_check", "docker", "disk", "maelstrom")
 
 
 def main(names: list[str]) -> int:

@@ -22,6 +22,8 @@ from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
                                       rows_from_events, rows_from_numbered, same_key)
 from faultbed.checkers.library import library_path, load_library
+from faultbed.checkers.memory import (FLOOR_ENV, FLOOR_HOLD_MB, MEMORY_ENV, default_memory_floor_mb,  # noqa: F401
+                                       default_memory_limit_mb, floor_reason, limit_reason)
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
@@ -36,42 +38,6 @@ CHECKER = "linearizable"
 CHECK_TIMEOUT = 120.0  # seconds; spec.options["check_timeout"] overrides
 NOTHING_COMPLETED = "no operation completed: a history where nothing happened proves nothing"
 _VERDICTS: dict[str, Valid] = {"Ok": True, "Illegal": False, "Unknown": UNKNOWN}
-MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up search is unknown before it takes the machine
-MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
-# ... and when the machine's available memory falls below a floor while the check holds more than
-# FLOOR_HOLD_MB: checks side by side (a suite's workers, parallel jobs) each within their own limit
-# could still, together, take the machine
-FLOOR_FRACTION, FLOOR_MAX_MB = 0.05, 1024.0  # the floor: 5 % of the machine's memory, at most 1 GB
-FLOOR_ENV = "FAULTBED_CHECK_MEMORY_FLOOR_MB"
-FLOOR_HOLD_MB = 256.0
-
-
-def default_memory_limit_mb() -> float:
-    """$FAULTBED_CHECK_MEMORY_MB, else MEMORY_FRACTION of the machine's memory (0: unknown, no limit)."""
-    return _megabytes(MEMORY_ENV, MEMORY_FRACTION, math.inf)
-
-
-def default_memory_floor_mb() -> float:
-    """$FAULTBED_CHECK_MEMORY_FLOOR_MB (0: none), else FLOOR_FRACTION of the machine's memory, at
-    most FLOOR_MAX_MB."""
-    return _megabytes(FLOOR_ENV, FLOOR_FRACTION, FLOOR_MAX_MB)
-
-
-def _megabytes(variable: str, fraction: float, most: float) -> float:
-    """$variable's megabytes, else `fraction` of the machine's memory, at most `most` (0 when the
-    machine does not say)."""
-    configured = os.environ.get(variable)
-    if configured:
-        try:
-            return float(configured)
-        except ValueError as exc:
-            raise FaultbedError(f"${variable} must be a number of megabytes, not {configured!r}") from exc
-    try:
-        return min(most, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * fraction / 2**20)
-    except (ValueError, OSError):
-        return 0.0
-
-
 class UnencodableError(FaultbedError):
     """Something in the request JSON cannot carry (NaN, infinity, map keys of mixed types)."""
 
@@ -394,10 +360,8 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
         details["peak_rss_mb"] = round(answer["peak_rss_mb"], 1)
     if answer["result"] == "Unknown":
         details["reason"] = (
-            f"memory limit of {answer['memory_limit_mb']:.0f} MB reached" if answer.get("memory_exceeded")
-            else f"the machine's available memory fell to {answer['available_mb']:.0f} MB (the floor: "
-                 f"{default_memory_floor_mb():.0f} MB, ${FLOOR_ENV}) while this check held "
-                 f"{answer.get('peak_rss_mb', 0):.0f} MB" if answer.get("machine_memory_low")
+            limit_reason(answer["memory_limit_mb"]) if answer.get("memory_exceeded")
+            else floor_reason(answer["available_mb"], answer.get("peak_rss_mb", 0)) if answer.get("machine_memory_low")
             else f"timed out after {timeout:g} s")
     if answer.get("picture_skipped"):
         details["picture_skipped"] = answer["picture_skipped"]  # legal keys too long to draw
@@ -440,6 +404,7 @@ class LinearizableChecker:
     initial: Any = None
     name: str = CHECKER
     description: str = "linearizable (porcupine), a register per key; draws the smallest illegal prefix"
+    bounds_its_memory = True  # Go's search stops at the memory limit (check_safe's bound would lose what it found)
 
     def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
         from faultbed.store import HISTORY as HISTORY_FILE, LINEARIZABILITY_HTML  # here: `check` needs no store

@@ -24,11 +24,11 @@ Lost messages are only certain once the queue was drained; otherwise the verdict
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
+from faultbed.checkers.anomaly_time import Moment, first_anomaly_details
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
-from faultbed.history import Operation, pair_operations
+from faultbed.history import Operation, pairs
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -38,63 +38,110 @@ PUBLISH, CONSUME, ACK, DEPTH = "publish", "consume", "ack", "depth"
 MAX_EXAMPLES = 50
 
 
-@dataclass
+@dataclass(slots=True)
+class QueueOp:
+    """One operation as the checker needs it, made as the history is read (its events are not kept:
+    a long run's queue history is checked in a third of the memory its paired events took).
+
+    `value` is as Operation.value has it (the completion's value when it has one, else the
+    invocation's), read once here: `first_delivery` is a delivery's own word on whether it is the
+    message's first (its value's `deliveries` == 1; None when it does not say) and `drains` whether
+    the operation is a final depth read that found the queue empty."""
+
+    process: Any
+    f: str
+    type: str  # ok, fail or info (an operation that never completed counts as info)
+    queue: str
+    msg_id: str | None
+    producer: Any  # as the publish names it (None: not named)
+    index: Any  # the invocation's history index
+    done: Any  # the completion's history index (None when it never completed, or has none)
+    time: int  # the invocation's
+    done_time: int | None  # the completion's (0 when it has none); None when it never completed
+    node: Any  # the completion's node, else the invocation's
+    first_delivery: bool | None = None
+    drains: bool = False
+
+    def operation(self) -> Operation:
+        """The few fields an anomaly's moment names (checkers/anomaly_time.py), as an Operation."""
+        invoke = {"time": self.time, "node": self.node, **({"index": self.index} if self.index is not None else {})}
+        done = None if self.done_time is None else {"type": self.type, "time": self.done_time,
+                                                     **({"index": self.done} if self.done is not None else {})}
+        return Operation(self.process, self.f, invoke, done)
+
+
+def queue_ops(events: Iterable[dict[str, Any]]) -> list[QueueOp]:
+    """The history's client operations in invocation order, as pair_operations pairs them."""
+    ops: list[QueueOp | None] = []
+    for number, invoke, completion in pairs(events):  # numbered 0, 1, ... in invocation order, each once
+        if number >= len(ops):
+            ops.extend([None] * (number + 1 - len(ops)))
+        ops[number] = _queue_op(invoke, completion)
+    return ops  # type: ignore[return-value]  # every number came
+
+
+def _queue_op(invoke: dict[str, Any], completion: dict[str, Any] | None) -> QueueOp:
+    f, done_value = invoke["f"], completion.get("value") if completion is not None else None
+    value = done_value if done_value is not None else invoke.get("value")
+    kind = completion["type"] if completion is not None else "info"
+    node = (completion or {}).get("node") or invoke.get("node")
+    op = QueueOp(invoke["process"], f, kind, str(invoke.get("key") or ""), message_id(f, invoke, completion),
+                 invoke.get("producer"), invoke.get("index"), completion.get("index") if completion else None,
+                 int(invoke.get("time", 0)), completion.get("time", 0) if completion is not None else None, node)
+    if isinstance(value, dict):
+        if "deliveries" in value:
+            op.first_delivery = bool(value["deliveries"] == 1)
+        op.drains = (f == DEPTH and kind == "ok" and bool(invoke.get("final")) and value.get("ready", 1) == 0
+                     and value.get("leased", 1) == 0)
+    return op
+
+
+@dataclass(slots=True)
 class MessageFate:
     """What the history says happened to one message id in one queue."""
 
     queue: str
     msg_id: str
     producer: Any = None
-    publishes: list[Operation] = field(default_factory=list)
-    deliveries: list[Operation] = field(default_factory=list)  # ok consumes that returned it
-    acks: list[Operation] = field(default_factory=list)
+    publishes: list[QueueOp] = field(default_factory=list)
+    deliveries: list[QueueOp] = field(default_factory=list)  # ok consumes that returned it
+    acks: list[QueueOp] = field(default_factory=list)
 
-    def acknowledged_publish(self) -> Operation | None:
+    def acknowledged_publish(self) -> QueueOp | None:
         return next((op for op in self.publishes if op.type == "ok"), None)
 
-    def acked(self) -> list[Operation]:
+    def acked(self) -> list[QueueOp]:
         return [op for op in self.acks if op.type == "ok"]
 
     def possibly_acked(self) -> bool:
         return any(op.type == "info" for op in self.acks)
 
 
-def op_index(op: Operation) -> Any:
-    """The history index of an operation's invocation."""
-    return op.invoke.get("index")
-
-
-def completion_index(op: Operation) -> Any:
-    return op.completion.get("index") if op.completion is not None else None
-
-
-def message_id(op: Operation) -> str | None:
+def message_id(f: str, invoke: dict[str, Any], completion: dict[str, Any] | None) -> str | None:
     """The message id an operation is about: the invoke's field, its value's, or a delivery's."""
-    for source in (op.invoke, op.invoke.get("value"), op.completion and op.completion.get("value")):
+    for source in (invoke, invoke.get("value"), completion and completion.get("value")):
         if isinstance(source, dict) and source.get("msg_id") is not None:
             return str(source["msg_id"])
-    if op.f == ACK and isinstance(op.invoke.get("value"), str):
-        return str(op.invoke["value"])
+    if f == ACK and isinstance(invoke.get("value"), str):
+        return str(invoke["value"])
     return None
 
 
-def producer_of(op: Operation, msg_id: str) -> Any:
+def producer_of(op: QueueOp, msg_id: str) -> Any:
     """The producer named in the publish, else the msg_id's prefix before its last '-'."""
-    producer = op.invoke.get("producer")
-    return producer if producer is not None else msg_id.rsplit("-", 1)[0]
+    return op.producer if op.producer is not None else msg_id.rsplit("-", 1)[0]
 
 
-def collect_fates(ops: list[Operation]) -> dict[tuple[str, str], MessageFate]:
+def collect_fates(ops: list[QueueOp]) -> dict[tuple[str, str], MessageFate]:
     """Every message id's publishes, deliveries and acks, keyed by (queue, msg_id)."""
     fates: dict[tuple[str, str], MessageFate] = {}
     for op in ops:
         if op.f not in (PUBLISH, CONSUME, ACK):
             continue
-        msg_id = message_id(op)
+        msg_id = op.msg_id
         if msg_id is None or (op.f == CONSUME and op.type != "ok"):
             continue
-        queue = str(op.key or "")
-        fate = fates.setdefault((queue, msg_id), MessageFate(queue, msg_id))
+        fate = fates.setdefault((op.queue, msg_id), MessageFate(op.queue, msg_id))
         if op.f == PUBLISH:
             fate.producer = producer_of(op, msg_id)
             fate.publishes.append(op)
@@ -105,15 +152,9 @@ def collect_fates(ops: list[Operation]) -> dict[tuple[str, str], MessageFate]:
     return fates
 
 
-def drained_queues(ops: list[Operation]) -> set[str]:
+def drained_queues(ops: list[QueueOp]) -> set[str]:
     """Queues a final `depth` read found empty: nothing ready and nothing leased."""
-    drained = set()
-    for op in ops:
-        value = op.value if op.completion is not None else None
-        if op.f == DEPTH and op.type == "ok" and op.invoke.get("final") and isinstance(value, dict):
-            if value.get("ready", 1) == 0 and value.get("leased", 1) == 0:
-                drained.add(str(op.key or ""))
-    return drained
+    return {op.queue for op in ops if op.drains}
 
 
 def fate_anomalies(fates: dict[tuple[str, str], MessageFate]) -> dict[str, list[dict[str, Any]]]:
@@ -124,28 +165,28 @@ def fate_anomalies(fates: dict[tuple[str, str], MessageFate]) -> dict[str, list[
         published = fate.acknowledged_publish()
         about = {"queue": fate.queue, "msg_id": fate.msg_id}
         if published is not None and not acked and not fate.possibly_acked():
-            found["lost"].append({**about, "published_by": op_index(published),
-                                  "deliveries": [op_index(op) for op in fate.deliveries]})
+            found["lost"].append({**about, "published_by": published.index,
+                                  "deliveries": [op.index for op in fate.deliveries]})
         if len(acked) > 1:
-            found["duplicated"].append({**about, "acked_by": [op_index(op) for op in acked],
-                                        "deliveries": [op_index(op) for op in fate.deliveries]})
+            found["duplicated"].append({**about, "acked_by": [op.index for op in acked],
+                                        "deliveries": [op.index for op in fate.deliveries]})
         if not fate.publishes and (fate.deliveries or acked):
-            found["unexpected"].append({**about, "deliveries": [op_index(op) for op in fate.deliveries]})
+            found["unexpected"].append({**about, "deliveries": [op.index for op in fate.deliveries]})
         if fate.publishes and published is None and fate.deliveries:
-            found["recovered"].append({**about, "publishes": [op_index(op) for op in fate.publishes]})
+            found["recovered"].append({**about, "publishes": [op.index for op in fate.publishes]})
     return found
 
 
-def unknown_consumes(ops: list[Operation]) -> dict[str, list[int]]:
+def unknown_consumes(ops: list[QueueOp]) -> dict[str, list[int]]:
     """Per queue, the invoke indexes of consumes whose outcome is unknown (they may have leased)."""
     found: dict[str, list[int]] = {}
     for op in ops:
         if op.f == CONSUME and op.type == "info":
-            found.setdefault(str(op.key or ""), []).append(op_index(op))
+            found.setdefault(op.queue, []).append(op.index)
     return found
 
 
-def reorderings(fates: dict[tuple[str, str], MessageFate], ops: list[Operation]) -> list[dict[str, Any]]:
+def reorderings(fates: dict[tuple[str, str], MessageFate], ops: list[QueueOp]) -> list[dict[str, Any]]:
     """Per producer and queue: a later message first handed out before an earlier, ready one."""
     streams: dict[tuple[Any, str], list[MessageFate]] = {}
     for fate in fates.values():
@@ -154,14 +195,14 @@ def reorderings(fates: dict[tuple[str, str], MessageFate], ops: list[Operation])
     hidden_leases = unknown_consumes(ops)
     found = []
     for (producer, queue), stream in streams.items():
-        stream.sort(key=lambda fate: completion_index(fate.acknowledged_publish()))  # type: ignore[arg-type]
+        stream.sort(key=lambda fate: fate.acknowledged_publish().done)  # type: ignore[union-attr]
         latest: MessageFate | None = None  # of the messages so far, the one first asked for the latest
         for later in stream:
             if latest is not None and _handed_out_before(later, latest, hidden_leases.get(queue, [])):
                 found.append({"producer": producer, "queue": queue, "earlier": latest.msg_id,
-                              "later": later.msg_id, "later_delivered_by": op_index(later.deliveries[0]),
-                              "earlier_first_delivered_by": op_index(latest.deliveries[0])})
-            if latest is None or op_index(later.deliveries[0]) > op_index(latest.deliveries[0]):
+                              "later": later.msg_id, "later_delivered_by": later.deliveries[0].index,
+                              "earlier_first_delivered_by": latest.deliveries[0].index})
+            if latest is None or later.deliveries[0].index > latest.deliveries[0].index:
                 latest = later
     return found
 
@@ -170,12 +211,12 @@ def _handed_out_before(later: MessageFate, earlier: MessageFate, hidden_leases: 
     """True when `earlier` was acknowledged before `later` was first published, `later` was
     delivered before `earlier` was first asked for, and `earlier` was certainly ready then."""
     published = earlier.acknowledged_publish()
-    delivered_at = min((completion_index(op) for op in later.deliveries), default=None)
+    delivered_at = min((op.done for op in later.deliveries), default=None)
     if published is None or delivered_at is None:
         return False
-    if completion_index(published) > op_index(later.publishes[0]):
+    if published.done > later.publishes[0].index:
         return False
-    if op_index(earlier.deliveries[0]) < delivered_at:
+    if earlier.deliveries[0].index < delivered_at:
         return False
     return _never_leased_before(earlier, delivered_at, hidden_leases)
 
@@ -187,9 +228,9 @@ def _never_leased_before(fate: MessageFate, moment: int, hidden_leases: list[int
     a consume whose answer was lost, invoked before `moment`, may have leased the message
     (its effect can come at any time after its invocation).
     """
-    first = fate.deliveries[0].value
-    if isinstance(first, dict) and "deliveries" in first:
-        return bool(first["deliveries"] == 1)
+    first = fate.deliveries[0].first_delivery
+    if first is not None:
+        return first
     return not any(index < moment for index in hidden_leases)
 
 
@@ -203,17 +244,17 @@ def anomaly_moments(fates: dict[tuple[str, str], MessageFate], anomalies: dict[s
 
     moments: list[Moment] = []
     if not duplicates_allowed:
-        moments.extend(Moment("duplicated", item["msg_id"], fate(item).acked()[1]) for item in anomalies["duplicated"])
+        moments.extend(Moment("duplicated", item["msg_id"], fate(item).acked()[1].operation()) for item in anomalies["duplicated"])
     for item in lost:
         published = fate(item).acknowledged_publish()
         if published is not None:
-            moments.append(Moment("lost", item["msg_id"], published))
-    moments.extend(Moment("unexpected", item["msg_id"], fate(item).deliveries[0])
+            moments.append(Moment("lost", item["msg_id"], published.operation()))
+    moments.extend(Moment("unexpected", item["msg_id"], fate(item).deliveries[0].operation())
                    for item in anomalies["unexpected"] if fate(item).deliveries)
     for item in anomalies["reordered"]:
         later = fates.get((item["queue"], item["later"]))
         if later is not None and later.deliveries:
-            moments.append(Moment("reordered", item["later"], later.deliveries[0]))
+            moments.append(Moment("reordered", item["later"], later.deliveries[0].operation()))
     return moments
 
 
@@ -227,7 +268,7 @@ def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None, dupl
     `duplicates_allowed` is for at-least-once queues: duplicates are still listed, but
     only lost, unexpected and reordered messages make the history invalid.
     """
-    ops = pair_operations(events)
+    ops = queue_ops(events)
     fates = collect_fates(ops)
     anomalies = fate_anomalies(fates)
     anomalies["reordered"] = reorderings(fates, ops)
@@ -248,7 +289,7 @@ def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None, dupl
     duplicated = anomalies["duplicated"] and not duplicates_allowed
     details["duplicates_allowed"] = duplicates_allowed
     details.update(first_anomaly_details(anomaly_moments(fates, anomalies, lost, duplicates_allowed),
-                                         time_origin(ops)))
+                                         min((op.time for op in ops), default=0)))  # time_origin's
     valid: Valid = not (lost or duplicated or anomalies["unexpected"] or anomalies["reordered"])
     if valid and unconsumed:
         details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"

@@ -13,6 +13,7 @@ that raises into an `unknown` Result with the error, as Jepsen's check-safe does
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol, Sequence, Union
@@ -72,17 +73,32 @@ class Checker(Protocol):
     def check(self, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result: ...
 
 
-def check_safe(checker: Checker, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None) -> Result:
+def check_safe(checker: Checker, history: Sequence[dict[str, Any]], spec: "TestSpec", out_dir: str | None,
+               memory_limit_mb: float | None = None) -> Result:
     """`checker.check(...)`, or an unknown Result naming the error when it raises: one broken
-    checker never costs the others' verdicts (nor results.json)."""
+    checker never costs the others' verdicts (nor results.json). A checker is kept within the
+    check's memory bound (checkers/memory.py; `memory_limit_mb`, default the process's): past it,
+    it is stopped, unknown with the reason. One that keeps the bound itself (`bounds_its_memory`:
+    linearizable, whose search in Go stops at it and still reports what it found) runs without."""
+    from faultbed.checkers.memory import Bound, OutOfMemoryBound, default_memory_floor_mb, default_memory_limit_mb
+
     try:
-        return checker.check(history, spec, out_dir)
+        bound = Bound(0, 0) if getattr(checker, "bounds_its_memory", False) else \
+            Bound(default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb, default_memory_floor_mb())
+        with bound:
+            return checker.check(history, spec, out_dir)
+    except OutOfMemoryBound:
+        pass  # below, once the exception and the checker's frames it holds are gone
     except Exception as exc:
         # bad input (FaultbedError) says what is wrong; anything else is a bug, named by its type
         error = str(exc) if isinstance(exc, FaultbedError) else f"{type(exc).__name__}: {exc}"
         log.warning("checker %s could not judge: %s", checker.name, error)
         log.debug("checker %s raised", checker.name, exc_info=True)
         return Result(checker.name, UNKNOWN, {"error": error}, summary=f"error: {error}"[:300])
+    gc.collect()  # what the checker built, handed back before the next one runs
+    log.warning("checker %s stopped: %s", checker.name, bound.reason)
+    return Result(checker.name, UNKNOWN, {"reason": bound.reason, "peak_rss_mb": round(bound.peak_mb, 1)},
+                  summary=str(bound.reason))
 
 
 def count_summary(details: dict[str, Any], names: Iterable[str]) -> str:

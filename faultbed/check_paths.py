@@ -359,7 +359,8 @@ def _workload_results(path: str, history: ImportedHistory, spec: TestSpec | None
     results = [(early and early.take()) or check_imported(history, None, initial, args.timeout, None, False,
                                                          args.memory_limit)] if fast else []
     with HistoryFile(path) as events:  # read as each checker goes: a long run's events are never all held
-        return results + [check_safe(load_checker(name), events, spec, run_dir) for name in others]
+        return results + [check_safe(load_checker(name), events, spec, run_dir, args.memory_limit)
+                          for name in others]
 
 
 def _line(outcome: Checked) -> str:

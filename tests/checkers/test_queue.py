@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from faultbed.checkers.queue import check
@@ -307,3 +308,19 @@ def test_duplicates_are_listed_but_allowed_for_an_at_least_once_queue() -> None:
     assert strict.valid is False and strict.details["duplicated_count"] == 1
     assert relaxed.valid is True and relaxed.details["duplicated_count"] == 1
     assert relaxed.details["duplicates_allowed"] is True
+
+
+def test_the_benchs_long_queue_history_is_valid_with_its_retries_and_redeliveries(tmp_path: Path) -> None:
+    """bench/queue_check.py's generated history, read as a run's check reads it (HistoryFile): every
+    message delivered once, a failed publish retried and a failed ack redelivered are no anomaly."""
+    from bench.queue_check import write_history
+    from faultbed.history import HistoryFile
+
+    path = tmp_path / "history.jsonl"
+    write_history(path, 2000)
+    with HistoryFile(str(path)) as events:
+        result = check(events)
+    assert result.valid is True, result.summary
+    assert result.details["delivered"] == result.details["acknowledged_publishes"] == 2000
+    assert result.details["published_attempts"] > 2000 and result.details["redelivered"] > 0
+    assert result.details["drained_queues"] == ["jobs"]

@@ -1,0 +1,159 @@
+"""The check's memory bound: its settings, and the bound kept on checkers written in Python.
+
+A check stops with verdict unknown, and says why, when the process passes the memory limit
+(default MEMORY_FRACTION of the machine, `--memory-limit`, $FAULTBED_CHECK_MEMORY_MB), or when
+the machine's available memory (MemAvailable) falls below a floor while the process holds more
+than FLOOR_HOLD_MB: checks side by side (a suite's workers, parallel jobs) may each stay within
+their own limit and still, together, take the machine. Go's search keeps the bound itself
+(checkers/porcupine/segments.go, memoryLimit). A checker in Python (queue, idempotency,
+raft-invariants, stats, a user's) holds whatever it builds; `Bound` keeps it for them:
+check_safe runs each inside one. A thread samples the process's resident memory every
+SAMPLE_S; past the bound it raises OutOfMemoryBound in the checker's thread, and check_safe
+turns that into unknown with the reason. The exception is asynchronous (the interpreter's
+PyThreadState_SetAsyncExc): it arrives at the thread's next Python instruction, so a checker
+inside one long call into C (a sort of millions, a huge json.loads, a search in Go) is stopped
+when that call returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+from types import TracebackType
+
+from faultbed.errors import FaultbedError
+
+MEMORY_FRACTION = 0.5  # of the machine's memory: a blown-up check is unknown before it takes the machine
+MEMORY_ENV = "FAULTBED_CHECK_MEMORY_MB"
+FLOOR_FRACTION, FLOOR_MAX_MB = 0.05, 1024.0  # the floor: 5 % of the machine's memory, at most 1 GB
+FLOOR_ENV = "FAULTBED_CHECK_MEMORY_FLOOR_MB"
+FLOOR_HOLD_MB = 256.0
+SAMPLE_S = 0.01  # as Go's watch: a checker allocating 300 MB/s passes the limit by a few MB at most
+FLOOR_EVERY = 5  # the machine's memory is read every this many samples (/proc/meminfo costs tens of us)
+
+
+def default_memory_limit_mb() -> float:
+    """$FAULTBED_CHECK_MEMORY_MB, else MEMORY_FRACTION of the machine's memory (0: unknown, no limit)."""
+    return _megabytes(MEMORY_ENV, MEMORY_FRACTION, math.inf)
+
+
+def default_memory_floor_mb() -> float:
+    """$FAULTBED_CHECK_MEMORY_FLOOR_MB (0: none), else FLOOR_FRACTION of the machine's memory, at
+    most FLOOR_MAX_MB."""
+    return _megabytes(FLOOR_ENV, FLOOR_FRACTION, FLOOR_MAX_MB)
+
+
+def _megabytes(variable: str, fraction: float, most: float) -> float:
+    """$variable's megabytes, else `fraction` of the machine's memory, at most `most` (0 when the
+    machine does not say)."""
+    configured = os.environ.get(variable)
+    if configured:
+        try:
+            return float(configured)
+        except ValueError as exc:
+            raise FaultbedError(f"${variable} must be a number of megabytes, not {configured!r}") from exc
+    try:
+        return min(most, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * fraction / 2**20)
+    except (ValueError, OSError):
+        return 0.0
+
+
+def limit_reason(limit_mb: float) -> str:
+    return f"memory limit of {limit_mb:.0f} MB reached"
+
+
+def floor_reason(available_mb: float, held_mb: float) -> str:
+    return (f"the machine's available memory fell to {available_mb:.0f} MB (the floor: "
+            f"{default_memory_floor_mb():.0f} MB, ${FLOOR_ENV}) while this check held {held_mb:.0f} MB")
+
+
+def resident_mb() -> float:
+    """This process's resident memory (Python and Go together), 0 when the kernel does not say."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE / 2**20
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def available_mb() -> float | None:
+    """The machine's MemAvailable, None when the kernel does not say."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class OutOfMemoryBound(BaseException):
+    """Raised in a checker's thread by its Bound. A BaseException, as KeyboardInterrupt is: a
+    checker's own `except Exception` does not swallow it."""
+
+
+class Bound:
+    """`with Bound(limit_mb, floor_mb):` the code inside stops with OutOfMemoryBound when the process
+    passes `limit_mb` of resident memory, or the machine's available memory falls below `floor_mb`
+    while the process holds more than FLOOR_HOLD_MB (0 or less: no such bound). `reason` then says
+    which. Only the thread that entered is stopped. When the code inside is done before the
+    exception reaches it, the exception is withdrawn and its result stands."""
+
+    def __init__(self, limit_mb: float, floor_mb: float) -> None:
+        self.limit_mb, self.floor_mb = limit_mb, floor_mb
+        self.reason: str | None = None
+        self.peak_mb = 0.0
+        self._thread = 0
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._inside = False
+        self._watcher: threading.Thread | None = None
+
+    def __enter__(self) -> Bound:
+        if self.limit_mb > 0 or self.floor_mb > 0:
+            self._thread, self._inside = threading.get_ident(), True
+            self._watcher = threading.Thread(target=self._watch, name="memory-bound", daemon=True)
+            self._watcher.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        with self._lock:
+            self._inside = False
+            if self.reason is not None and kind is not OutOfMemoryBound:  # raised, not arrived: withdrawn
+                _raise_in(self._thread, None)
+        self._done.set()
+        if self._watcher is not None:
+            self._watcher.join()
+
+    def _watch(self) -> None:
+        sample = 0
+        while not self._done.wait(SAMPLE_S):
+            held = resident_mb()
+            self.peak_mb = max(self.peak_mb, held)
+            reason = None
+            if 0 < self.limit_mb < held:
+                reason = limit_reason(self.limit_mb)
+            elif self.floor_mb > 0 and held > FLOOR_HOLD_MB and sample % FLOOR_EVERY == 0:
+                available = available_mb()
+                if available is not None and available < self.floor_mb:
+                    reason = floor_reason(available, held)
+            sample += 1
+            if reason is not None:
+                with self._lock:
+                    if self._inside:
+                        self.reason = reason
+                        _raise_in(self._thread, OutOfMemoryBound)
+                return
+
+
+def _raise_in(thread: int, exception: type[BaseException] | None) -> None:
+    """Raise `exception` in `thread` at its next Python instruction (None: withdraw one not yet raised)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread),
+                                               ctypes.py_object(exception) if exception is not None else None)
