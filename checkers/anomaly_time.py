@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from faultbed.history import NEMESIS, Operation
+from faultbed.history import NEMESIS
 
 
 @dataclass(frozen=True)
@@ -22,18 +22,44 @@ class Moment:
 
     kind: str
     about: str
-    op: Operation
+    op: Recorded
 
     @property
     def time(self) -> int:
         """The completion's time, or the invocation's when it never completed (ns)."""
-        event = self.op.completion if self.op.completion is not None else self.op.invoke
-        return int(event.get("time", 0))
+        return int(self.op.done_time if self.op.done_time is not None else self.op.time)
 
 
-def time_origin(ops: Iterable[Operation]) -> int:
+@dataclass(slots=True)
+class Recorded:
+    """What a checker that keeps many operations keeps of each, instead of its two events: enough
+    to name it as an anomaly's moment; a checker adds what its verdict reads
+    (checkers/queue.py QueueOp, checkers/idempotency.py Attempt). On a long run the events
+    would cost a third of the memory again."""
+
+    process: Any
+    f: str
+    type: str  # ok, fail or info (an operation that never completed counts as info)
+    index: Any  # the invocation's history index
+    done: Any  # the completion's history index (None when it never completed, or has none)
+    time: int  # the invocation's (0 when it has none)
+    done_time: int | None  # the completion's (0 when it has none); None when it never completed
+    node: Any  # the completion's node, else the invocation's
+
+
+def recorded(invoke: dict[str, Any], completion: dict[str, Any] | None
+             ) -> tuple[Any, str, str, Any, Any, int, int | None, Any]:
+    """Recorded's fields of one operation, in order (a subclass's come after them)."""
+    if completion is None:
+        return (invoke["process"], invoke["f"], "info", invoke.get("index"), None, int(invoke.get("time", 0)),
+                None, invoke.get("node"))
+    return (invoke["process"], invoke["f"], completion["type"], invoke.get("index"), completion.get("index"),
+            int(invoke.get("time", 0)), completion.get("time", 0), completion.get("node") or invoke.get("node"))
+
+
+def time_origin(ops: Iterable[Recorded]) -> int:
     """The first client invocation's time: anomaly times count from it (as linearizable's do)."""
-    return min((int(op.invoke.get("time", 0)) for op in ops), default=0)
+    return min((op.time for op in ops), default=0)
 
 
 def first_invocation_time(events: Iterable[dict[str, Any]]) -> int:
@@ -44,11 +70,10 @@ def first_invocation_time(events: Iterable[dict[str, Any]]) -> int:
 
 def first_anomaly_details(moments: Iterable[Moment], origin: int) -> dict[str, Any]:
     """`first_anomaly` (kind, about, op index, f, node, time_ms) and `first_anomaly_ms`; {} for none."""
-    first = min(moments, key=lambda m: (m.time, m.op.invoke.get("index", 0)), default=None)
+    first = min(moments, key=lambda m: (m.time, 0 if m.op.index is None else m.op.index), default=None)
     if first is None:
         return {}
     time_ms = round((first.time - origin) / 1e6, 3)
-    node = (first.op.completion or {}).get("node") or first.op.invoke.get("node")
-    found = {"time_ms": time_ms, "kind": first.kind, "about": first.about, "op": first.op.invoke.get("index"),
-             "f": first.op.f, "node": node}
+    found = {"time_ms": time_ms, "kind": first.kind, "about": first.about, "op": first.op.index,
+             "f": first.op.f, "node": first.op.node}
     return {"first_anomaly": found, "first_anomaly_ms": time_ms}

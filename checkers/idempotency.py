@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from faultbed.checkers.anomaly_time import Moment, first_anomaly_details, time_origin
+from faultbed.checkers.anomaly_time import Moment, Recorded, first_anomaly_details, recorded, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
-from faultbed.history import Operation, pair_operations
+from faultbed.history import pair_into
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -34,30 +34,43 @@ APPLY, READ_LEDGER = "apply", "read-ledger"
 MAX_EXAMPLES = 50
 
 
+@dataclass(slots=True)
+class Attempt(Recorded):
+    """One operation as the checker needs it, made as the history is read (its events are not kept):
+    `key` the idempotency key an `apply` carried, `value` an ok operation's (as Operation.value
+    has it: the completion's when it has one, else the invocation's; None for the others)."""
+
+    key: str | None = None
+    value: Any = None
+
+
+def _attempt(invoke: dict[str, Any], completion: dict[str, Any] | None) -> Attempt:
+    attempt = Attempt(*recorded(invoke, completion), key=idempotency_key(invoke) if invoke["f"] == APPLY else None)
+    if attempt.type == "ok":
+        assert completion is not None
+        attempt.value = completion["value"] if completion.get("value") is not None else invoke.get("value")
+    return attempt
+
+
 @dataclass(frozen=True)
 class KeyAttempts:
     """Every `apply` attempt made for one idempotency key, in invocation order."""
 
     key: str
-    ops: tuple[Operation, ...]
+    ops: tuple[Attempt, ...]
 
-    def of_type(self, type_: str) -> list[Operation]:
+    def of_type(self, type_: str) -> list[Attempt]:
         return [op for op in self.ops if op.type == type_]
 
-    def indexes(self, ops: Iterable[Operation] | None = None) -> list[Any]:
-        return [op_index(op) for op in (self.ops if ops is None else ops)]
+    def indexes(self, ops: Iterable[Attempt] | None = None) -> list[Any]:
+        return [op.index for op in (self.ops if ops is None else ops)]
 
 
-def op_index(op: Operation) -> Any:
-    """The history index of an operation's invocation."""
-    return op.invoke.get("index")
-
-
-def idempotency_key(op: Operation) -> str | None:
+def idempotency_key(invoke: dict[str, Any]) -> str | None:
     """The key an `apply` carried: the invoke's field, else the one inside its value."""
-    key = op.invoke.get("idempotency_key")
-    if key is None and isinstance(op.invoke.get("value"), dict):
-        key = op.invoke["value"].get("idempotency_key")
+    key = invoke.get("idempotency_key")
+    if key is None and isinstance(invoke.get("value"), dict):
+        key = invoke["value"].get("idempotency_key")
     return None if key is None else str(key)
 
 
@@ -70,17 +83,16 @@ def ledger_key(entry: Any) -> str:
     return str(entry)
 
 
-def group_attempts(ops: list[Operation]) -> dict[str, KeyAttempts]:
+def group_attempts(ops: list[Attempt]) -> dict[str, KeyAttempts]:
     """`apply` operations grouped by idempotency key, keys in first-attempt order."""
-    grouped: dict[str, list[Operation]] = {}
+    grouped: dict[str, list[Attempt]] = {}
     for op in ops:
-        key = idempotency_key(op) if op.f == APPLY else None
-        if key is not None:
-            grouped.setdefault(key, []).append(op)
+        if op.key is not None:
+            grouped.setdefault(op.key, []).append(op)
     return {key: KeyAttempts(key, tuple(attempts)) for key, attempts in grouped.items()}
 
 
-def final_ledger(ops: list[Operation]) -> tuple[list[Any], Operation] | None:
+def final_ledger(ops: list[Attempt]) -> tuple[list[Any], Attempt] | None:
     """The last successful ledger read's entries and its operation, or None."""
     reads = [op for op in ops if op.f == READ_LEDGER and op.type == "ok" and isinstance(op.value, list)]
     if not reads:
@@ -94,7 +106,7 @@ def mismatched_results(attempts: dict[str, KeyAttempts]) -> list[dict[str, Any]]
     for key, group in attempts.items():
         oks = group.of_type("ok")
         if any(op.value != oks[0].value for op in oks[1:]):
-            found.append({"key": key, "results": [{"op": op_index(op), "value": op.value} for op in oks]})
+            found.append({"key": key, "results": [{"op": op.index, "value": op.value} for op in oks]})
     return found
 
 
@@ -124,7 +136,7 @@ def ledger_anomalies(attempts: dict[str, KeyAttempts], ledger: list[Any]) -> dic
     return found
 
 
-def misplaced_results(key: str, oks: list[Operation], ledger: list[Any]) -> list[dict[str, Any]]:
+def misplaced_results(key: str, oks: list[Attempt], ledger: list[Any]) -> list[dict[str, Any]]:
     """Acknowledgements whose result, a ledger position, does not hold `key` (other results are skipped)."""
     found = []
     for op in oks:
@@ -133,17 +145,17 @@ def misplaced_results(key: str, oks: list[Operation], ledger: list[Any]) -> list
             continue
         holds = ledger_key(ledger[position]) if 0 <= position < len(ledger) else None
         if holds != key:
-            found.append({"key": key, "op": op_index(op), "position": position, "holds": holds})
+            found.append({"key": key, "op": op.index, "position": position, "holds": holds})
     return found
 
 
 def anomaly_moments(attempts: dict[str, KeyAttempts], anomalies: dict[str, list[dict[str, Any]]],
-                    mismatched: list[dict[str, Any]], ledger_read: Operation | None) -> list[Moment]:
+                    mismatched: list[dict[str, Any]], ledger_read: Attempt | None) -> list[Moment]:
     """For each anomaly, the operation whose completion made it a fact: for a key applied n
     times, the n-th attempt that may have taken effect; for a lost or misplaced one, its
     acknowledgement; for a mismatch, the first differing acknowledgement; after every failed
     attempt, the last; an unexpected entry, the ledger read that showed it."""
-    by_index = {op_index(op): op for group in attempts.values() for op in group.ops}
+    by_index = {op.index: op for group in attempts.values() for op in group.ops}
     moments: list[Moment] = []
     for item in anomalies.get("duplicated", []):
         group = attempts[item["key"]]
@@ -170,7 +182,7 @@ def summarize(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None) -> Result:
     """Judge a history of `apply` attempts and final `read-ledger` operations."""
-    ops = pair_operations(events)
+    ops = pair_into(events, _attempt)
     attempts = group_attempts(ops)
     mismatched = mismatched_results(attempts)
     details: dict[str, Any] = {
@@ -189,7 +201,7 @@ def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None) -> R
         details.update(first_anomaly_details(anomaly_moments(attempts, {}, mismatched, None), origin))
         return Result(CHECKER, valid, details, _summary(details))
     entries, read = ledger
-    details.update({"ledger_read": op_index(read), "ledger_length": len(entries)})
+    details.update({"ledger_read": read.index, "ledger_length": len(entries)})
     anomalies = ledger_anomalies(attempts, entries)
     for name, items in anomalies.items():
         details.update(summarize(name, items))

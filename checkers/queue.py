@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from faultbed.checkers.anomaly_time import Moment, first_anomaly_details
+from faultbed.checkers.anomaly_time import Moment, Recorded, first_anomaly_details, recorded, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
-from faultbed.history import Operation, pairs
+from faultbed.history import pair_into
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -39,59 +39,35 @@ MAX_EXAMPLES = 50
 
 
 @dataclass(slots=True)
-class QueueOp:
-    """One operation as the checker needs it, made as the history is read (its events are not kept:
-    a long run's queue history is checked in a third of the memory its paired events took).
+class QueueOp(Recorded):
+    """One operation as the checker needs it, made as the history is read (its events are not kept).
 
     `value` is as Operation.value has it (the completion's value when it has one, else the
     invocation's), read once here: `first_delivery` is a delivery's own word on whether it is the
     message's first (its value's `deliveries` == 1; None when it does not say) and `drains` whether
     the operation is a final depth read that found the queue empty."""
 
-    process: Any
-    f: str
-    type: str  # ok, fail or info (an operation that never completed counts as info)
-    queue: str
-    msg_id: str | None
-    producer: Any  # as the publish names it (None: not named)
-    index: Any  # the invocation's history index
-    done: Any  # the completion's history index (None when it never completed, or has none)
-    time: int  # the invocation's
-    done_time: int | None  # the completion's (0 when it has none); None when it never completed
-    node: Any  # the completion's node, else the invocation's
+    queue: str = ""
+    msg_id: str | None = None
+    producer: Any = None  # as the publish names it (None: not named)
     first_delivery: bool | None = None
     drains: bool = False
-
-    def operation(self) -> Operation:
-        """The few fields an anomaly's moment names (checkers/anomaly_time.py), as an Operation."""
-        invoke = {"time": self.time, "node": self.node, **({"index": self.index} if self.index is not None else {})}
-        done = None if self.done_time is None else {"type": self.type, "time": self.done_time,
-                                                     **({"index": self.done} if self.done is not None else {})}
-        return Operation(self.process, self.f, invoke, done)
 
 
 def queue_ops(events: Iterable[dict[str, Any]]) -> list[QueueOp]:
     """The history's client operations in invocation order, as pair_operations pairs them."""
-    ops: list[QueueOp | None] = []
-    for number, invoke, completion in pairs(events):  # numbered 0, 1, ... in invocation order, each once
-        if number >= len(ops):
-            ops.extend([None] * (number + 1 - len(ops)))
-        ops[number] = _queue_op(invoke, completion)
-    return ops  # type: ignore[return-value]  # every number came
+    return pair_into(events, _queue_op)
 
 
 def _queue_op(invoke: dict[str, Any], completion: dict[str, Any] | None) -> QueueOp:
     f, done_value = invoke["f"], completion.get("value") if completion is not None else None
     value = done_value if done_value is not None else invoke.get("value")
-    kind = completion["type"] if completion is not None else "info"
-    node = (completion or {}).get("node") or invoke.get("node")
-    op = QueueOp(invoke["process"], f, kind, str(invoke.get("key") or ""), message_id(f, invoke, completion),
-                 invoke.get("producer"), invoke.get("index"), completion.get("index") if completion else None,
-                 int(invoke.get("time", 0)), completion.get("time", 0) if completion is not None else None, node)
+    op = QueueOp(*recorded(invoke, completion), queue=str(invoke.get("key") or ""),
+                 msg_id=message_id(f, invoke, completion), producer=invoke.get("producer"))
     if isinstance(value, dict):
         if "deliveries" in value:
             op.first_delivery = bool(value["deliveries"] == 1)
-        op.drains = (f == DEPTH and kind == "ok" and bool(invoke.get("final")) and value.get("ready", 1) == 0
+        op.drains = (f == DEPTH and op.type == "ok" and bool(invoke.get("final")) and value.get("ready", 1) == 0
                      and value.get("leased", 1) == 0)
     return op
 
@@ -244,17 +220,17 @@ def anomaly_moments(fates: dict[tuple[str, str], MessageFate], anomalies: dict[s
 
     moments: list[Moment] = []
     if not duplicates_allowed:
-        moments.extend(Moment("duplicated", item["msg_id"], fate(item).acked()[1].operation()) for item in anomalies["duplicated"])
+        moments.extend(Moment("duplicated", item["msg_id"], fate(item).acked()[1]) for item in anomalies["duplicated"])
     for item in lost:
         published = fate(item).acknowledged_publish()
         if published is not None:
-            moments.append(Moment("lost", item["msg_id"], published.operation()))
-    moments.extend(Moment("unexpected", item["msg_id"], fate(item).deliveries[0].operation())
+            moments.append(Moment("lost", item["msg_id"], published))
+    moments.extend(Moment("unexpected", item["msg_id"], fate(item).deliveries[0])
                    for item in anomalies["unexpected"] if fate(item).deliveries)
     for item in anomalies["reordered"]:
         later = fates.get((item["queue"], item["later"]))
         if later is not None and later.deliveries:
-            moments.append(Moment("reordered", item["later"], later.deliveries[0].operation()))
+            moments.append(Moment("reordered", item["later"], later.deliveries[0]))
     return moments
 
 
@@ -289,7 +265,7 @@ def check(events: Sequence[dict[str, Any]], spec: "TestSpec | None" = None, dupl
     duplicated = anomalies["duplicated"] and not duplicates_allowed
     details["duplicates_allowed"] = duplicates_allowed
     details.update(first_anomaly_details(anomaly_moments(fates, anomalies, lost, duplicates_allowed),
-                                         min((op.time for op in ops), default=0)))  # time_origin's
+                                         time_origin(ops)))
     valid: Valid = not (lost or duplicated or anomalies["unexpected"] or anomalies["reordered"])
     if valid and unconsumed:
         details["error"] = "queue never drained: acknowledged messages still unconsumed may or may not be lost"

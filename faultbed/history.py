@@ -17,7 +17,7 @@ import time
 from array import array
 from dataclasses import dataclass
 from json.scanner import make_scanner
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence, TypeVar, overload
 
 from faultbed.errors import HistoryError
 
@@ -25,6 +25,7 @@ DEFAULT_FAULT_COLOR = "#c7e9ff"
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 COMPLETION_TYPES = ("ok", "fail", "info")
 NEMESIS = "nemesis"
+T = TypeVar("T")
 
 
 def fault_color(event: dict[str, Any], kind: str = "") -> str:
@@ -697,8 +698,21 @@ def pair_operations(events: Iterable[dict[str, Any]], path: str = "history") -> 
     Nemesis events are skipped. A process that invokes twice without completing, or
     that invokes again after an `info`, is a malformed history.
     """
-    return [Operation(process=invoke["process"], f=invoke["f"], invoke=invoke, completion=completion)
-            for _, invoke, completion in sorted(pairs(events, path), key=lambda pair: pair[0])]
+    return pair_into(events, lambda invoke, completion: Operation(invoke["process"], invoke["f"], invoke, completion),
+                     path)
+
+
+def pair_into(events: Iterable[dict[str, Any]], make: Callable[[dict[str, Any], dict[str, Any] | None], T],
+              path: str = "history") -> list[T]:
+    """`make(invoke, completion)` of each client operation, in invocation order, as pair_operations
+    pairs them: a checker that keeps less than the two events of each (checkers/queue.py) holds
+    only what it makes, as the history is read."""
+    made: list[Any] = []
+    for number, invoke, completion in pairs(events, path):  # numbered 0, 1, ... in invocation order, each once
+        if number >= len(made):
+            made.extend([None] * (number + 1 - len(made)))
+        made[number] = make(invoke, completion)
+    return made
 
 
 def pairs(events: Iterable[dict[str, Any]], path: str = "history",
