@@ -529,15 +529,25 @@ def _e(value: Any) -> str:
 
 
 def _read_events(run_dir: str, history: HistoryFile | None = None) -> tuple[Scan, str | None]:
-    """The history read in one pass (iter_history streams it: its events are never all held), or
-    the HistoryFile given."""
+    """The HistoryFile given; else, for a run that is over (its results.json written after its
+    history), the history as a HistoryFile, whose columns spare the points a parse of every event
+    (`faultbed report` of a 1M-operation run: 10-12 s -> 7-8 s, most of it the scan); else (a run still going, or one stopped before
+    its check) the history read in one pass (iter_history streams it: its events are never all held)."""
     path = os.path.join(run_dir, store.HISTORY)
     if history is None and not os.path.exists(path):
         return Scan(Points(), []), "no history.jsonl in this results directory"
     try:
+        if history is None and _over(run_dir):
+            with HistoryFile(path) as whole:
+                return scan(whole), None
         return scan(iter_history(path) if history is None else history), None
     except HistoryError as exc:  # a line that is not an event: nothing of the history is drawn
         return Scan(Points(), []), str(exc)
+
+
+def _over(run_dir: str) -> bool:
+    """Whether the run is over: its results.json is written after its history, which no longer grows."""
+    return os.path.exists(os.path.join(run_dir, store.RESULTS))
 
 
 def _verdict_badge(valid: Any) -> str:

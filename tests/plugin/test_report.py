@@ -226,9 +226,10 @@ def test_a_long_run_draws_every_nth_operation_and_says_so():
     assert sampled(points[:10], "fail") == (points[:10], "fail (10)")
 
 
-def test_a_report_drawn_from_a_history_files_columns_is_the_report_drawn_from_its_events(tmp_path):
-    """check_run hands the report its HistoryFile (the columns its scan kept); `faultbed report` reads the
-    events: the same page, byte for byte."""
+def test_a_report_drawn_from_a_history_files_columns_is_the_report_drawn_from_its_events(tmp_path, monkeypatch):
+    """check_run hands the report its HistoryFile (the columns its scan kept), `faultbed report` of a run
+    that is over opens one; a run still going is read event by event: the same page, byte for byte."""
+    import faultbed.report as report
     from faultbed.history import HistoryFile
 
     run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=False, faults=(("partition", 1.0, 4.0),
@@ -236,7 +237,22 @@ def test_a_report_drawn_from_a_history_files_columns_is_the_report_drawn_from_it
     with HistoryFile(os.path.join(run_dir, "history.jsonl")) as history:
         assert history.columns() is not None
         from_columns = render_report(run_dir, history)
-    assert from_columns == render_report(run_dir) and "<img" in from_columns
+    opened = render_report(run_dir)
+    monkeypatch.setattr(report, "_over", lambda run_dir: False)
+    assert from_columns == opened == render_report(run_dir) and "<img" in from_columns
+
+
+def test_faultbed_report_of_a_run_that_is_over_reads_its_history_as_a_history_file(tmp_path, monkeypatch):
+    """Not event by event (iter_history) but as the run's own check read it: its columns."""
+    import faultbed.report as report
+
+    run_dir = make_run(str(tmp_path), "20250102T030405Z", valid=True)
+    streamed = []
+    monkeypatch.setattr(report, "iter_history", lambda path: streamed.append(path) or iter(()))
+    assert 'id="verdict"' in render_report(run_dir) and not streamed
+    os.remove(os.path.join(run_dir, "results.json"))  # a run still going: read as it is written
+    render_report(run_dir)
+    assert streamed == [os.path.join(run_dir, "history.jsonl")]
 
 
 def test_without_numpy_a_report_still_reads_a_history_files_points_and_says_the_plots_failed(tmp_path, monkeypatch):
