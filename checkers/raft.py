@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
+from faultbed.memory import check_bound
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -76,6 +77,8 @@ def iter_trace(path: str, node: str) -> Iterator[Line]:
     records after 10 minutes at full rate, 0.8 KB each as Lines) are never all held."""
     with open(path, encoding="utf-8") as fh:
         for number, text in enumerate(fh, 1):
+            if number % 4096 == 0:
+                check_bound()  # within the check's memory bound (faultbed/memory.py: why here)
             try:
                 record = json.loads(text)
             except ValueError:

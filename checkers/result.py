@@ -77,10 +77,10 @@ def check_safe(checker: Checker, history: Sequence[dict[str, Any]], spec: "TestS
                memory_limit_mb: float | None = None) -> Result:
     """`checker.check(...)`, or an unknown Result naming the error when it raises: one broken
     checker never costs the others' verdicts (nor results.json). A checker is kept within the
-    check's memory bound (checkers/memory.py; `memory_limit_mb`, default the process's): past it,
+    check's memory bound (faultbed/memory.py; `memory_limit_mb`, default the process's): past it,
     it is stopped, unknown with the reason. One that keeps the bound itself (`bounds_its_memory`:
     linearizable, whose search in Go stops at it and still reports what it found) runs without."""
-    from faultbed.checkers.memory import Bound, OutOfMemoryBound, default_memory_floor_mb, default_memory_limit_mb
+    from faultbed.memory import Bound, OutOfMemoryBound, default_memory_floor_mb, default_memory_limit_mb
 
     try:
         bound = Bound(0, 0) if getattr(checker, "bounds_its_memory", False) else \

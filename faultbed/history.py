@@ -20,6 +20,7 @@ from json.scanner import make_scanner
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence, TypeVar, overload
 
 from faultbed.errors import HistoryError
+from faultbed.memory import check_bound
 
 DEFAULT_FAULT_COLOR = "#c7e9ff"
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
@@ -600,6 +601,7 @@ class _Source:
         path, block_start, block = self.path, 0, b""
         for start, end in spans:
             if start < block_start or end > block_start + len(block):
+                check_bound()
                 block_start, block = start, os.pread(self.check(), max(SPAN_BYTES, end - start), start)
                 self.check()
                 if len(block) < end - start:
@@ -641,6 +643,7 @@ class _Span(io.RawIOBase):
         wanted = min(len(buffer), self._source.size - self._position)
         if wanted <= 0:
             return 0
+        check_bound()  # a checker reading the history is within the check's memory bound (faultbed/memory.py)
         data = os.pread(self._descriptor, wanted, self._position)
         self._source.check()
         buffer[:len(data)] = data

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--initial", metavar="JSON", help="initial value as JSON, e.g. 0 or '{\"x\": 0}'")
     parser.add_argument("--timeout", type=float, metavar="S", help="give up on a history after S seconds (unknown); 0 < S <= 86400")
     parser.add_argument("--memory-limit", type=float, metavar="MB",
-                        help="give up on a history (unknown) when the checker's memory passes MB "
+                        help="give up on a history (unknown) when the process's resident memory passes MB, "
+                             "in Go's search and in a run directory's checkers alike "
                              "(0 < MB <= 1048576; default: half the machine's memory, or $FAULTBED_CHECK_MEMORY_MB); "
                              "and when the machine's available memory falls below $FAULTBED_CHECK_MEMORY_FLOOR_MB "
                              "(default 5%% of it, at most 1024)")

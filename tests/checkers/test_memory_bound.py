@@ -4,13 +4,14 @@ Go's search keeps itself: past it, the checker is stopped and its verdict is unk
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
 
-from faultbed.checkers import memory
+from faultbed import memory
 from faultbed.checkers.result import UNKNOWN, Result, check_safe
 from faultbed.cli import main
 
@@ -41,6 +42,7 @@ class Modest:
 
 
 def test_a_checker_past_the_limit_is_stopped_unknown_with_the_reason_and_its_memory_handed_back() -> None:
+    threads = threading.active_count()
     before = memory.resident_mb()
     limit = before + 150
     result = check_safe(Hoard(), [], None, None, memory_limit_mb=limit)  # type: ignore[arg-type]
@@ -48,11 +50,14 @@ def test_a_checker_past_the_limit_is_stopped_unknown_with_the_reason_and_its_mem
     assert result.details["reason"] == f"memory limit of {limit:.0f} MB reached" == result.summary
     assert limit < result.details["peak_rss_mb"] < limit + 100  # sampled every 10 ms: stopped soon after
     assert memory.resident_mb() < before + 60  # what it held is gone
+    assert threading.active_count() == threads  # and its watcher
 
 
 def test_a_checker_within_the_limit_keeps_its_verdict_and_nothing_arrives_later() -> None:
+    threads = threading.active_count()
     limit = memory.resident_mb() + 200
     assert check_safe(Modest(), [], None, None, memory_limit_mb=limit) == Result("modest", True)  # type: ignore[arg-type]
+    assert threading.active_count() == threads
     deadline = time.monotonic() + 0.1
     while time.monotonic() < deadline:  # Python instructions, where a stray exception would arrive
         sum(range(100))
@@ -126,3 +131,38 @@ def test_a_runs_own_check_keeps_its_python_checkers_within_the_bound(monkeypatch
     monkeypatch.delenv(memory.MEMORY_ENV)
     with HistoryFile(str(path)) as events:
         assert run_checkers(["queue"], events, spec, None)[0].valid is True
+
+
+def test_a_long_read_looks_itself_between_blocks_where_the_watcher_may_never_get_the_gil(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Reading a history lets the GIL go at every block and takes it back at once, which can keep the
+    watching thread from sampling at all; HistoryFile's reads call check_bound between blocks. (The
+    watcher is kept from sampling here, so only check_bound can stop the read.)"""
+    from bench.queue_check import write_history
+    from faultbed.history import HistoryFile
+
+    path = tmp_path / "history.jsonl"
+    write_history(path, 3000)
+    monkeypatch.setattr(memory, "SAMPLE_S", 60.0)  # the watcher's first sample: in a minute
+    memory.check_bound()  # outside a Bound: nothing
+    read = 0
+    with HistoryFile(str(path)) as events, pytest.raises(memory.OutOfMemoryBound):
+        with memory.Bound(1, 0) as bound:
+            for _ in events:
+                read += 1
+    assert bound.reason == "memory limit of 1 MB reached"
+    assert read < len(events) / 10  # stopped at its first blocks, not at its end
+
+
+def test_raft_invariants_trace_reading_looks_itself_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from faultbed.checkers.raft import iter_trace
+
+    trace = tmp_path / "raft-trace.jsonl"
+    trace.write_text("".join(json.dumps({"event": "term", "term": n}) + "\n" for n in range(10_000)))
+    monkeypatch.setattr(memory, "SAMPLE_S", 60.0)
+    assert len(list(iter_trace(str(trace), "n1"))) == 10_000  # outside a Bound: read whole
+    read = 0
+    with pytest.raises(memory.OutOfMemoryBound), memory.Bound(1, 0):
+        for _ in iter_trace(str(trace), "n1"):
+            read += 1
+    assert read == 4095  # stopped at its first look

@@ -13,6 +13,14 @@ turns that into unknown with the reason. The exception is asynchronous (the inte
 PyThreadState_SetAsyncExc): it arrives at the thread's next Python instruction, so a checker
 inside one long call into C (a sort of millions, a huge json.loads, a search in Go) is stopped
 when that call returns.
+
+The sampling thread needs the GIL, and a thread that reads a file in small blocks can keep it
+from ever getting it: each read lets the GIL go and takes it back at once, and CPython asks a
+holder to let go only when no switch happened during the waiter's interval (5 ms). Reading a
+run's history that way, the watcher's first sample came after the check was over. So long
+reads look themselves, between blocks: `check_bound()` samples the calling thread's Bound (at
+most every SAMPLE_S) and raises OutOfMemoryBound there and then. HistoryFile's reads and
+raft-invariants' trace reading call it; a checker that reads its own files in a loop should too.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import ctypes
 import math
 import os
 import threading
+import time
 from types import TracebackType
 
 from faultbed.errors import FaultbedError
@@ -93,6 +102,17 @@ def available_mb() -> float | None:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+_bounds = threading.local()  # each thread's Bound while it is inside one
+
+
+def check_bound() -> None:
+    """Between the blocks of a long read: OutOfMemoryBound now when the calling thread's Bound is
+    past its limit (sampled at most every SAMPLE_S); nothing outside a Bound."""
+    bound = getattr(_bounds, "current", None)
+    if bound is not None:
+        bound.look_here()
+
+
 class OutOfMemoryBound(BaseException):
     """Raised in a checker's thread by its Bound. A BaseException, as KeyboardInterrupt is: a
     checker's own `except Exception` does not swallow it."""
@@ -112,12 +132,16 @@ class Bound:
         self._thread = 0
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._inside = False
+        self._inside = self._fired = False
         self._watcher: threading.Thread | None = None
+        self._outer: Bound | None = None
+        self._samples = 0
+        self._looked = 0.0  # when check_bound last sampled
 
     def __enter__(self) -> Bound:
         if self.limit_mb > 0 or self.floor_mb > 0:
             self._thread, self._inside = threading.get_ident(), True
+            self._outer, _bounds.current = getattr(_bounds, "current", None), self
             self._watcher = threading.Thread(target=self._watch, name="memory-bound", daemon=True)
             self._watcher.start()
         return self
@@ -125,32 +149,51 @@ class Bound:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         with self._lock:
+            if self._inside:
+                _bounds.current = self._outer
             self._inside = False
-            if self.reason is not None and kind is not OutOfMemoryBound:  # raised, not arrived: withdrawn
+            if self._fired:  # raised in the thread and not arrived yet (a checker done first): withdrawn
                 _raise_in(self._thread, None)
         self._done.set()
         if self._watcher is not None:
             self._watcher.join()
 
     def _watch(self) -> None:
-        sample = 0
         while not self._done.wait(SAMPLE_S):
-            held = resident_mb()
-            self.peak_mb = max(self.peak_mb, held)
-            reason = None
-            if 0 < self.limit_mb < held:
-                reason = limit_reason(self.limit_mb)
-            elif self.floor_mb > 0 and held > FLOOR_HOLD_MB and sample % FLOOR_EVERY == 0:
-                available = available_mb()
-                if available is not None and available < self.floor_mb:
-                    reason = floor_reason(available, held)
-            sample += 1
+            reason = self._sample()
             if reason is not None:
                 with self._lock:
-                    if self._inside:
-                        self.reason = reason
+                    if self._inside and self.reason is None:
+                        self.reason, self._fired = reason, True
                         _raise_in(self._thread, OutOfMemoryBound)
                 return
+
+    def look_here(self) -> None:
+        """check_bound's: sample now, in the bounded thread itself, unless a sample is recent."""
+        now = time.monotonic()
+        if now - self._looked < SAMPLE_S:
+            return
+        self._looked = now
+        reason = self._sample()
+        if reason is not None:
+            with self._lock:
+                if not self._inside or (self.reason is not None and self._fired):
+                    return  # the watcher's exception is on its way
+                self.reason = reason
+            raise OutOfMemoryBound(reason)
+
+    def _sample(self) -> str | None:
+        """Why the bound is passed now (None: it is not)."""
+        held = resident_mb()
+        self.peak_mb = max(self.peak_mb, held)
+        self._samples += 1
+        if 0 < self.limit_mb < held:
+            return limit_reason(self.limit_mb)
+        if self.floor_mb > 0 and held > FLOOR_HOLD_MB and self._samples % FLOOR_EVERY == 1:
+            available = available_mb()
+            if available is not None and available < self.floor_mb:
+                return floor_reason(available, held)
+        return None
 
 
 def _raise_in(thread: int, exception: type[BaseException] | None) -> None:
