@@ -19,7 +19,6 @@ time and trace lines.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
+from faultbed.history import json_line
 from faultbed.memory import check_bound
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def iter_trace(path: str, node: str) -> Iterator[Line]:
             if number % 4096 == 0:
                 check_bound()  # within the check's memory bound (faultbed/memory.py: why here)
             try:
-                record = json.loads(text)
+                record = json_line(text)
             except ValueError:
                 continue
             if isinstance(record, dict) and "event" in record:
