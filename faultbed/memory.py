@@ -8,19 +8,24 @@ their own limit and still, together, take the machine. Go's search keeps the bou
 (checkers/porcupine/segments.go, memoryLimit). A checker in Python (queue, idempotency,
 raft-invariants, stats, a user's) holds whatever it builds; `Bound` keeps it for them:
 check_safe runs each inside one. A thread samples the process's resident memory every
-SAMPLE_S; past the bound it raises OutOfMemoryBound in the checker's thread, and check_safe
-turns that into unknown with the reason. The exception is asynchronous (the interpreter's
-PyThreadState_SetAsyncExc): it arrives at the thread's next Python instruction, so a checker
-inside one long call into C (a sort of millions, a huge json.loads, a search in Go) is stopped
-when that call returns.
+SAMPLE_S; past the bound, OutOfMemoryBound is raised in the checker's thread, and check_safe
+turns that into unknown with the reason. Where it is raised: long reads look between their
+blocks (`check_bound()`, below) and raise it there, synchronously, at a point where nothing is
+half done; a checker that does not come to one within GRACE_S (it computes, it does not read)
+gets it asynchronously (the interpreter's PyThreadState_SetAsyncExc) at its next Python
+instruction, wherever that is: a checker inside one long call into C (a sort of millions, a
+huge json.loads) is stopped when that call returns, and one caught between taking a lock and
+the `try` that releases it leaves the lock taken (Python code that is not a checker's, logging
+for one, does that), which is why the synchronous way comes first.
 
 The sampling thread needs the GIL, and a thread that reads a file in small blocks can keep it
 from ever getting it: each read lets the GIL go and takes it back at once, and CPython asks a
 holder to let go only when no switch happened during the waiter's interval (5 ms). Reading a
 run's history that way, the watcher's first sample came after the check was over. So long
-reads look themselves, between blocks: `check_bound()` samples the calling thread's Bound (at
-most every SAMPLE_S) and raises OutOfMemoryBound there and then. HistoryFile's reads and
-raft-invariants' trace reading call it; a checker that reads its own files in a loop should too.
+reads look themselves, between blocks: `check_bound()` raises OutOfMemoryBound there and then
+when the watcher saw the bound passed, or when a sample of its own (at most every SAMPLE_S)
+sees it. HistoryFile's reads and raft-invariants' trace reading call it; a checker that reads
+its own files in a loop should too.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ FLOOR_FRACTION, FLOOR_MAX_MB = 0.05, 1024.0  # the floor: 5 % of the machine's m
 FLOOR_ENV = "FAULTBED_CHECK_MEMORY_FLOOR_MB"
 FLOOR_HOLD_MB = 256.0
 SAMPLE_S = 0.01  # as Go's watch: a checker allocating 300 MB/s passes the limit by a few MB at most
+GRACE_S = 0.03  # a passed bound is raised by the thread's own check_bound if it comes within this
 FLOOR_EVERY = 5  # the machine's memory is read every this many samples (/proc/meminfo costs tens of us)
 
 
@@ -122,8 +128,9 @@ class Bound:
     """`with Bound(limit_mb, floor_mb):` the code inside stops with OutOfMemoryBound when the process
     passes `limit_mb` of resident memory, or the machine's available memory falls below `floor_mb`
     while the process holds more than FLOOR_HOLD_MB (0 or less: no such bound). `reason` then says
-    which. Only the thread that entered is stopped. When the code inside is done before the
-    exception reaches it, the exception is withdrawn and its result stands."""
+    which. Only the thread that entered is stopped: at its next check_bound, or by an asynchronous
+    exception after GRACE_S. When the code inside is done before that exception reaches it, the
+    exception is withdrawn and its result stands."""
 
     def __init__(self, limit_mb: float, floor_mb: float) -> None:
         self.limit_mb, self.floor_mb = limit_mb, floor_mb
@@ -132,7 +139,8 @@ class Bound:
         self._thread = 0
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._inside = self._fired = False
+        self._inside = self._raised = self._asynchronous = False
+        self._due = 0.0  # when the watcher raises, if the thread has not looked by then
         self._watcher: threading.Thread | None = None
         self._outer: Bound | None = None
         self._samples = 0
@@ -152,7 +160,7 @@ class Bound:
             if self._inside:
                 _bounds.current = self._outer
             self._inside = False
-            if self._fired:  # raised in the thread and not arrived yet (a checker done first): withdrawn
+            if self._asynchronous:  # raised in the thread and not arrived yet (a checker done first): withdrawn
                 _raise_in(self._thread, None)
         self._done.set()
         if self._watcher is not None:
@@ -161,26 +169,33 @@ class Bound:
     def _watch(self) -> None:
         while not self._done.wait(SAMPLE_S):
             reason = self._sample()
-            if reason is not None:
-                with self._lock:
-                    if self._inside and self.reason is None:
-                        self.reason, self._fired = reason, True
-                        _raise_in(self._thread, OutOfMemoryBound)
-                return
+            with self._lock:
+                if not self._inside or self._raised:
+                    return
+                if self.reason is None and reason is not None:  # the thread's next check_bound raises
+                    self.reason, self._due = reason, time.monotonic() + GRACE_S
+                if self.reason is not None and time.monotonic() >= self._due:  # it did not come to one
+                    self._raised = self._asynchronous = True
+                    _raise_in(self._thread, OutOfMemoryBound)
+                    return
 
     def look_here(self) -> None:
-        """check_bound's: sample now, in the bounded thread itself, unless a sample is recent."""
-        now = time.monotonic()
-        if now - self._looked < SAMPLE_S:
-            return
-        self._looked = now
-        reason = self._sample()
-        if reason is not None:
-            with self._lock:
-                if not self._inside or (self.reason is not None and self._fired):
-                    return  # the watcher's exception is on its way
-                self.reason = reason
-            raise OutOfMemoryBound(reason)
+        """check_bound's: raise now when the watcher saw the bound passed, or a sample taken here
+        (unless one is recent) sees it."""
+        if self.reason is None:
+            now = time.monotonic()
+            if now - self._looked < SAMPLE_S:
+                return
+            self._looked = now
+            reason = self._sample()
+            if reason is None:
+                return
+        with self._lock:
+            if not self._inside or self._raised:
+                return  # the watcher's exception is on its way
+            self.reason = self.reason or reason
+            self._raised = True
+        raise OutOfMemoryBound(self.reason)
 
     def _sample(self) -> str | None:
         """Why the bound is passed now (None: it is not)."""

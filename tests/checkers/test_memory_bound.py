@@ -48,7 +48,9 @@ def test_a_checker_past_the_limit_is_stopped_unknown_with_the_reason_and_its_mem
     result = check_safe(Hoard(), [], None, None, memory_limit_mb=limit)  # type: ignore[arg-type]
     assert result.valid == UNKNOWN
     assert result.details["reason"] == f"memory limit of {limit:.0f} MB reached" == result.summary
-    assert limit < result.details["peak_rss_mb"] < limit + 100  # sampled every 10 ms: stopped soon after
+    # sampled every 10 ms, raised GRACE_S later (it never reads: no check_bound): soon, though this
+    # one allocates gigabytes a second
+    assert limit < result.details["peak_rss_mb"] < limit + 400
     assert memory.resident_mb() < before + 60  # what it held is gone
     assert threading.active_count() == threads  # and its watcher
 
