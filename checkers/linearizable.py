@@ -22,12 +22,12 @@ from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
                                       rows_from_events, rows_from_numbered, same_key)
 from faultbed.checkers.library import library_path, load_library
-from faultbed.memory import (FLOOR_ENV, FLOOR_HOLD_MB, MEMORY_ENV, default_memory_floor_mb,  # noqa: F401
-                                       default_memory_limit_mb, floor_reason, limit_reason)
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import HistoryFile
+from faultbed.memory import (FLOOR_ENV, FLOOR_HOLD_MB, MEMORY_ENV, default_memory_floor_mb,  # noqa: F401
+                             default_memory_limit_mb, floor_reason, limit_reason)
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec

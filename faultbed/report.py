@@ -531,8 +531,9 @@ def _e(value: Any) -> str:
 def _read_events(run_dir: str, history: HistoryFile | None = None) -> tuple[Scan, str | None]:
     """The HistoryFile given; else, for a run that is over (its results.json written after its
     history), the history as a HistoryFile, whose columns spare the points a parse of every event
-    (`faultbed report` of a 1M-operation run: 10-12 s -> 7-8 s, most of it the scan); else (a run still going, or one stopped before
-    its check) the history read in one pass (iter_history streams it: its events are never all held)."""
+    (`faultbed report` of a 1M-operation run: 10-12 s -> 7-8 s, most of it the scan); else (a run
+    still going, or one stopped before its check) the history read in one pass (iter_history
+    streams it: its events are never all held)."""
     path = os.path.join(run_dir, store.HISTORY)
     if history is None and not os.path.exists(path):
         return Scan(Points(), []), "no history.jsonl in this results directory"
