@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from faultbed.checkers.anomaly_time import Moment, Recorded, first_anomaly_details, recorded, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
-from faultbed.history import pair_into
+from faultbed.history import operation_value, pair_into
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -47,8 +47,7 @@ class Attempt(Recorded):
 def _attempt(invoke: dict[str, Any], completion: dict[str, Any] | None) -> Attempt:
     attempt = Attempt(*recorded(invoke, completion), key=idempotency_key(invoke) if invoke["f"] == APPLY else None)
     if attempt.type == "ok":
-        assert completion is not None
-        attempt.value = completion["value"] if completion.get("value") is not None else invoke.get("value")
+        attempt.value = operation_value(invoke, completion)
     return attempt
 
 

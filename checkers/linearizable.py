@@ -26,8 +26,7 @@ from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
 from faultbed.history import HistoryFile
-from faultbed.memory import (FLOOR_ENV, FLOOR_HOLD_MB, MEMORY_ENV, default_memory_floor_mb,  # noqa: F401
-                             default_memory_limit_mb, floor_reason, limit_reason)
+from faultbed.memory import FLOOR_HOLD_MB, default_memory_floor_mb, default_memory_limit_mb, floor_reason, limit_reason
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from faultbed.checkers.anomaly_time import Moment, Recorded, first_anomaly_details, recorded, time_origin
 from faultbed.checkers.result import UNKNOWN, Result, Valid, count_summary
-from faultbed.history import pair_into
+from faultbed.history import operation_value, pair_into
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -60,8 +60,7 @@ def queue_ops(events: Iterable[dict[str, Any]]) -> list[QueueOp]:
 
 
 def _queue_op(invoke: dict[str, Any], completion: dict[str, Any] | None) -> QueueOp:
-    f, done_value = invoke["f"], completion.get("value") if completion is not None else None
-    value = done_value if done_value is not None else invoke.get("value")
+    f, value = invoke["f"], operation_value(invoke, completion)
     op = QueueOp(*recorded(invoke, completion), queue=str(invoke.get("key") or ""),
                  msg_id=message_id(f, invoke, completion), producer=invoke.get("producer"))
     if isinstance(value, dict):

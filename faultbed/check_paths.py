@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.checkers.library import start_go
-from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, default_memory_limit_mb,
-                                           impossible_read, submit_file)
+from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read, submit_file
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
+from faultbed.memory import default_memory_limit_mb
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec

@@ -696,9 +696,14 @@ class Operation:
     @property
     def value(self) -> Any:
         """The completion's value when it has one (reads), else the invocation's."""
-        if self.completion is not None and self.completion.get("value") is not None:
-            return self.completion["value"]
-        return self.invoke.get("value")
+        return operation_value(self.invoke, self.completion)
+
+
+def operation_value(invoke: dict[str, Any], completion: dict[str, Any] | None) -> Any:
+    """An operation's value (Operation.value), from its two events."""
+    if completion is not None and completion.get("value") is not None:
+        return completion["value"]
+    return invoke.get("value")
 
 
 def pair_operations(events: Iterable[dict[str, Any]], path: str = "history") -> list[Operation]:

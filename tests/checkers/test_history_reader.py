@@ -188,21 +188,22 @@ def test_the_machine_running_low_on_memory_makes_the_verdict_unknown_and_says_wh
     """Checks side by side can each stay within their own limit and together take the machine: a
     search stops (unknown) when the machine's available memory falls below the floor while it holds
     more than FLOOR_HOLD_MB. Here the floor is above all the machine has, and any hold counts."""
+    from faultbed import memory
     from faultbed.checkers import linearizable
 
     path = generate(Shape(20_000, seed=3, keys=1, processes=8, info_rate=0.001), str(tmp_path / "history.jsonl"))
     assert check_file(path, "kv").valid is True  # the floor (at most 1 GB) leaves this one alone
     total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
-    monkeypatch.setenv(linearizable.FLOOR_ENV, str(2 * total_mb))
+    monkeypatch.setenv(memory.FLOOR_ENV, str(2 * total_mb))
     monkeypatch.setattr(linearizable, "FLOOR_HOLD_MB", 0.0)
     for result in (check_file(path, "kv"), check_imported(load_history(path), "kv")):
         assert result is not None and result.valid == "unknown"
         reason = result.details["reason"]
         assert re.fullmatch(rf"the machine's available memory fell to \d+ MB \(the floor: {2 * total_mb:.0f} MB, "
                             rf"\$FAULTBED_CHECK_MEMORY_FLOOR_MB\) while this check held \d+ MB", reason), reason
-    monkeypatch.setenv(linearizable.FLOOR_ENV, "0")  # none
+    monkeypatch.setenv(memory.FLOOR_ENV, "0")  # none
     assert check_file(path, "kv").valid is True
-    monkeypatch.setenv(linearizable.FLOOR_ENV, "lots")
+    monkeypatch.setenv(memory.FLOOR_ENV, "lots")
     with pytest.raises(FaultbedError, match="FAULTBED_CHECK_MEMORY_FLOOR_MB must be a number of megabytes"):
         check_file(path, "kv")
 
