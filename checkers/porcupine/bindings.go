@@ -160,13 +160,7 @@ func handle(requestJSON string) (out []byte) {
 	checking.Add(1)
 	defer checking.Add(-1)
 	resp := check(&req)
-	if resp.Ops >= releaseOps {
-		// A long history's operations and searches are garbage now, and the collector would keep
-		// their memory for minutes: handed back at once, so that what the caller does next (a run's
-		// other checkers, its report) does not stack on it (check_run of a 2M-event run, its
-		// report included: 740 -> 396 MB peak).
-		go debug.FreeOSMemory()
-	}
+	release(&resp)
 	out, err := json.Marshal(resp)
 	if err != nil {
 		return errorJSON(fmt.Sprintf("cannot encode the response: %v", err))
@@ -174,7 +168,28 @@ func handle(requestJSON string) (out []byte) {
 	return out
 }
 
+// release hands a finished search's memory back to the machine. Its operations and states are
+// garbage now, and the collector would keep their pages for minutes, counted in the process's
+// resident set: what the caller does next (a run's other checkers, its report) would stack on
+// them, and a checker in Python kept within the same memory limit (faultbed/memory.py) would be
+// stopped for memory Go holds (a hot key's search that stopped at a 4 GB limit left 4 GB
+// resident, and the stats checker after it was unknown). A search that grew past releaseBytes is
+// released before the answer goes back; a long history's (check_run of a 2M-event run, its report
+// included: 740 -> 396 MB peak) beside the answer, which the caller needs sooner.
+func release(resp *response) {
+	var stats runtime.MemStats
+	runtime.ReadMemStats(&stats)
+	switch {
+	case stats.HeapSys-stats.HeapReleased >= releaseBytes || resp.MemoryExceeded || resp.MachineMemoryLow:
+		debug.FreeOSMemory()
+	case resp.Ops >= releaseOps:
+		go debug.FreeOSMemory()
+	}
+}
+
 const releaseOps = 100_000
+
+const releaseBytes = 512 << 20
 
 func errorJSON(message string) []byte {
 	out, _ := json.Marshal(response{Error: message, ErrorOp: -1})

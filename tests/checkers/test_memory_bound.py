@@ -168,3 +168,21 @@ def test_raft_invariants_trace_reading_looks_itself_too(monkeypatch: pytest.Monk
         for _ in iter_trace(str(trace), "n1"):
             read += 1
     assert read == 4095  # stopped at its first look
+
+
+def test_a_search_stopped_at_the_limit_hands_its_memory_back_before_the_next_checker(tmp_path: Path) -> None:
+    """Go's collector keeps a finished search's pages for minutes, counted in the process's resident
+    set: a hot key's search stopped at the limit, then a Python checker under the same limit, was
+    stopped for memory Go held (a nats run, 4 GB: stats unknown). The search hands it back first."""
+    from bench.histories import Shape, generate
+    from faultbed.checkers.formats import import_faultbed
+    from faultbed.checkers.linearizable import check_operations
+
+    # twenty clients on one key: porcupine's search runs out of any memory it is given
+    path = generate(Shape(6000, seed=1, keys=1, processes=20), str(tmp_path / "history.jsonl"))
+    operations = import_faultbed(path).ops
+    limit = memory.resident_mb() + 600
+    searched = check_operations(operations, "kv", timeout=60, memory_limit_mb=limit)
+    assert (searched.valid, searched.details["reason"]) == (UNKNOWN, memory.limit_reason(limit)), searched.details
+    assert memory.resident_mb() < limit - 400  # what the search held is the machine's again
+    assert check_safe(Modest(), [], None, None, memory_limit_mb=limit) == Result("modest", True)  # type: ignore[arg-type]
