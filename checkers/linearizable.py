@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
                                       rows_from_events, rows_from_numbered, same_key)
-from faultbed.checkers.library import library_path, load_library
+from faultbed.native import library_path, load_library
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
-from faultbed.checkers.library import start_go
+from faultbed.native import start_go
 from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read, submit_file
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import stat
 import sys
@@ -19,14 +20,16 @@ from dataclasses import dataclass
 from json.scanner import make_scanner
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence, TypeVar, overload
 
-from faultbed.errors import HistoryError
+from faultbed.errors import HistoryError, SetupError
 from faultbed.memory import check_bound
 
 DEFAULT_FAULT_COLOR = "#c7e9ff"
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 COMPLETION_TYPES = ("ok", "fail", "info")
 NEMESIS = "nemesis"
+SCAN_IN_GO_BYTES = 1 << 20  # a HistoryFile this long is scanned in Go; a shorter one as soon in Python
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def fault_color(event: dict[str, Any], kind: str = "") -> str:
@@ -511,6 +514,47 @@ class _Source:
         within 64 bits)."""
         if self.descriptor is None:
             return True  # the null device: an empty history
+        plain = True if self._scanned_in_go(offsets, kinds, columns) else self._scan_lines(offsets, kinds, columns)
+        status = os.fstat(self.descriptor)
+        if status.st_size != self.size:
+            raise HistoryError(f"{self.path}: changed while it was read ({self.size} bytes read, {status.st_size} "
+                               f"now): is a run still writing it? Check it when the run has ended")
+        self.stamp = (status.st_size, status.st_mtime_ns)
+        return plain
+
+    def _scanned_in_go(self, offsets: array[int], kinds: bytearray, columns: Columns) -> bool:
+        """The scan in Go (checkers/porcupine/scan.go), for a file of SCAN_IN_GO_BYTES or more: the
+        same columns, five times sooner; False when Go leaves the file to Python's scan (anything Go
+        does not read exactly as Python would: Python then reads it, or says what is wrong)."""
+        assert self.descriptor is not None
+        if os.fstat(self.descriptor).st_size < SCAN_IN_GO_BYTES:
+            return False
+        from faultbed.native import scan_history
+        try:  # the same file as the descriptor's, whatever its name is now
+            scanned = scan_history(f"/proc/self/fd/{self.descriptor}", offsets, kinds, columns.processes,
+                                   columns.fs, columns.times)
+        except SetupError:
+            return False  # no library (a faultbed without Go's part): Python's scan
+        if isinstance(scanned, str):
+            log.debug("%s: scanned in Python: %s", self.path, scanned)
+            return False
+        names, end, size = scanned
+        if end < size:  # a last line without its newline, not read: torn (not JSON) or read again in Python
+            tail = os.pread(self.descriptor, size - end, end).decode("utf-8", errors="replace")
+            try:
+                _load(tail, self.path, 0)
+            except HistoryError:
+                pass  # torn: the history is what comes before it, as _scan_lines has it
+            else:
+                del offsets[:], kinds[:], columns.processes[:], columns.fs[:], columns.times[:]
+                return False
+        columns.f_ids.update((name, place) for place, name in enumerate(names))
+        self.end, self.size = end, size
+        return True
+
+    def _scan_lines(self, offsets: array[int], kinds: bytearray, columns: Columns) -> bool:
+        """The scan in Python: scan()'s, line by line."""
+        assert self.descriptor is not None
         # newline="": lines split where universal newlines split them, but their ends kept, so
         # their lengths in bytes add up to the offsets; the same decoder (same errors) as open_history
         text = os.fdopen(os.dup(self.descriptor), "r", encoding="utf-8", newline="")
@@ -561,11 +605,6 @@ class _Source:
             raise HistoryError(f"{path}: not a history: not UTF-8 text (byte {exc.start})") from exc
         self.end = offset
         self.size = offset + len(line.encode("utf-8"))  # and a torn last line
-        status = os.fstat(self.descriptor)
-        if status.st_size != self.size:
-            raise HistoryError(f"{path}: changed while it was read ({self.size} bytes read, {status.st_size} "
-                               f"now): is a run still writing it? Check it when the run has ended")
-        self.stamp = (status.st_size, status.st_mtime_ns)
         return plain
 
     def check(self) -> int:

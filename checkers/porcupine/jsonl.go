@@ -10,6 +10,8 @@ package main
 // names the problem or checks what this reader did not want to judge.
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +45,7 @@ type event struct {
 	typ, process, f, key, value span
 	time                        int64
 	hasTime                     bool
+	timeGiven                   bool // a time field, an integer or not (HistoryFile's scan refuses the other)
 }
 
 func (s span) present() bool { return s.end != 0 }
@@ -248,7 +251,7 @@ func parseLine(data []byte, start int, complete, ascii bool, number int, known *
 		return e, false, fallback("line %d is not UTF-8", number)
 	}
 	if known.read(data, start, &e) {
-		return e, true, nil
+		return e, true, escapesRead(line, number)
 	}
 	known.spans = known.spans[:0]
 	if err := parseEvent(data, start, &e, &known.spans); err != nil {
@@ -265,7 +268,16 @@ func parseLine(data []byte, start int, complete, ascii bool, number int, known *
 		return e, false, err
 	}
 	known.learn(data, start, known.spans)
-	return e, true, nil
+	return e, true, escapesRead(line, number)
+}
+
+// escapesRead: the reading above skips what follows a backslash in a string, so a line with one is
+// checked whole, as Python's json.loads would: `"\q"` is not JSON, and Python says so.
+func escapesRead(line []byte, number int) error {
+	if bytes.IndexByte(line, '\\') >= 0 && !json.Valid(line) {
+		return fallback("line %d: not JSON (an escape)", number)
+	}
+	return nil
 }
 
 func isBlank(line []byte) bool {
@@ -662,6 +674,7 @@ func (e *event) set(field uint16, line []byte, start, end int) error {
 	case fieldValue:
 		e.value = s
 	case fieldTime:
+		e.timeGiven = true
 		if time, ok := smallInteger(raw); ok {
 			e.time, e.hasTime = time, true
 			return nil

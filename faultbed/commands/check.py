@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from faultbed.checkers.library import start_go
+    from faultbed.native import start_go
 
     start_go()  # Go's runtime starts on another CPU while the checking's modules are imported
     from faultbed.check_paths import check_paths

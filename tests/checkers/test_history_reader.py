@@ -148,6 +148,8 @@ def test_lines_longer_than_a_block_read_as_python_reads_them(tmp_path: Path, tex
     lines(W, WOK, R, ROK).replace('"time": 40', '"time": 4e1'),  # a time that is not an integer
     lines(W, WOK, R) + json.dumps(ROK) + " x\n" + lines(W),   # a line of a known layout, then more
     lines(W, WOK, R) + json.dumps(ROK)[:-1] + ', "more": }\n' + lines(W),  # ... then a broken field
+    lines(W, WOK, R, {**ROK, "error": "zz"}).replace('"zz"', '"\\q"'),  # an escape JSON has not (Go read it valid)
+    lines(W, WOK, R, {**ROK, "error": "zz"}).replace('"zz"', '"\\u12x"'),
 ])
 def test_bad_histories_get_pythons_error_naming_the_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "history.jsonl"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from faultbed.checkers import library
+from faultbed import native as library
 from faultbed.checkers.linearizable import check_history, check_operations
 from faultbed.errors import FaultbedError, HistoryError, SetupError
 

@@ -226,3 +226,129 @@ def test_rows_from_events_number_a_file_s_events_as_a_list_s(tmp_path: Path) -> 
     with HistoryFile(path) as history:
         assert rows_from_events(history) == rows_from_events(read_history(path))
         assert rows_from_events(history)[1] == [1, 2]
+
+
+# -- the scan in Go (checkers/porcupine/scan.go): Python's scan, exactly ------------------------------------
+
+def scanned(path: str, in_go: bool) -> Any:
+    """What HistoryFile's scan kept of the file (offsets, kinds, columns, where it ends), or its error;
+    in_go: with Go's scan for every file (Python's when Go leaves it), else Python's alone."""
+    import faultbed.history
+
+    kept = faultbed.history.SCAN_IN_GO_BYTES
+    faultbed.history.SCAN_IN_GO_BYTES = 0 if in_go else 1 << 62
+    try:
+        with HistoryFile(path) as history:
+            columns = history.columns()
+            return (list(history._offsets), bytes(history._kinds), history._source.end, history._source.size,
+                    columns and (list(columns.processes), list(columns.fs), list(columns.times), columns.f_ids))
+    except HistoryError as exc:
+        return f"HistoryError: {exc}"
+    finally:
+        faultbed.history.SCAN_IN_GO_BYTES = kept
+
+
+# lines that Go's reader could take for events and Python does not, or reads as other values
+TRICKY_LINES = [
+    '{"type": "ok", "process": 1, "f": "read", "value": "\\q", "time": 1}',             # a bad escape
+    '{"type": "ok", "process": 1, "f": "read", "value": "\\u12", "time": 1}',
+    '{"type": "ok", "process": 1, "f": "read", "value": "\\ud800", "time": 1}',         # a lone surrogate: JSON
+    '{"type": "ok", "process": 1, "f": "read", "value": "a\\"b\\\\", "time": 1}',
+    '{"type": "o\\u006b", "process": 1, "f": "read", "time": 1}', '{"type": "ok", "process": 1, "f": "re\\u0061d", "time": 1}',
+    '{"type": "ok", "process": "nemes\\u0069s", "f": "x", "time": 1}', '{"type": "ok", "process": "1", "f": "read", "time": 1}',
+    '{"type": "ok", "process": -0, "f": "read", "time": 1}', '{"type": "ok", "process": 0, "f": "read", "time": 1}',
+    '{"type": "ok", "process": 1.0, "f": "read", "time": 1}', '{"type": "ok", "process": 1e2, "f": "read", "time": 1}',
+    '{"type": "ok", "process": 99999999999999999999, "f": "read", "time": 1}',
+    '{"type": "ok", "process": 70000, "f": "read", "time": 1}', '{"type": "ok", "process": -3, "f": "read", "time": 1}',
+    '{"type": "ok", "process": "caf\u00e9", "f": "r\u00e9ad", "time": 1}',
+    '{"type": "ok", "process": 1, "f": "read", "time": -0}', '{"type": "ok", "process": 1, "f": "read", "time": -7}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1e3}', '{"type": "ok", "process": 1, "f": "read", "time": null}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 9223372036854775808}',
+    '{"type": "ok", "process": 1, "f": "read"}', '{"type": "info", "process": "nemesis", "f": "start"}',
+    '{"type": "info", "process": "nemesis", "f": "start", "time": "soon"}',
+    '{"type": "ok", "type": "fail", "process": 1, "f": "read", "time": 1}',             # a field twice: the last
+    '{"type": "ok", "process": 1, "process": 2, "f": "read", "time": 1}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "time": 2}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": ' + "[" * 63 + "]" * 63 + "}",
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": ' + "[" * 64 + "]" * 64 + "}",
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": [' + ", ".join(["[]"] * 90) + "]}",
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": "' + "[" * 90 + '"}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": Infinity}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1, "value": "a\tb"}',            # a raw tab in a string
+    '{"type": "ok", "process": 1, "f": "read", "time": 1} \t', '  {"type": "ok", "process": 1, "f": "read", "time": 1}',
+    '{"type": "ok", "process": 1, "f": "read", "time": 1}\x0c', '{"type":"ok","process":1,"f":"read","time":1}',
+    '{"type": "ok", "process": 1, "f": "", "time": 1}', '{"type": "ok", "process": 1, "f": "read", "time": 1, "x": {}}',
+    "\x0b", "\u00a0", " \t ", "\x1c",
+]
+
+
+@SETTINGS
+@given(lines=history_lines(), tricky=st.lists(st.sampled_from(TRICKY_LINES + BAD_LINES), max_size=3),
+       at=st.integers(0, 20), ending=endings, garbage=st.sampled_from([b"", b"", b"\xff", b"\xed\xa0\x80", b"\x00"]))
+def test_go_s_scan_keeps_what_python_s_keeps_or_leaves_the_file_to_it(tmp_path: Path, lines: list[str],
+                                                                      tricky: list[str], at: int, ending: str,
+                                                                      garbage: bytes) -> None:
+    ended = len(lines) - (1 if lines and not lines[-1].endswith(("\n", "\r")) else 0)  # before a torn line
+    for line in tricky:
+        lines.insert(min(at, ended), line + ending)
+    data = "".join(lines).encode("utf-8")
+    if garbage:
+        middle = data.find(b"\n", len(data) // 2)
+        data = data[:middle + 1] + garbage + data[middle + 1:]
+    path = write(tmp_path, data)
+    assert scanned(path, in_go=True) == scanned(path, in_go=False)
+
+
+names = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8)
+usual_events = st.fixed_dictionaries(
+    {"type": st.sampled_from(EVENT_TYPES), "process": st.integers(-5, 1 << 40) | st.just("nemesis") | names,
+     "f": names, "time": st.integers(-(1 << 63), (1 << 63) - 1)},
+    optional={"key": values, "value": values, "index": st.integers(0, 1000)})
+
+
+@SETTINGS
+@given(events=st.lists(usual_events, max_size=40), ensure_ascii=st.booleans(), blank=st.sampled_from(["", "\n", " \t\n"]),
+       tail=st.sampled_from(["", "torn", "whole", "blank"]), cut=st.integers(1, 60))
+def test_go_reads_usual_histories_as_python_does(tmp_path: Path, events: list[dict[str, Any]], ensure_ascii: bool,
+                                                 blank: str, tail: str, cut: int) -> None:
+    """Histories as runs write them (Go reads them, not Python): the same columns, torn last lines too."""
+    lines = [json.dumps(event, ensure_ascii=ensure_ascii) + "\n" + (blank if i % 7 == 3 else "")
+             for i, event in enumerate(events)]
+    if tail and events:
+        last = lines.pop().rstrip("\n")
+        lines.append({"torn": last[:cut], "whole": last, "blank": last + "\n  "}[tail])
+    path = write(tmp_path, lines)
+    assert scanned(path, in_go=True) == scanned(path, in_go=False)
+
+
+@pytest.mark.parametrize("line", TRICKY_LINES)
+def test_go_s_scan_of_one_unusual_line_among_usual_ones(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, LINES + [line + "\n"] + LINES)
+    assert scanned(path, in_go=True) == scanned(path, in_go=False)
+
+
+def test_go_scans_what_faultbed_writes_itself(tmp_path: Path) -> None:
+    """A run's history, as HistoryWriter writes it, is read by Go (not left to Python) and kept alike:
+    clients numbered in order of appearance, fs too, the nemesis's events -1 and time 0."""
+    from array import array
+
+    from faultbed.history import HistoryWriter
+    from faultbed.native import scan_history
+
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(str(path)) as writer:
+        writer.nemesis("start-partition", {"n1": ["n2"]})
+        for step in range(3000):
+            process = (7, "client-b", 3)[step % 3]
+            invocation = writer.invoke(process, ("read", "write", "cas")[step % 3 == 1], key=f"k{step % 5}",
+                                       value=None if step % 3 != 1 else [step, "é\n\"x\""])
+            writer.complete(invocation, ("ok", "fail", "info")[step % 3], value=step)
+        writer.nemesis("stop-partition", "healed")
+    columns = (array("q"), bytearray(), array("i"), array("i"), array("q"))
+    answer = scan_history(str(path), *columns)
+    assert not isinstance(answer, str), answer
+    names, end, size = answer
+    assert end == size == path.stat().st_size and len(columns[0]) == 6002
+    assert names == ["start-partition", "read", "write", "stop-partition"]
+    assert list(columns[2][:4]) == [-1, 0, 0, 1] and columns[1][0] == 3 | 4 and columns[4][0] == 0  # info, the nemesis's
+    assert scanned(str(path), in_go=True) == scanned(str(path), in_go=False)
