@@ -41,7 +41,7 @@ def check_stats(events: Sequence[dict[str, Any]], spec: Any = None) -> Result:
         never_recovered = recovery.never_recovered()
     by_f = {f: tally.counts[f] for f in sorted(tally.counts, key=tally.first.__getitem__)}
     for f, timed in tally.latencies.items():
-        values = sorted(timed)
+        values = _sorted(timed)
         by_f[f]["latency_ms"] = {"p50": _percentile(values, 0.5), "p99": _percentile(values, 0.99),
                                  "max": values[-1]}
     total_ok = sum(entry["ok"] for entry in by_f.values())
@@ -53,6 +53,14 @@ def check_stats(events: Sequence[dict[str, Any]], spec: Any = None) -> Result:
         return Result("stats", UNKNOWN, details, "the cluster never recovered after healing and no operation "
                       "succeeded after it: lost writes could not be seen")
     return Result("stats", True, details, f"{total_ok} ok ops")
+
+
+def _sorted(values: array[float]) -> list[float]:
+    if len(values) < NUMPY_FROM:
+        return sorted(values)
+    import numpy
+
+    return numpy.sort(numpy.frombuffer(values, dtype=numpy.float64), kind="stable").tolist()  # type: ignore[no-any-return]
 
 
 class _Tally:
@@ -97,8 +105,15 @@ def _from_events(events: Iterable[dict[str, Any]]) -> _Tally:
     return tally
 
 
+NUMPY_FROM = 100_000  # operations: a longer history's columns are tallied by numpy (its import costs ~0.1 s)
+
+
 def _from_columns(columns: Columns, paired: Paired) -> _Tally:
     """_from_events over a HistoryFile's columns (every client event has a time there)."""
+    if len(paired[0]) >= NUMPY_FROM:
+        tally = _from_columns_numpy(columns, paired)
+        if tally is not None:
+            return tally
     tally = _Tally()
     kinds, fs, times, names = columns.kinds, columns.fs, columns.times, columns.f_names
     ok = Columns.OK
@@ -111,6 +126,33 @@ def _from_columns(columns: Columns, paired: Paired) -> _Tally:
         tally.add(invoke, f, EVENT_TYPES[kind])
         if kind == ok:
             tally.timed(f).append((times[completion] - times[invoke]) / 1e6)
+    return tally
+
+
+def _from_columns_numpy(columns: Columns, paired: Paired) -> _Tally | None:
+    """_from_columns's tally, in numpy: a 1M-operation run's in 0.1 s, not 1.5 s (None: times so far
+    apart that their differences pass 64 bits, which only Python's integers hold)."""
+    import numpy
+
+    times = numpy.frombuffer(columns.times, dtype=numpy.int64)
+    if len(times) and int(times.max()) - int(times.min()) >= 1 << 62:
+        return None
+    invokes, completions = (numpy.frombuffer(places, dtype=numpy.int64) for places in paired)
+    fs = numpy.frombuffer(columns.fs, dtype=numpy.int32)[invokes]
+    done = completions >= 0
+    outcomes = numpy.full(len(invokes), EVENT_TYPES.index("info"), dtype=numpy.uint8)
+    outcomes[done] = numpy.frombuffer(columns.kinds, dtype=numpy.uint8)[completions[done]]
+    counts = numpy.bincount(fs.astype(numpy.int64) * len(EVENT_TYPES) + outcomes,
+                            minlength=len(columns.f_ids) * len(EVENT_TYPES)).reshape(-1, len(EVENT_TYPES))
+    tally, names = _Tally(), columns.f_names
+    for code in numpy.unique(fs).tolist():
+        f, chosen = names[code], fs == code
+        tally.counts[f] = {outcome: int(counts[code, EVENT_TYPES.index(outcome)]) for outcome in ("ok", "fail", "info")}
+        tally.first[f] = int(invokes[chosen].min())
+        ok = chosen & (outcomes == Columns.OK)
+        if ok.any():  # in pair order, as _from_columns appends them
+            latencies = (times[completions[ok]] - times[invokes[ok]]) / 1e6
+            tally.timed(f).frombytes(latencies.astype(numpy.float64).tobytes())
     return tally
 
 

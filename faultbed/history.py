@@ -468,6 +468,10 @@ class Columns:
             self._paired, self._pairs_known = self._pair(), True
         return self._paired
 
+    def paired_as(self, paired: Paired | None) -> None:
+        """The pairs as the scan found them (in Go): _pair's answer, without its pass."""
+        self._paired, self._pairs_known = paired, True
+
     def _pair(self) -> Paired | None:
         invokes, completions = array("q"), array("q")
         open_ops: dict[int, int] = {}  # process -> its open invocation's place
@@ -538,7 +542,7 @@ class _Source:
         if isinstance(scanned, str):
             log.debug("%s: scanned in Python: %s", self.path, scanned)
             return False
-        names, end, size = scanned
+        end, size = scanned.end, scanned.size
         if end < size:  # a last line without its newline, not read: torn (not JSON) or read again in Python
             tail = os.pread(self.descriptor, size - end, end).decode("utf-8", errors="replace")
             try:
@@ -548,7 +552,8 @@ class _Source:
             else:
                 del offsets[:], kinds[:], columns.processes[:], columns.fs[:], columns.times[:]
                 return False
-        columns.f_ids.update((name, place) for place, name in enumerate(names))
+        columns.f_ids.update((name, place) for place, name in enumerate(scanned.f_names))
+        columns.paired_as(scanned.paired)
         self.end, self.size = end, size
         return True
 

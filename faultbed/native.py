@@ -15,6 +15,7 @@ import json
 import os
 import threading
 from array import array
+from typing import NamedTuple
 
 from faultbed.errors import SetupError
 
@@ -74,15 +75,22 @@ class _Scan(ctypes.Structure):
     _fields_ = [("events", ctypes.c_longlong), ("size", ctypes.c_longlong), ("end", ctypes.c_longlong),
                 ("offsets", ctypes.c_void_p),
                 ("kinds", ctypes.c_void_p), ("processes", ctypes.c_void_p), ("fs", ctypes.c_void_p),
-                ("times", ctypes.c_void_p), ("fnames", ctypes.c_char_p), ("fallback", ctypes.c_char_p)]
+                ("times", ctypes.c_void_p), ("pairs", ctypes.c_longlong), ("invokes", ctypes.c_void_p),
+                ("completions", ctypes.c_void_p), ("fnames", ctypes.c_char_p), ("fallback", ctypes.c_char_p)]
+
+
+class Scanned(NamedTuple):
+    f_names: list[str]  # in order of appearance
+    end: int  # where the last line read ends
+    size: int  # the bytes read: beyond end when Go did not read a last line without its newline
+    paired: tuple[array[int], array[int]] | None  # Columns.pairs's; None: the events do not pair
 
 
 def scan_history(path: str, offsets: array[int], kinds: bytearray, processes: array[int], fs: array[int],
-                 times: array[int]) -> tuple[list[str], int, int] | str:
+                 times: array[int]) -> Scanned | str:
     """HistoryFile's scan of the history at `path`, in Go: each event's offset, kind, process, f and
-    time appended to the arrays, and (the fs in order of appearance, where the last line read ends, the
-    bytes read) returned, the two apart when Go did not read a last line without its newline; or why
-    Go left the file to Python's scan (it appends nothing then). SetupError: no library."""
+    time appended to the arrays, and the rest of what it found returned; or why Go left the file to
+    Python's scan (it appends nothing then). SetupError: no library."""
     library = load_library(library_path())
     out = _Scan()
     library.FaultbedScan(os.fsencode(path), ctypes.byref(out))
@@ -94,7 +102,13 @@ def scan_history(path: str, offsets: array[int], kinds: bytearray, processes: ar
             for column, pointer in ((offsets, out.offsets), (processes, out.processes), (fs, out.fs),
                                     (times, out.times)):
                 column.frombytes((ctypes.c_char * (out.events * column.itemsize)).from_address(pointer))
-        return json.loads(out.fnames or b"[]"), out.end, out.size
+        paired = None
+        if out.pairs >= 0:
+            paired = array("q"), array("q")
+            if out.pairs:
+                for column, pointer in zip(paired, (out.invokes, out.completions)):
+                    column.frombytes((ctypes.c_char * (out.pairs * 8)).from_address(pointer))
+        return Scanned(json.loads(out.fnames or b"[]"), out.end, out.size, paired)
     finally:
         library.FaultbedScanFree(ctypes.byref(out))
 

@@ -23,6 +23,9 @@ typedef struct {
 	int *processes;       // a client's place among the processes in order of appearance; -1: the nemesis
 	int *fs;              // the event's f: a place among fnames
 	long long *times;     // time; 0 for the nemesis's
+	long long pairs;      // operations paired (Columns.pairs), -1: the events do not pair
+	long long *invokes;   // each operation's invocation's place
+	long long *completions; // its completion's place, -1: never completed
 	char *fnames;         // the fs in order of appearance, a JSON array
 	char *fallback;       // why the file is left to Python's scan (NULL: it was read)
 } faultbed_scan;
@@ -35,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -56,6 +60,7 @@ func FaultbedScan(path *C.char, out *C.faultbed_scan) {
 		*out = C.faultbed_scan{fallback: C.CString(err.Error())}
 		return
 	}
+	s.pairsEnd()
 	names := []byte{'['}
 	for i, name := range s.fNames {
 		if i > 0 {
@@ -70,6 +75,11 @@ func FaultbedScan(path *C.char, out *C.faultbed_scan) {
 		offsets: (*C.longlong)(s.offsets.pointer()), kinds: (*C.uchar)(s.kinds.pointer()),
 		processes: (*C.int)(s.processes.pointer()), fs: (*C.int)(s.fs.pointer()),
 		times: (*C.longlong)(s.times.pointer()), fnames: C.CString(string(append(names, ']'))),
+		pairs: C.longlong(len(s.invokes.data)), invokes: (*C.longlong)(s.invokes.pointer()),
+		completions: (*C.longlong)(s.completions.pointer()),
+	}
+	if s.unpaired {
+		out.pairs = -1
 	}
 }
 
@@ -79,6 +89,7 @@ func FaultbedScan(path *C.char, out *C.faultbed_scan) {
 func FaultbedScanFree(out *C.faultbed_scan) {
 	for _, p := range []unsafe.Pointer{unsafe.Pointer(out.offsets), unsafe.Pointer(out.kinds),
 		unsafe.Pointer(out.processes), unsafe.Pointer(out.fs), unsafe.Pointer(out.times),
+		unsafe.Pointer(out.invokes), unsafe.Pointer(out.completions),
 		unsafe.Pointer(out.fnames), unsafe.Pointer(out.fallback)} {
 		C.free(p)
 	}
@@ -97,21 +108,26 @@ var (
 )
 
 type scanner struct {
-	offsets   column[int64]
-	kinds     column[byte]
-	processes column[int32]
-	fs        column[int32]
-	times     column[int64]
-	size      int64            // bytes read
-	end       int64            // where the last line read ends (before size: the last line, not read)
-	byProcess map[string]int32 // a client process as written -> its place
-	small     []int32          // a process written as an integer n < 1<<16 -> its place + 1 (0: not seen)
-	fIDs      map[string]int32
-	fNames    [][]byte
-	lastF     []byte // the last f seen, and its place: fs repeat from line to line
-	lastFID   int32
-	known     shapes
-	line      int
+	offsets     column[int64]
+	kinds       column[byte]
+	processes   column[int32]
+	fs          column[int32]
+	times       column[int64]
+	size        int64            // bytes read
+	end         int64            // where the last line read ends (before size: the last line, not read)
+	byProcess   map[string]int32 // a client process as written -> its place
+	small       []int32          // a process written as an integer n < 1<<16 -> its place + 1 (0: not seen)
+	fIDs        map[string]int32
+	fNames      [][]byte
+	open        []int64 // a client's open invocation's place (-1: none), by the client's place
+	retired     []bool  // a client whose last operation ended in info
+	unpaired    bool    // a client's events that do not pair
+	invokes     column[int64]
+	completions column[int64]
+	lastF       []byte // the last f seen, and its place: fs repeat from line to line
+	lastFID     int32
+	known       shapes
+	line        int
 }
 
 func (s *scanner) scanFile(path string) error {
@@ -235,6 +251,8 @@ func (s *scanner) event(data []byte, start int, offset int64) error {
 	moment := e.time
 	if place < 0 {
 		moment = 0
+	} else if !s.unpaired {
+		s.pair(int64(len(s.offsets.data)), kind, place)
 	}
 	s.offsets.add(offset)
 	s.kinds.add(kind)
@@ -242,6 +260,47 @@ func (s *scanner) event(data []byte, start int, offset int64) error {
 	s.fs.add(s.lastFID)
 	s.times.add(moment)
 	return nil
+}
+
+// pair pairs the client event at `at` as Columns.pairs does (faultbed/history.py): an operation
+// when it completes; a process that invokes while it has an operation open, or after an info, or
+// completes with none open, leaves the history unpaired (Python's pass then says what is wrong).
+func (s *scanner) pair(at int64, kind byte, place int32) {
+	for int(place) >= len(s.open) {
+		s.open, s.retired = append(s.open, -1), append(s.retired, false)
+	}
+	opened := s.open[place]
+	switch {
+	case kind == 0 && (opened >= 0 || s.retired[place]), kind != 0 && opened < 0:
+		s.unpaired = true
+		s.invokes.free()
+		s.completions.free()
+	case kind == 0:
+		s.open[place] = at
+	default:
+		s.retired[place] = kind == 3
+		s.open[place] = -1
+		s.invokes.add(opened)
+		s.completions.add(at)
+	}
+}
+
+// pairsEnd adds the operations never completed, in the order of their invocations.
+func (s *scanner) pairsEnd() {
+	if s.unpaired {
+		return
+	}
+	var open []int64
+	for _, at := range s.open {
+		if at >= 0 {
+			open = append(open, at)
+		}
+	}
+	slices.Sort(open)
+	for _, at := range open {
+		s.invokes.add(at)
+		s.completions.add(-1)
+	}
 }
 
 // place is a client process's place among the processes in order of appearance, as written:
@@ -279,6 +338,8 @@ func (s *scanner) free() {
 	s.processes.free()
 	s.fs.free()
 	s.times.free()
+	s.invokes.free()
+	s.completions.free()
 }
 
 // nestingDepth is the deepest bracket nesting of a line outside its strings (history.py's

@@ -79,6 +79,24 @@ def histories(draw: Any) -> list[dict[str, Any]]:
     return [{**event, "index": index} for index, event in enumerate(events)]
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=histories())
+def test_stats_tallied_by_numpy_are_the_same(tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    """A long history's columns are tallied and sorted by numpy: the same result, key order included."""
+    from faultbed.checkers import stats
+
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    with HistoryFile(str(path)) as history:
+        expected = judged(check_stats, history)
+        kept = stats.NUMPY_FROM
+        stats.NUMPY_FROM = 0
+        try:
+            assert judged(check_stats, history) == expected
+        finally:
+            stats.NUMPY_FROM = kept
+
+
 def judged(check: Any, events: Any) -> Any:
     """The result as JSON text (key order included), or the error that stopped the check."""
     try:

@@ -231,7 +231,7 @@ def test_rows_from_events_number_a_file_s_events_as_a_list_s(tmp_path: Path) -> 
 # -- the scan in Go (checkers/porcupine/scan.go): Python's scan, exactly ------------------------------------
 
 def scanned(path: str, in_go: bool) -> Any:
-    """What HistoryFile's scan kept of the file (offsets, kinds, columns, where it ends), or its error;
+    """What HistoryFile's scan kept of the file (offsets, kinds, columns and their pairs, where it ends), or its error;
     in_go: with Go's scan for every file (Python's when Go leaves it), else Python's alone."""
     import faultbed.history
 
@@ -241,7 +241,8 @@ def scanned(path: str, in_go: bool) -> Any:
         with HistoryFile(path) as history:
             columns = history.columns()
             return (list(history._offsets), bytes(history._kinds), history._source.end, history._source.size,
-                    columns and (list(columns.processes), list(columns.fs), list(columns.times), columns.f_ids))
+                    columns and (list(columns.processes), list(columns.fs), list(columns.times), columns.f_ids,
+                                 columns.pairs()))
     except HistoryError as exc:
         return f"HistoryError: {exc}"
     finally:
@@ -321,6 +322,42 @@ def test_go_reads_usual_histories_as_python_does(tmp_path: Path, events: list[di
     assert scanned(path, in_go=True) == scanned(path, in_go=False)
 
 
+@st.composite
+def paired_events(draw: Any) -> list[dict[str, Any]]:
+    """Clients' operations interleaved, each client's in order (an invocation, then its completion,
+    or none for the last), with the nemesis's events between; perhaps one event out of place."""
+    queues = []
+    for process in range(draw(st.integers(1, 5))):
+        queue: list[dict[str, Any]] = []
+        for f, outcome in draw(st.lists(st.tuples(names, st.sampled_from(["ok", "fail", "info", None])), max_size=6)):
+            queue.append({"type": "invoke", "process": process, "f": f})
+            if outcome is None or outcome == "info":
+                if outcome:
+                    queue.append({"type": "info", "process": process, "f": f})
+                break
+            queue.append({"type": outcome, "process": process, "f": f})
+        queues.append(queue)
+    chooser, events = draw(st.randoms()), []
+    while any(queues):
+        if chooser.random() < 0.1:
+            events.append({"type": "info", "process": "nemesis", "f": chooser.choice(["start-kill", "heal"])})
+        events.append(chooser.choice([q for q in queues if q]).pop(0))
+    if events and draw(st.integers(0, 4)) == 0:  # an event out of place: the events do not pair
+        events.insert(draw(st.integers(0, len(events))), dict(draw(st.sampled_from(events))))
+    return [{**event, "time": time} for time, event in enumerate(events)]
+
+
+@SETTINGS
+@given(events=paired_events(), tail=st.sampled_from(["", "torn", "whole"]), cut=st.integers(1, 40))
+def test_go_pairs_as_python_pairs(tmp_path: Path, events: list[dict[str, Any]], tail: str, cut: int) -> None:
+    lines = [json.dumps(event) + "\n" for event in events]
+    if tail and lines:
+        last = lines.pop().rstrip("\n")
+        lines.append(last[:cut] if tail == "torn" else last)
+    path = write(tmp_path, lines)
+    assert scanned(path, in_go=True) == scanned(path, in_go=False)
+
+
 @pytest.mark.parametrize("line", TRICKY_LINES)
 def test_go_s_scan_of_one_unusual_line_among_usual_ones(tmp_path: Path, line: str) -> None:
     path = write(tmp_path, LINES + [line + "\n"] + LINES)
@@ -342,13 +379,13 @@ def test_go_scans_what_faultbed_writes_itself(tmp_path: Path) -> None:
             process = (7, "client-b", 3)[step % 3]
             invocation = writer.invoke(process, ("read", "write", "cas")[step % 3 == 1], key=f"k{step % 5}",
                                        value=None if step % 3 != 1 else [step, "é\n\"x\""])
-            writer.complete(invocation, ("ok", "fail", "info")[step % 3], value=step)
+            writer.complete(invocation, "info" if step >= 2997 else ("ok", "fail")[step % 2], value=step)
         writer.nemesis("stop-partition", "healed")
     columns = (array("q"), bytearray(), array("i"), array("i"), array("q"))
     answer = scan_history(str(path), *columns)
     assert not isinstance(answer, str), answer
-    names, end, size = answer
-    assert end == size == path.stat().st_size and len(columns[0]) == 6002
-    assert names == ["start-partition", "read", "write", "stop-partition"]
+    assert answer.end == answer.size == path.stat().st_size and len(columns[0]) == 6002
+    assert answer.f_names == ["start-partition", "read", "write", "stop-partition"]
+    assert answer.paired is not None and list(answer.paired[0][:2]) == [1, 3] and list(answer.paired[1][:2]) == [2, 4]
     assert list(columns[2][:4]) == [-1, 0, 0, 1] and columns[1][0] == 3 | 4 and columns[4][0] == 0  # info, the nemesis's
     assert scanned(str(path), in_go=True) == scanned(str(path), in_go=False)
