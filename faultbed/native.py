@@ -97,18 +97,38 @@ def scan_history(path: str, offsets: array[int], kinds: bytearray, processes: ar
     try:
         if out.fallback is not None:
             return out.fallback.decode(errors="replace")
-        if out.events:  # copied once, straight from C's memory
+        # each column copied once, straight from C's memory, and handed back before the next is
+        # copied: the scan's peak is what it keeps plus its largest column, not twice what it keeps
+        if out.events:
             kinds[len(kinds):] = (ctypes.c_char * out.events).from_address(out.kinds)
-            for column, pointer in ((offsets, out.offsets), (processes, out.processes), (fs, out.fs),
-                                    (times, out.times)):
-                column.frombytes((ctypes.c_char * (out.events * column.itemsize)).from_address(pointer))
+        _free(out, "kinds")
+        for column, field in ((offsets, "offsets"), (processes, "processes"), (fs, "fs"), (times, "times")):
+            _copy(column, getattr(out, field), out.events)
+            _free(out, field)
         paired = None
         if out.pairs >= 0:
             paired = array("q"), array("q")
-            if out.pairs:
-                for column, pointer in zip(paired, (out.invokes, out.completions)):
-                    column.frombytes((ctypes.c_char * (out.pairs * 8)).from_address(pointer))
+            for column, field in zip(paired, ("invokes", "completions")):
+                _copy(column, getattr(out, field), out.pairs)
+                _free(out, field)
         return Scanned(json.loads(out.fnames or b"[]"), out.end, out.size, paired)
     finally:
         library.FaultbedScanFree(ctypes.byref(out))
 
+
+
+def _copy(column: array[int], pointer: int | None, count: int) -> None:
+    if count:
+        assert pointer is not None
+        column.frombytes((ctypes.c_char * (count * column.itemsize)).from_address(pointer))
+
+
+def _free(out: _Scan, field: str) -> None:
+    """C's free of one of the scan's columns, now (FaultbedScanFree frees the rest)."""
+    _libc.free(getattr(out, field))
+    setattr(out, field, None)
+
+
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+_libc.free.restype = None
