@@ -165,15 +165,22 @@ BAD_LINES = [
        garbage=st.sampled_from([b"", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"]))
 def test_a_bad_file_is_the_same_history_error(tmp_path: Path, lines: list[str], bad: str, at: int, ending: str,
                                               garbage: bytes) -> None:
-    ended = len(lines) - (1 if lines and not lines[-1].endswith(("\n", "\r")) else 0)  # before a torn line
-    lines.insert(min(at, ended), bad + ending)
+    path = write(tmp_path, spoiled(lines, [bad], at, ending, garbage))
+    expected = outcome(read_history, path)
+    assert outcome(HistoryFile, path) == expected
+
+
+def spoiled(lines: list[str], bad: list[str], at: int, ending: str, garbage: bytes) -> bytes:
+    """The lines with `bad` ones put in at `at` (before a torn last line), and `garbage` bytes after
+    the line in the middle."""
+    ended = len(lines) - (1 if lines and not lines[-1].endswith(("\n", "\r")) else 0)
+    for line in bad:
+        lines.insert(min(at, ended), line + ending)
     data = "".join(lines).encode("utf-8")
     if garbage:
         middle = data.find(b"\n", len(data) // 2)
         data = data[:middle + 1] + garbage + data[middle + 1:]
-    path = write(tmp_path, data)
-    expected = outcome(read_history, path)
-    assert outcome(HistoryFile, path) == expected
+    return data
 
 
 def test_special_and_missing_files_are_the_same_errors(tmp_path: Path) -> None:
@@ -289,14 +296,7 @@ TRICKY_LINES = [
 def test_go_s_scan_keeps_what_python_s_keeps_or_leaves_the_file_to_it(tmp_path: Path, lines: list[str],
                                                                       tricky: list[str], at: int, ending: str,
                                                                       garbage: bytes) -> None:
-    ended = len(lines) - (1 if lines and not lines[-1].endswith(("\n", "\r")) else 0)  # before a torn line
-    for line in tricky:
-        lines.insert(min(at, ended), line + ending)
-    data = "".join(lines).encode("utf-8")
-    if garbage:
-        middle = data.find(b"\n", len(data) // 2)
-        data = data[:middle + 1] + garbage + data[middle + 1:]
-    path = write(tmp_path, data)
+    path = write(tmp_path, spoiled(lines, tricky, at, ending, garbage))
     assert scanned(path, in_go=True) == scanned(path, in_go=False)
 
 
