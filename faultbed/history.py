@@ -528,8 +528,9 @@ class _Source:
 
     def _scanned_in_go(self, offsets: array[int], kinds: bytearray, columns: Columns) -> bool:
         """The scan in Go (checkers/porcupine/scan.go), for a file of SCAN_IN_GO_BYTES or more: the
-        same columns in a sixth to a tenth of the time; False when Go leaves the file to Python's scan (anything Go
-        does not read exactly as Python would: Python then reads it, or says what is wrong)."""
+        same columns in a sixth to a tenth of the time; False when Go leaves the file to Python's
+        scan (anything Go does not read exactly as Python would: Python then reads it, or says what
+        is wrong)."""
         assert self.descriptor is not None
         if os.fstat(self.descriptor).st_size < SCAN_IN_GO_BYTES:
             return False
