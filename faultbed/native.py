@@ -73,13 +73,15 @@ class _Scan(ctypes.Structure):
     """checkers/porcupine/scan.go's faultbed_scan."""
 
     _fields_ = [("events", ctypes.c_longlong), ("size", ctypes.c_longlong), ("end", ctypes.c_longlong),
-                ("offsets", ctypes.c_void_p),
-                ("kinds", ctypes.c_void_p), ("processes", ctypes.c_void_p), ("fs", ctypes.c_void_p),
-                ("times", ctypes.c_void_p), ("pairs", ctypes.c_longlong), ("invokes", ctypes.c_void_p),
-                ("completions", ctypes.c_void_p), ("fnames", ctypes.c_char_p), ("fallback", ctypes.c_char_p)]
+                ("offsets", ctypes.c_void_p), ("kinds", ctypes.c_void_p), ("processes", ctypes.c_void_p),
+                ("fs", ctypes.c_void_p), ("times", ctypes.c_void_p), ("pairs", ctypes.c_longlong),
+                ("invokes", ctypes.c_void_p), ("completions", ctypes.c_void_p), ("fnames", ctypes.c_char_p),
+                ("fallback", ctypes.c_char_p)]
 
 
 class Scanned(NamedTuple):
+    """What Go's scan found beside the columns."""
+
     f_names: list[str]  # in order of appearance
     end: int  # where the last line read ends
     size: int  # the bytes read: beyond end when Go did not read a last line without its newline
@@ -114,7 +116,6 @@ def scan_history(path: str, offsets: array[int], kinds: bytearray, processes: ar
         return Scanned(json.loads(out.fnames or b"[]"), out.end, out.size, paired)
     finally:
         library.FaultbedScanFree(ctypes.byref(out))
-
 
 
 def _copy(column: array[int], pointer: int | None, count: int) -> None:
