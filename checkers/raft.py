@@ -20,6 +20,7 @@ time and trace lines.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
@@ -27,7 +28,7 @@ from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.result import UNKNOWN, Result
 from faultbed.errors import FaultbedError
 from faultbed.history import json_line
-from faultbed.memory import check_bound
+from faultbed.memory import check_bound, cycles_uncollected
 
 if TYPE_CHECKING:
     from faultbed.spec import TestSpec
@@ -257,15 +258,24 @@ def _first_or_violate(seen: dict[int, tuple[Entry, Line]], invariant: str, index
 
 
 def check_leader_completeness(checking: Checking) -> None:
-    """Every leader's log at election holds every entry a leader of an earlier term had committed by then."""
+    """Every leader's log at election holds every entry a leader of an earlier term had committed by then.
+
+    Each term's committed entries are sorted once, and an election looks only at those from its log's
+    base on (bisect): below it the log was compacted, nothing to compare. Every election looked at
+    every entry committed before it, a product that grew with the run: on a 10-minute max-rate
+    run's traces (2.4M records, 129 elections, 160k committed entries) it was half of the check's
+    26 s."""
+    terms = [(earlier, sorted(committed.items())) for earlier, committed in sorted(checking.committed_in_term.items())]
+    indexes = [[index for index, _ in items] for _, items in terms]
     for line, entries, base in checking.elections:
-        term = int(line.record["term"])
-        for earlier, committed in sorted(checking.committed_in_term.items()):
+        term, time = int(line.record["term"]), line.time
+        for (earlier, items), keys in zip(terms, indexes):
             if earlier >= term:
                 break
-            for index, (entry, at) in sorted(committed.items()):
+            for place in range(bisect_left(keys, base), len(items)):
+                index, (entry, at) = items[place]
                 # committed before this election (terms alone mislead once a bug reuses them)
-                if at.time < line.time and index >= base and entries.get(index) != entry:
+                if at.time < time and entries.get(index) != entry:
                     checking.violate("leader-completeness", line, f"{line.node} became leader of term {term} "
                                      f"without entry {index} committed in term {earlier}", at)
                     break
@@ -279,8 +289,9 @@ def check_traces(traces: Mapping[str, Iterable[Line]]) -> list[Violation]:
 def _replay(traces: Mapping[str, Iterable[Line]]) -> tuple[list[Violation], dict[str, int]]:
     """check_traces' violations, and how many records each node's trace had."""
     checking = Checking()
-    walked = {node: replay_node(traces[node], checking) for node in sorted(traces)}
-    check_leader_completeness(checking)
+    with cycles_uncollected():  # it keeps every committed and applied entry's line, and makes no cycles
+        walked = {node: replay_node(traces[node], checking) for node in sorted(traces)}
+        check_leader_completeness(checking)
     return sorted(checking.violations, key=lambda v: (v.time, v.invariant)), walked
 
 

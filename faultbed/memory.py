@@ -31,11 +31,14 @@ its own files in a loop should too.
 from __future__ import annotations
 
 import ctypes
+import gc
 import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Iterator
 
 from faultbed.errors import FaultbedError
 
@@ -209,6 +212,34 @@ class Bound:
             if available is not None and available < self.floor_mb:
                 return floor_reason(available, held)
         return None
+
+
+@contextmanager
+def cycles_uncollected() -> Iterator[None]:
+    """Python's cycle collector paused inside (reference counting goes on): for a pass that builds
+    millions of objects it keeps, and makes no cycles. The collector runs as objects are made, and
+    each full collection walks every object kept so far: raft-invariants over a 10-minute run's
+    traces (2.4M records, their lines kept by index) spent half its 19 s there (10 s paused, the
+    same peak). Paused while any thread is inside; resumed when the last leaves, unless it was
+    paused before the first came in."""
+    global _pausing, _resume
+    with _pause_lock:
+        if _pausing == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pausing += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pausing -= 1
+            if _pausing == 0 and _resume:
+                gc.enable()
+
+
+_pause_lock = threading.Lock()
+_pausing = 0  # threads inside cycles_uncollected
+_resume = False  # whether the collector ran before the first came in
 
 
 def _raise_in(thread: int, exception: type[BaseException] | None) -> None:

@@ -186,3 +186,32 @@ def test_a_search_stopped_at_the_limit_hands_its_memory_back_before_the_next_che
     assert (searched.valid, searched.details["reason"]) == (UNKNOWN, memory.limit_reason(limit)), searched.details
     assert memory.resident_mb() < limit - 400  # what the search held is the machine's again
     assert check_safe(Modest(), [], None, None, memory_limit_mb=limit) == Result("modest", True)  # type: ignore[arg-type]
+
+
+def test_the_cycle_collector_is_paused_while_any_thread_is_inside_and_left_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with memory.cycles_uncollected():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    with memory.cycles_uncollected():
+        assert not gc.isenabled()
+        thread.start()
+        assert inside.wait(10)
+    assert not gc.isenabled()  # the other thread is still inside
+    leave.set()
+    thread.join()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with memory.cycles_uncollected():
+            pass
+        assert not gc.isenabled()  # paused before: left paused
+    finally:
+        gc.enable()

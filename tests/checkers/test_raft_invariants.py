@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faultbed.checkers.compose import system_checkers
 from faultbed.checkers.raft import RAFT_INVARIANTS, Line, check_traces, result_for
@@ -333,3 +335,45 @@ def test_faultbed_check_of_a_run_directory_runs_raft_invariants_on_its_traces(
     line = json.loads(capsys.readouterr().out)
     assert [(r["checker"], r["valid"]) for r in line["results"]] == [
         ("linearizable", True), ("raft-invariants", True), ("stats", True)], line
+
+
+def reference_leader_completeness(checking: Any) -> None:
+    """check_leader_completeness as first written: every election against every entry committed before it."""
+    for line, entries, base in checking.elections:
+        term = int(line.record["term"])
+        for earlier, committed in sorted(checking.committed_in_term.items()):
+            if earlier >= term:
+                break
+            for index, (entry, at) in sorted(committed.items()):
+                if at.time < line.time and index >= base and entries.get(index) != entry:
+                    checking.violate("leader-completeness", line, f"{line.node} became leader of term {term} "
+                                     f"without entry {index} committed in term {earlier}", at)
+                    break
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_leader_completeness_looks_from_each_elected_log_s_base_on_and_finds_what_a_look_at_everything_finds(
+        data: st.DataObject) -> None:
+    from faultbed.checkers.raft import Checking, LogCopy, NodeLog, check_leader_completeness
+
+    def line(time: int, **record: Any) -> Line:
+        return Line(data.draw(st.sampled_from(["n1", "n2", "n3"])), time, {"time": time, **record})
+
+    entries = st.tuples(st.integers(1, 4), st.sampled_from(["a", "b"]))
+    checkings = [Checking(), Checking()]
+    for term in data.draw(st.sets(st.integers(1, 6), max_size=4)):
+        committed = {index: (entry, line(time)) for index, entry, time in data.draw(st.lists(
+            st.tuples(st.integers(1, 30), entries, st.integers(0, 100)), max_size=12))}
+        for checking in checkings:
+            checking.committed_in_term[term] = committed
+    for _ in range(data.draw(st.integers(0, 5))):
+        log = NodeLog(entries={index: (entry, line(0)) for index, entry in data.draw(
+            st.dictionaries(st.integers(1, 30), entries, max_size=20)).items()})
+        election = (line(data.draw(st.integers(0, 100)), term=data.draw(st.integers(1, 7))), LogCopy(log),
+                    data.draw(st.integers(0, 31)))
+        for checking in checkings:
+            checking.elections.append(election)
+    check_leader_completeness(checkings[0])
+    reference_leader_completeness(checkings[1])
+    assert checkings[0].violations == checkings[1].violations
