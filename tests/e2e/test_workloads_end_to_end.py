@@ -4,7 +4,7 @@ Each is valid when the system is correct (one seed, never retried) and finds a p
 bug. A detection runs seed after seed until one finds it: as many seeds as make missing
 them all, at the rate measured with `python -m bench.campaign` (numbers in each test),
 negligible, so a checker that stops seeing the bug fails while unlucky seeds do not
-(four seeds at 5 of 8 missed once in about 50 CI runs).
+(four seeds at 5 of 8 all miss about once in 50 runs, and once they did in CI).
 """
 
 from __future__ import annotations
