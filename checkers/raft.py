@@ -263,8 +263,8 @@ def check_leader_completeness(checking: Checking) -> None:
     Each term's committed entries are sorted once, and an election looks only at those from its log's
     base on (bisect): below it the log was compacted, nothing to compare. Every election looked at
     every entry committed before it, a product that grew with the run: on a 10-minute max-rate
-    run's traces (2.4M records, 129 elections, 160k committed entries) it was half of the check's
-    26 s."""
+    run's traces (2.4M records, 44 elections, 174k committed entries) 3.5 s of the check's 26 s,
+    0.3 s now."""
     terms = [(earlier, sorted(committed.items())) for earlier, committed in sorted(checking.committed_in_term.items())]
     indexes = [[index for index, _ in items] for _, items in terms]
     for line, entries, base in checking.elections:
