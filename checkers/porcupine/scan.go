@@ -136,7 +136,7 @@ func (s *scanner) scanFile(path string) error {
 		return err
 	}
 	defer file.Close()
-	s.byProcess, s.fIDs, s.small = map[string]int32{}, map[string]int32{}, make([]int32, 1<<16)
+	s.byProcess, s.fIDs = map[string]int32{}, map[string]int32{}
 	buf := make([]byte, scanBlockBytes)
 	held := 0 // the start of a line that continues past the block
 	for {
@@ -306,12 +306,13 @@ func (s *scanner) pairsEnd() {
 // place is a client process's place among the processes in order of appearance, as written:
 // an integer (JSON's text of one is canonical, but for -0) or a string without escapes.
 func (s *scanner) place(process []byte) (int32, error) {
-	if n, ok := smallInteger(process); ok && n < 1<<16 {
-		if p := s.small[n]; p != 0 {
-			return p - 1, nil
+	if n, ok := smallProcess(process); ok { // as the checker's reader looks its clients up
+		if n < len(s.small) && s.small[n] != 0 {
+			return s.small[n] - 1, nil
 		}
 		p := int32(len(s.byProcess))
 		s.byProcess[string(process)] = p
+		s.small = append(s.small, make([]int32, max(0, n+1-len(s.small)))...)
 		s.small[n] = p + 1
 		return p, nil
 	}
