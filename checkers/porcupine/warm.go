@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 )
 
 // warmUp checks a small generated history (through a pipe: nothing on disk) as a caller's
@@ -37,13 +38,31 @@ func checkWarmUpHistory() (response, error) {
 		return response{}, err
 	}
 	defer reader.Close()
+	// a small pipe, filled a chunk at a time: a caller's check that starts meanwhile ends the
+	// history there, and the warm-up with it, instead of sharing the CPUs with it to the end
+	_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, writer.Fd(), fSetPipeSize, warmUpPipeBytes)
 	go func() { // more than a pipe holds: written as it is read
 		defer writer.Close()
-		_, _ = writer.WriteString(warmUpHistory(warmUpRounds))
+		history := warmUpHistory(warmUpRounds)
+		for len(history) > 0 && checking.Load() == 0 {
+			chunk := history[:min(len(history), warmUpChunkBytes)]
+			if _, err := writer.WriteString(chunk); err != nil {
+				return
+			}
+			history = history[len(chunk):]
+		}
 	}()
 	return check(&request{Model: "kv", Initial: []byte("null"), HistoryFormat: "faultbed",
 		HistoryFile: fmt.Sprintf("/proc/self/fd/%d", reader.Fd())}), nil
 }
+
+// warmUpPipeBytes and warmUpChunkBytes: what the warm-up's reader may still find once a caller's check
+// has begun (a pipe's default is 64 KB, half the history).
+const (
+	warmUpPipeBytes  = 8 << 10
+	warmUpChunkBytes = 4 << 10
+	fSetPipeSize     = 1031 // F_SETPIPE_SZ
+)
 
 // warmUpRounds: six lines a round, about 600 bytes: some 130 KB, the reader's first five
 // blocks (16 KB, then 32 KB each), the three it reads itself among them.
