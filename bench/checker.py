@@ -17,7 +17,10 @@ column, and `check --help` measures it alone, beside `python -c pass`, the inter
 Each kv history is checked 9 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
 faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
 most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
-judged on the median (of 3 runs or more).
+judged on the median (of 3 runs or more). The row checks the history file alone (`faultbed check FILE`:
+the goal's reading, parsing and call); in the same turns the same history is checked as a run's
+(spec.json beside it), whose outside also holds reading the spec and looking the workload's checkers up
+in the registry, in Python beside Go: printed below the row, not judged by the goal.
 Below the table, a run's own check of the largest history as a run directory (`check_run`: every
 checker of its workload, results.json and report.html), as `faultbed run` checks a run at its end.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
@@ -91,16 +94,31 @@ def best(argv: list[str], rounds: int) -> Run:
     return min((measure(argv) for _ in range(rounds)), key=lambda r: r.wall_s)
 
 
-def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None
-           ) -> tuple[Run, Run, list[Run]]:
-    """Best of rounds each, taken in turns: the machine's load changes under both alike; and all of ours."""
+def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None,
+           also: list[str] | None = None) -> tuple[Run, Run, list[Run], list[Run]]:
+    """Best of rounds each, taken in turns: the machine's load changes under both alike; all of ours;
+    and every run of `also` (a third command, in the same turns)."""
     mine: list[Run] = []
     others: list[Run] = []
+    third: list[Run] = []
     for round_ in range(rounds):
         mine.append(measure(ours))
+        if also is not None:
+            third.append(measure(also))
         if round_ < (rounds if their_rounds is None else their_rounds):
             others.append(measure(theirs))
-    return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s), mine
+    return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s), mine, third
+
+
+def history_file(ops: int) -> Path:
+    """The seeded history of `ops` operations as a file alone (no spec.json beside it: `faultbed check`
+    checks it with the kv model, Go alone), a hard link to the run directory's."""
+    run = history(ops)
+    path = run.parent.with_name(run.parent.name + "-file") / "history.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.link(run, path)
+    return path
 
 
 def history(ops: int) -> Path:
@@ -141,25 +159,31 @@ class Row:
     their_search_s: float
     their_verdict: str
     outside_spread: list[float] = dataclasses.field(default_factory=list)  # every run's, sorted
+    run_outside_spread: list[float] = dataclasses.field(default_factory=list)  # as a run's history
 
 
 def kv_row(ops: int) -> Row:
-    path = history(ops)
+    """The history file checked alone (the goal's case: reading, parsing, the call), and in turns with
+    it the same history as a run's (spec.json beside it: `faultbed check` also reads the spec and looks
+    the workload's checkers up in the registry, in Python, beside Go's reading and searching)."""
+    path = history_file(ops)
     rounds = 2 if ops >= 1_000_000 else 3 if ops >= 100_000 else 9  # a small check varies most from run to run
-    ours, theirs, every = paired([*FAULTBED, "check", "--json", str(path)],
-                                 [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
-                                 rounds, 1 if ops >= 1_000_000 else 3)
+    ours, theirs, every, as_run = paired([*FAULTBED, "check", "--json", str(path)],
+                                         [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
+                                         rounds, 1 if ops >= 1_000_000 else 3,
+                                         also=[*FAULTBED, "check", "--json", str(history(ops))])
     answer = json.loads(ours.out.strip().splitlines()[-1])
     search = answer["porcupine_ms"] / 1000
     outside = _outside(answer)
     spread = sorted(_outside(json.loads(run.out.strip().splitlines()[-1])) for run in every)
+    run_spread = sorted(_outside(json.loads(run.out.strip().splitlines()[-1])) for run in as_run)
     if not theirs.out.strip():  # killed by measure's timeout (a machine at load 170 got there)
         return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs, 0.0,
-                   "no answer", spread)
+                   "no answer", spread, run_spread)
     report = json.loads(theirs.out)
     verdict = "stopped at cap" if report.get("exceeded") else "valid" if report["ok"] else "INVALID"
     return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs,
-               report["search_ms"] / 1000, verdict, spread)
+               report["search_ms"] / 1000, verdict, spread, run_spread)
 
 
 def _outside(answer: dict[str, Any]) -> float:
@@ -173,7 +197,7 @@ def jepsen_row() -> Row | None:
     if len(logs) != 103:
         print(f"checker: porcupine's Jepsen logs not found at {directory} (set FAULTBED_CORPUS)")
         return None
-    ours, theirs, _ = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5)
+    ours, theirs, _, _ = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5)
     detail = measure([*FAULTBED, "check", "--json", str(directory)])
     answers = [json.loads(line) for line in detail.out.splitlines() if line.startswith("{")]
     search = sum(a.get("porcupine_ms") or 0 for a in answers) / 1000
@@ -242,6 +266,11 @@ def table(rows: list[Row]) -> str:
             lines.append(f"  {r.name}: outside in each of its {len(spread)} runs: least {spread[0] * 100:.0f}%, "
                          f"median {spread[len(spread) // 2] * 100:.0f}%, most {spread[-1] * 100:.0f}% (the row: the "
                          f"run of least wall time)")
+        if len(r.run_outside_spread) > 2:
+            spread = r.run_outside_spread
+            lines.append(f"  {r.name} as a run's history (spec.json beside it; not the goal's case: its spec and "
+                         f"the registry are read in Python beside the search): outside least {spread[0] * 100:.0f}%, "
+                         f"median {spread[len(spread) // 2] * 100:.0f}%, most {spread[-1] * 100:.0f}%")
     for r in rows:
         if r.name.startswith("kv") and r.their_search_s > 0 and r.search_s > 0:
             inside = r.search_s * (1 + r.outside)
