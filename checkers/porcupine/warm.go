@@ -65,7 +65,7 @@ const (
 )
 
 // warmUpRounds: six lines a round, about 600 bytes: some 130 KB, the reader's first five
-// blocks (16 KB, then 32 KB each), the three it reads itself among them.
+// blocks (16 KB, then 32 KB each), the one it reads itself among them.
 const warmUpRounds = 220
 
 // warmUpHistory is a linearizable register history as faultbed writes one (the same
