@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Iterator
 
 import pytest
@@ -25,3 +27,21 @@ def net(server: ToxiproxyServer) -> Iterator[EchoMesh]:
     """Three TCP echo "nodes" meshed through `server`."""
     with echo_mesh(server, ("n1", "n2", "n3")) as mesh:
         yield mesh
+
+
+def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until every thread of `pid` is stopped: a SIGSTOP is delivered to each thread in its own time, and a
+    thread of the server not yet stopped once answered the call that was to hang (CI, a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii", errors="replace") as fh:
+                    states.append(fh.read().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue  # a thread gone meanwhile
+        if states and all(state in ("T", "t") for state in states):
+            return
+        assert time.monotonic() < deadline, f"pid {pid} not stopped {timeout:.0f} s after SIGSTOP: {states}"
+        time.sleep(0.001)

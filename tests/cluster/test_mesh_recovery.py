@@ -23,6 +23,7 @@ from faultbed.cluster.backend import Link
 from faultbed.cluster.mesh import Mesh, MeshStateError
 from faultbed.cluster.ports import PortReservation
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyError, ToxiproxyServer
+from tests.conftest import wait_until_stopped
 
 HOST = "127.0.0.1"
 CALL_TIMEOUT = 1.0  # the mesh's client gives up on a call after this long (5 s in runs)
@@ -141,6 +142,7 @@ def test_a_stopped_server_is_restarted_with_every_proxy_as_recorded(rig: Any) ->
     old_pid = server.pid
     os.kill(old_pid, signal.SIGSTOP)  # the whole API hangs, as on an overloaded machine or a wedged server
     try:
+        wait_until_stopped(old_pid)
         fault = mesh.latency(200, links=[link], stream="downstream")
     finally:
         if server.pid == old_pid:

@@ -20,6 +20,7 @@ from faultbed.nemesis.executor import ScheduleExecutor
 from faultbed.nemesis.schedule import FaultEvent, Schedule
 from faultbed.pytest_plugin import running_cluster
 from faultbed.spec import TestSpec
+from tests.conftest import wait_until_stopped
 from tests.nemesis.echo_cluster import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nemesis-real-cluster")]  # one cluster
@@ -105,6 +106,7 @@ def test_heal_all_falls_back_on_everything_left_broken(cluster: Any, history: Hi
         cluster.backend.pause(n3)  # behind the nemesis' back: no fault of the schedule paused it
         toxiproxy = cluster.backend.toxiproxy_pid
         os.kill(toxiproxy, signal.SIGSTOP)
+        wait_until_stopped(toxiproxy)  # else a thread not yet stopped may still answer the heal's first call
         leader = nemesis.heal_all(ready_timeout=30)
     heal = nemesis_events(history)[-1]
     assert heal["f"] == "heal" and heal["ready"] is True and leader in cluster.nodes, heal
