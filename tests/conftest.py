@@ -30,8 +30,8 @@ def net(server: ToxiproxyServer) -> Iterator[EchoMesh]:
 
 
 def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
-    """Until every thread of `pid` is stopped: a SIGSTOP is delivered to each thread in its own time, and a
-    thread of the server not yet stopped once answered the call that was to hang (CI, a loaded machine)."""
+    """Until every thread of `pid` is stopped: a SIGSTOP reaches each thread in its own time, and a thread
+    not yet stopped may still answer (once in CI a call to a just-stopped Toxiproxy was answered)."""
     deadline = time.monotonic() + timeout
     while True:
         states = []
