@@ -83,7 +83,7 @@ type jsonlReader struct {
 	strings   map[string]string // interned texts: fs and values repeat
 	lists     map[string]string // a list value as written -> its canonical text
 	processes map[string]int32  // a process as written -> its index in byClient
-	small     []int32           // a process written as an integer n < 1<<16 -> its index + 1 (0: not seen)
+	small     smallProcesses    // a process written as an integer n < 1<<16 -> its index
 	byClient  []process
 	keys      map[string]keyEntry // a key as written (absent: "") -> its text and partition
 	byKey     map[string]int      // a partition's key -> its index
@@ -326,10 +326,7 @@ func (r *jsonlReader) take(e *event) error {
 // client is the index of a process as written, and whether it was seen before.
 func (r *jsonlReader) client(text []byte) (int32, bool) {
 	if n, ok := smallProcess(text); ok {
-		if n < len(r.small) && r.small[n] > 0 {
-			return r.small[n] - 1, true
-		}
-		return 0, false
+		return r.small.get(n)
 	}
 	client, seen := r.processes[string(text)]
 	return client, seen
@@ -352,14 +349,29 @@ func smallProcess(text []byte) (int, bool) {
 	return n, n < 1<<16
 }
 
+// smallProcesses holds what small processes (smallProcess) stand for, by their number: a slice
+// grown to the largest number seen, each value + 1 (0: not seen).
+type smallProcesses []int32
+
+func (t smallProcesses) get(n int) (int32, bool) {
+	if n < len(t) && t[n] > 0 {
+		return t[n] - 1, true
+	}
+	return 0, false
+}
+
+func (t *smallProcesses) set(n int, value int32) {
+	*t = append(*t, make([]int32, max(0, n+1-len(*t)))...)
+	(*t)[n] = value + 1
+}
+
 func (r *jsonlReader) invoke(processText []byte, e *event) error {
 	client, seen := r.client(processText)
 	if !seen {
 		client = int32(len(r.byClient))
 		name := string(processText)
 		if n, small := smallProcess(processText); small {
-			r.small = append(r.small, make([]int32, max(0, n+1-len(r.small)))...)
-			r.small[n] = client + 1
+			r.small.set(n, client)
 		} else {
 			r.processes[name] = client
 		}

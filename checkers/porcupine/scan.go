@@ -116,7 +116,7 @@ type scanner struct {
 	size        int64            // bytes read
 	end         int64            // where the last line read ends (before size: the last line, not read)
 	byProcess   map[string]int32 // a client process as written -> its place
-	small       []int32          // a process written as an integer n < 1<<16 -> its place + 1 (0: not seen)
+	small       smallProcesses   // a process written as an integer n < 1<<16 -> its place
 	fIDs        map[string]int32
 	fNames      [][]byte
 	open        []int64 // a client's open invocation's place (-1: none), by the client's place
@@ -307,13 +307,12 @@ func (s *scanner) pairsEnd() {
 // an integer (JSON's text of one is canonical, but for -0) or a string without escapes.
 func (s *scanner) place(process []byte) (int32, error) {
 	if n, ok := smallProcess(process); ok { // as the checker's reader looks its clients up
-		if n < len(s.small) && s.small[n] != 0 {
-			return s.small[n] - 1, nil
+		if p, seen := s.small.get(n); seen {
+			return p, nil
 		}
 		p := int32(len(s.byProcess))
 		s.byProcess[string(process)] = p
-		s.small = append(s.small, make([]int32, max(0, n+1-len(s.small)))...)
-		s.small[n] = p + 1
+		s.small.set(n, p)
 		return p, nil
 	}
 	switch {
