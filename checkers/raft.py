@@ -266,19 +266,22 @@ def check_leader_completeness(checking: Checking) -> None:
     run's traces (2.4M records, 44 elections, 174k committed entries) 3.5 s of the check's 26 s,
     0.3 s now."""
     terms = [(earlier, sorted(committed.items())) for earlier, committed in sorted(checking.committed_in_term.items())]
-    indexes = [[index for index, _ in items] for _, items in terms]
     for line, entries, base in checking.elections:
         term, time = int(line.record["term"]), line.time
-        for (earlier, items), keys in zip(terms, indexes):
+        for earlier, items in terms:
             if earlier >= term:
                 break
-            for place in range(bisect_left(keys, base), len(items)):
+            for place in range(bisect_left(items, base, key=_index), len(items)):
                 index, (entry, at) = items[place]
                 # committed before this election (terms alone mislead once a bug reuses them)
                 if at.time < time and entries.get(index) != entry:
                     checking.violate("leader-completeness", line, f"{line.node} became leader of term {term} "
                                      f"without entry {index} committed in term {earlier}", at)
                     break
+
+
+def _index(item: tuple[int, Any]) -> int:
+    return item[0]
 
 
 def check_traces(traces: Mapping[str, Iterable[Line]]) -> list[Violation]:
