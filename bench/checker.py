@@ -262,21 +262,27 @@ def table(rows: list[Row]) -> str:
                  "the wall time during which some segment was searched, relative to that time")
     for r in rows:
         if len(r.outside_spread) > 2:
-            spread = r.outside_spread
-            lines.append(f"  {r.name}: outside in each of its {len(spread)} runs: least {spread[0] * 100:.0f}%, "
-                         f"median {spread[len(spread) // 2] * 100:.0f}%, most {spread[-1] * 100:.0f}% (the row: the "
-                         f"run of least wall time)")
+            lines.append(f"  {r.name}: outside in each of its {len(r.outside_spread)} runs: "
+                         f"{_spread(r.outside_spread)} (the row: the run of least wall time)")
         if len(r.run_outside_spread) > 2:
-            spread = r.run_outside_spread
             lines.append(f"  {r.name} as a run's history (spec.json beside it; not the goal's case: its spec and "
-                         f"the registry are read in Python beside the search): outside least {spread[0] * 100:.0f}%, "
-                         f"median {spread[len(spread) // 2] * 100:.0f}%, most {spread[-1] * 100:.0f}%")
+                         f"the registry are read in Python beside the search): outside "
+                         f"{_spread(r.run_outside_spread)}")
     for r in rows:
         if r.name.startswith("kv") and r.their_search_s > 0 and r.search_s > 0:
             inside = r.search_s * (1 + r.outside)
             lines.append(f"  {r.name}: faultbed's whole check {inside:.3f} s = {inside / r.their_search_s * 100:.0f}% of "
                          f"porcupine's own search alone ({r.their_search_s:.3f} s) on the same history")
     return "\n".join(lines)
+
+
+def _median(spread: list[float]) -> float:
+    return spread[len(spread) // 2]
+
+
+def _spread(spread: list[float]) -> str:
+    """Sorted outsides as `least a%, median b%, most c%`."""
+    return f"least {spread[0] * 100:.0f}%, median {_median(spread) * 100:.0f}%, most {spread[-1] * 100:.0f}%"
 
 
 def goals(rows: list[Row], starts: dict[str, Run]) -> list[str]:
@@ -289,7 +295,7 @@ def goals(rows: list[Row], starts: dict[str, Run]) -> list[str]:
         if ops in MEMORY_GOAL_MB and r.ours.peak_mb > MEMORY_GOAL_MB[ops]:
             missed.append(f"{r.name}: {r.ours.peak_mb:.0f} MB > {MEMORY_GOAL_MB[ops]} MB")
         # judged on the median of the runs (the row's run, the one of least wall time, is often the best)
-        outside = r.outside_spread[len(r.outside_spread) // 2] if len(r.outside_spread) > 2 else r.outside
+        outside = _median(r.outside_spread) if len(r.outside_spread) > 2 else r.outside
         if ops is not None and outside > OUTSIDE_GOAL:
             missed.append(f"{r.name}: outside the search {outside * 100:.0f}% (median of {len(r.outside_spread)} "
                           f"runs) > {OUTSIDE_GOAL * 100:.0f}%")
