@@ -21,6 +21,7 @@ from faultbed.cluster.systems import FAIL, INFO, OK, Outcome
 from faultbed.cluster.systems.etcd import SERIALIZABLE_READS, SYSTEM
 from faultbed.spec import TestSpec
 from faultbed.nemesis.grudge import complete_grudge
+from tests.integration.conftest import run_bounded
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("etcd-cluster")]  # one cluster per module
 
@@ -127,7 +128,7 @@ def run_faultbed(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     copy.write_text(ETCD_FILE.read_text())
     command = [sys.executable, "-m", "faultbed", "run", "--system", "./mine/etcd.toml", "--backend", "docker",
                "--nodes", "3", "--quiet", "--store", str(store), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=store)
+    return run_bounded(command, RUN_TIMEOUT, cwd=store)
 
 
 def test_faultbed_run_on_etcd_under_partitions_and_kills_is_valid(tmp_path):

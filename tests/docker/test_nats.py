@@ -27,6 +27,7 @@ from faultbed.cluster.systems import FAIL, OK, Client, Outcome
 from faultbed.cluster.systems.file import load_system_file
 from faultbed.nemesis.grudge import complete_grudge
 from faultbed.spec import TestSpec
+from tests.integration.conftest import run_bounded
 
 pytestmark = pytest.mark.docker
 
@@ -80,7 +81,7 @@ def test_faultbed_run_drives_nats_from_the_copied_file_on_a_hot_key(user_dir: Pa
                "--rate", "500", "--time-limit", "15", "--seed", "1", "--quiet", "--store", str(store)]
     # a bound for the search that leaves the suite's other worker room (the default is half the machine)
     env = dict(os.environ, FAULTBED_CHECK_MEMORY_MB=str(SEARCH_MEMORY_MB))
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=user_dir, env=env)
+    proc = run_bounded(command, RUN_TIMEOUT, cwd=user_dir, env=env)
     assert proc.returncode in (0, 1, 2), proc.stdout + proc.stderr
     verdict = json.loads(((store / "latest").resolve() / "results.json").read_text())
     by_checker = {result["checker"]: result for result in verdict["results"]}

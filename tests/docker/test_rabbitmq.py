@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from faultbed.cluster.systems.rabbitmq import SYSTEM
 from faultbed.cluster.systems.rabbitmq.client import RabbitMQClient
 from faultbed.history import pair_operations, read_history
 from faultbed.spec import TestSpec
+from tests.integration.conftest import run_bounded
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("rabbitmq-cluster")]  # one cluster per module
 
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NODES = ("n1", "n2", "n3")
 OP_TIMEOUT = 2.0
 READY_TIMEOUT = 90.0
-RUN_TIMEOUT = 180
+RUN_TIMEOUT = 420  # the run itself waits up to the system's ready timeout (180 s) at its start and again
+                   # after the heal: a node the partition isolated took 75 s to rejoin on a busy machine
 CLI_DIR = "/usr/lib/rabbitmq/bin"
 
 
@@ -138,7 +139,7 @@ def test_faultbed_run_on_rabbitmq_under_partitions_loses_no_confirmed_message(tm
     command = [sys.executable, "-m", "faultbed", "run", "--system", "rabbitmq", "--backend", "docker",
                "--nodes", "3", "--workload", "queue", "--nemesis", "partition", "--time-limit", "15",
                "--seed", "41", "--quiet", "--store", str(tmp_path)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=ROOT)
+    proc = run_bounded(command, RUN_TIMEOUT, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     run_dir = (tmp_path / "latest").resolve()
     verdict = json.loads((run_dir / "results.json").read_text())

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.conftest import run_bounded
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("rabbitmq-cluster")]  # never beside the other cluster
 
@@ -28,7 +29,7 @@ def test_classic_mirrored_queues_run_as_in_2014_and_every_loss_is_counted(tmp_pa
                "--nodes", "5", "--workload", "queue", "--nemesis", "partition", "--nemesis-interval", "12",
                "--time-limit", "20", "--option", "queue-type=classic-mirrored", "--seed", "1003",
                "--quiet", "--store", str(tmp_path)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=ROOT)
+    proc = run_bounded(command, RUN_TIMEOUT, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # valid, or lost messages: never an error
     run_dir = (tmp_path / "latest").resolve()
     spec = json.loads((run_dir / "spec.json").read_text())

@@ -11,6 +11,7 @@ import pytest
 from docker.client import DockerClient
 
 from faultbed.cluster.docker import LABEL_RUN
+from tests.integration.conftest import run_bounded
 
 pytestmark = pytest.mark.docker
 
@@ -19,8 +20,8 @@ FAULTS = ["--backend", "docker", "--nodes", "5", "--nemesis", "partition,kill,pa
 
 
 def run_faultbed(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "faultbed", "run", *FAULTS, "--store", str(store), *args],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+    return run_bounded([sys.executable, "-m", "faultbed", "run", *FAULTS, "--store", str(store), *args], 240,
+                       cwd=ROOT)
 
 
 def test_correct_raftkv_in_containers_under_partitions_kills_and_pauses_is_valid(tmp_path):

@@ -21,8 +21,33 @@ def faultbed_command(*args: str) -> list[str]:
 
 
 def run_faultbed(*args: str, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(faultbed_command(*args), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or ROOT)
+    return run_bounded(faultbed_command(*args), timeout, cwd=cwd or ROOT)
+
+
+TEARDOWN_SECONDS = 120.0  # a stopped run's own teardown: containers, Toxiproxy, nodes
+
+
+def run_bounded(command: list[str], timeout: float, cwd: Path | str | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with a budget that ends the way a user's Ctrl-C does: past `timeout` the
+    process gets SIGTERM and its own teardown (subprocess.run would SIGKILL it, leaving its
+    containers and nodes to the next tests on this worker), then the test fails with its output."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                          env=env) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                out, err = proc.communicate(timeout=TEARDOWN_SECONDS)
+                ended = f"stopped by SIGTERM (exit {proc.returncode})"
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                ended = f"killed: its teardown took over {TEARDOWN_SECONDS:.0f} s"
+            pytest.fail(f"{' '.join(command[2:5])} ran past its budget of {timeout:.0f} s and was {ended}\n"
+                        f"{out[-4000:]}{err[-4000:]}", pytrace=False)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def processes_of_run(run_id: str | None = None) -> list[int]:
