@@ -92,6 +92,7 @@ type jsonlReader struct {
 	partOf    []int32               // each partition's slice cost more copying than the reading)
 	prepared  int                   // operations in r.all with an input (the others failed, or are info reads)
 	pending   []pendingOp
+	sized     chan sizedOps // the arrays of operations as large as the file suggests, once made (resize)
 	latest    int64
 	data      []byte // the block being paired
 	lineNo    int
@@ -122,13 +123,41 @@ func readJSONL(m *model, path string, annotations []annotationSpec, early *strea
 	}
 	if info, err := file.Stat(); err == nil {
 		ops := min(info.Size()/bytesPerOp, 1<<26) // about as many as the file holds
-		r.all, r.partOf = make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
-		go populate(r.all[:cap(r.all)])
+		r.sized = make(chan sizedOps, 1)
+		go func() {
+			all, partOf := make([]porcupine.Operation, 0, ops), make([]int32, 0, ops)
+			r.sized <- sizedOps{all, partOf}
+			populate(all[:cap(all)])
+		}()
 	}
 	if err := r.readBlocks(file); err != nil {
 		return history{}, err
 	}
 	return r.finish(annotations)
+}
+
+// sizedOps are the reader's arrays of operations as large as the file's size suggests, made in a
+// goroutine of their own while the first blocks are read and paired; the operations paired until
+// then move into them (resize). Made up front, they held up the start of the reading: memory the
+// heap had held before is cleared first (0.7 MB took 1.5-2 ms before a 10k history's first search),
+// and a 1M history's 60 MB came in before the first block was read. Fresh processes in turns:
+// 1M 1.37 -> 1.26 s (medians of 5 each), 100k 179 -> 167 ms (7 each), 10k unchanged (25 each).
+type sizedOps struct {
+	all    []porcupine.Operation
+	partOf []int32
+}
+
+// resize moves the operations read so far into the sized arrays when they are made; until then
+// they grow as appends grow them.
+func (r *jsonlReader) resize() {
+	select {
+	case sized := <-r.sized:
+		r.sized = nil
+		if cap(sized.all) > len(r.all) {
+			r.all, r.partOf = append(sized.all, r.all...), append(sized.partOf, r.partOf...)
+		}
+	default:
+	}
 }
 
 // populate has the kernel map every page of ops now, writable (madvise MADV_POPULATE_WRITE, Linux
@@ -395,6 +424,9 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 	// no metadata: it only decorates the picture, and Python draws from its own reader
 	p.op, p.open = openOp{slot: len(r.all), call: e.time, f: r.internBytes(f[1 : len(f)-1]), key: key.text,
 		input: input}, true // no escapes in f: checked while parsing
+	if len(r.all) == cap(r.all) && r.sized != nil {
+		r.resize()
+	}
 	r.all = append(r.all, porcupine.Operation{ClientId: int(client), Call: e.time})
 	r.partOf = append(r.partOf, int32(key.index))
 	if r.numbered {
