@@ -14,7 +14,7 @@ while Go reads it (checkers/porcupine/stream.go), so part of it overlaps the rea
 and only what the user waits for outside any search counts as outside. Wall time, not CPU, because that is
 the cost a user sees; Python's start-up is left out of it (it is in the wall
 column, and `check --help` measures it alone, beside `python -c pass`, the interpreter's own start-up).
-Each kv history is checked 9 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
+Each kv history is checked 21 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
 faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
 most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
 judged on the median (of 3 runs or more). The row checks the history file alone (`faultbed check FILE`:
@@ -167,7 +167,7 @@ def kv_row(ops: int) -> Row:
     it the same history as a run's (spec.json beside it: `faultbed check` also reads the spec and looks
     the workload's checkers up in the registry, in Python, beside Go's reading and searching)."""
     path = history_file(ops)
-    rounds = 2 if ops >= 1_000_000 else 3 if ops >= 100_000 else 9  # a small check varies most from run to run
+    rounds = 2 if ops >= 1_000_000 else 3 if ops >= 100_000 else 21  # a small check varies most from run to run
     ours, theirs, every, as_run = paired([*FAULTBED, "check", "--json", str(path)],
                                          [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
                                          rounds, 1 if ops >= 1_000_000 else 3,
