@@ -21,7 +21,7 @@ from faultbed.cluster.backend import DEAD, PAUSED, RUNNING, Link, NodePlan
 from faultbed.cluster.mesh import Mesh
 from faultbed.cluster.nodes import NodeBackend
 from faultbed.cluster.ports import PortReservation
-from faultbed.cluster.registry import run_env
+from faultbed.cluster.registry import every_thread_stopped, process_state, run_env
 from faultbed.cluster.systems import System
 from faultbed.cluster.toxiproxy import ToxiproxyClient, ToxiproxyServer
 from faultbed.errors import SetupError
@@ -133,8 +133,11 @@ class LocalBackend(NodeBackend):
         log.info("killed %s", node)
 
     def pause(self, node: str) -> None:
+        """SIGSTOP, and back once every thread of the node is stopped (none of them answers any more)."""
         self._signal(node, signal.SIGSTOP)
         self._wait_state(node, PAUSED)
+        proc = self._procs[node]
+        self._wait_until(lambda: every_thread_stopped(proc.pid), f"{node} did not stop in every thread")
 
     def resume(self, node: str) -> None:
         self._signal(node, signal.SIGCONT)
@@ -159,10 +162,8 @@ class LocalBackend(NodeBackend):
         proc = self._procs.get(node)
         if proc is None or proc.poll() is not None:
             return DEAD
-        try:
-            with open(f"/proc/{proc.pid}/stat", encoding="ascii", errors="replace") as fh:
-                status = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        status = process_state(proc.pid)
+        if status is None:
             return DEAD
         return PAUSED if status in ("T", "t") else RUNNING
 

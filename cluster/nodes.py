@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Callable, Self
 
 from faultbed.cluster import disk
 from faultbed.cluster.backend import DEAD, NodePlan
@@ -93,10 +93,13 @@ class NodeBackend:
         raise NotImplementedError
 
     def _wait_state(self, node: str, wanted: str, timeout: float = 2.0) -> None:
+        self._wait_until(lambda: self.state(node) == wanted, f"{node} did not become {wanted}", timeout)
+
+    def _wait_until(self, done: Callable[[], bool], failure: str, timeout: float = 2.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.state(node) != wanted:
+        while not done():
             if time.monotonic() > deadline:
-                raise SetupError(f"{node} did not become {wanted} within {timeout}s")
+                raise SetupError(f"{failure} within {timeout}s")
             time.sleep(self.STATE_POLL)
 
     # -- exits nobody asked for -----------------------------------------------------------

@@ -36,14 +36,37 @@ def run_env(run_id: str) -> dict[str, str]:
 
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return int(fields[19]) if fields else None
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of `pid`'s main thread (T: stopped, Z: a zombie), or None when it is gone."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return fields[0] if fields else None
+
+
+def every_thread_stopped(pid: int) -> bool:
+    """Every thread of `pid` is stopped (or it is gone). A SIGSTOP stops each thread in its own time:
+    a process whose main thread is stopped may still answer from another thread for a moment."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    states = [fields[0] for task in tasks if (fields := _stat_fields(f"/proc/{pid}/task/{task}/stat"))]
+    return all(state in ("T", "t") for state in states)
+
+
+def _stat_fields(path: str) -> list[str] | None:
+    """The fields of a /proc stat file after the command name (state first), or None when it is gone."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
             stat = fh.read()
     except OSError:
         return None
     # the command name may contain spaces or parentheses: split after the last ')'
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[19])
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields or None
 
 
 def is_alive(pid: int, start_time: int | None) -> bool:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterator
 
 import pytest
 
 from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.registry import every_thread_stopped
 from faultbed.cluster.toxiproxy import ToxiproxyServer
 from tests.nemesis.echo_cluster import EchoMesh, echo_mesh
 
@@ -33,15 +33,6 @@ def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
     """Until every thread of `pid` is stopped: a SIGSTOP reaches each thread in its own time, and a thread
     not yet stopped may still answer (once in CI a call to a just-stopped Toxiproxy was answered)."""
     deadline = time.monotonic() + timeout
-    while True:
-        states = []
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii", errors="replace") as fh:
-                    states.append(fh.read().rsplit(")", 1)[1].split()[0])
-            except (OSError, IndexError):
-                continue  # a thread gone meanwhile
-        if states and all(state in ("T", "t") for state in states):
-            return
-        assert time.monotonic() < deadline, f"pid {pid} not stopped {timeout:.0f} s after SIGSTOP: {states}"
+    while not every_thread_stopped(pid):
+        assert time.monotonic() < deadline, f"pid {pid} not stopped in every thread {timeout:.0f} s after SIGSTOP"
         time.sleep(0.001)

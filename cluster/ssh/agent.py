@@ -14,6 +14,7 @@ kernel's start time, and every signal goes to that pid only while its start time
     spawn RUN_DIR SPECS_JSON        start each {name, log, cwd, env, argv} in its own session, recorded;
                                     [{pid, start}, ...]
     signal PID START SIGNAL WANTED TIMEOUT   send it (when PID is still that process), wait until it is WANTED
+                                    (paused: in every thread; "stopping" when some thread is not by then)
     state PID START [PID START...]  running | paused | dead for each
     stop PID START GRACE            SIGCONT + SIGTERM, SIGKILL after GRACE seconds; until it is gone
     hosts-file RUN_ID LINES_JSON    name -> address lines in /etc/hosts, in a block marked with the run id
@@ -99,12 +100,32 @@ def send(pid, start, sig):
     return True
 
 
+def every_thread_stopped(pid):
+    """A SIGSTOP stops each thread in its own time: until the last one, the process may still answer."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        except (OSError, IndexError):
+            continue  # a thread gone meanwhile
+    return True
+
+
 def signal_and_wait(pid, start, sig, wanted, timeout):
     send(pid, start, sig)
     deadline = time.monotonic() + timeout
-    while state(pid, start) != wanted and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        now = state(pid, start)
+        if now == wanted and (wanted != "paused" or every_thread_stopped(pid)):
+            return now
         time.sleep(0.01)
-    return state(pid, start)
+    now = state(pid, start)
+    return "stopping" if now == "paused" and not every_thread_stopped(pid) else now
 
 
 def wait_dead(pid, start, timeout):

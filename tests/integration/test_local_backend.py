@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -68,8 +69,11 @@ def test_paused_node_is_stopped_and_silent_until_resumed(cluster):
     node = cluster.nodes[1]
     backend.pause(node)
     assert backend.state(node) == PAUSED
-    with open(f"/proc/{backend.pid(node)}/stat") as fh:
-        assert fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    pid = backend.pid(node)
+    states = [Path(f"/proc/{pid}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()[0]
+              for task in os.listdir(f"/proc/{pid}/task")]
+    assert len(states) > 1, "a raftkv node runs several threads"
+    assert set(states) <= {"T", "t"}, f"pause returned before every thread stopped: {states}"
     client = cluster.client(node)  # the kernel still accepts the connection; nobody answers
     try:
         outcome = client.invoke("read", "k", None, 0.5)

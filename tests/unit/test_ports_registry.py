@@ -64,3 +64,36 @@ def test_gc_finds_and_stops_processes_of_a_dead_harness(tmp_path, monkeypatch):
             os.kill(child_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+THREADS = """
+import threading, time
+for _ in range(4):
+    threading.Thread(target=lambda: [time.sleep(0.001) for _ in iter(int, 1)], daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_is_stopped_only_once_every_thread_of_it_is():
+    child = subprocess.Popen([sys.executable, "-c", THREADS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        assert len(os.listdir(f"/proc/{child.pid}/task")) == 5
+        assert registry.process_state(child.pid) in ("S", "R") and not registry.every_thread_stopped(child.pid)
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not registry.every_thread_stopped(child.pid):
+            assert time.monotonic() < deadline, "SIGSTOP did not stop every thread"
+            time.sleep(0.001)
+        assert registry.process_state(child.pid) == "T"
+        os.kill(child.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while registry.every_thread_stopped(child.pid):  # the sleeping threads wake and run again
+            assert time.monotonic() < deadline, "SIGCONT did not start the threads again"
+            time.sleep(0.001)
+    finally:
+        child.kill()
+        child.wait()
+    assert registry.process_state(child.pid) is None and registry.every_thread_stopped(child.pid)
+    assert registry.process_start_time(child.pid) is None

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from faultbed.cluster.backend import NodePlan
 from faultbed.cluster.ports import PortReservation
+from faultbed.cluster.registry import every_thread_stopped
 from faultbed.cluster.systems.raftkv import SYSTEM
 from faultbed.cluster.systems.raftkv.client import RaftKVClient
 from faultbed.errors import SetupError
@@ -82,11 +83,11 @@ class DirectCluster:
             proc.wait(timeout)
 
     def pause(self, node: str, timeout: float = 5.0) -> None:
-        """SIGSTOP `node` and wait until the kernel reports it stopped (delivery is asynchronous)."""
+        """SIGSTOP `node` and wait until the kernel reports every thread of it stopped (delivery is asynchronous)."""
         proc = self._procs[node]
         proc.send_signal(signal.SIGSTOP)
         deadline = time.monotonic() + timeout
-        while _process_state(proc.pid) not in ("T", "t", None):
+        while not every_thread_stopped(proc.pid):
             if time.monotonic() > deadline:
                 raise SetupError(f"{node} (pid {proc.pid}) not stopped {timeout:.0f}s after SIGSTOP")
             time.sleep(0.001)
@@ -156,12 +157,3 @@ class DirectCluster:
             time.sleep(0.05)
         raise SetupError(f"no common leader among {wanted} after {timeout:.0f}s: "
                          f"{ {n: (s or {}).get('leader') for n, s in seen.items()} }")
-
-
-def _process_state(pid: int) -> str | None:
-    """The one-letter state from /proc/<pid>/stat (T = stopped), or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
