@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from faultbed.cluster import registry
 from faultbed.cluster.backend import DEAD, PAUSED, RUNNING
 from faultbed.cluster.start import start_cluster
 from faultbed.cluster.systems.maelstrom import spec_fields
@@ -33,10 +34,7 @@ def program_of(router_pid: int) -> int:
 
 def process_state(pid: int) -> str:
     """The kernel's one-letter state of `pid` (T stopped, Z zombie), or "gone"."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
+    return registry.process_state(pid) or "gone"
 
 
 def test_lin_kv_through_a_primary_is_valid_under_partitions_and_node_messages_cross_the_mesh(tmp_path):
