@@ -47,14 +47,18 @@ def process_state(pid: int) -> str | None:
 
 
 def every_thread_stopped(pid: int) -> bool:
-    """Every thread of `pid` is stopped (or it is gone). A SIGSTOP stops each thread in its own time:
-    a process whose main thread is stopped may still answer from another thread for a moment."""
+    """No thread of `pid` runs: each is stopped or has ended (or the process is gone). A SIGSTOP stops
+    each thread in its own time: a process whose main thread is stopped may still answer from another
+    thread for a moment."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
     states = [fields[0] for task in tasks if (fields := _stat_fields(f"/proc/{pid}/task/{task}/stat"))]
-    return all(state in ("T", "t") for state in states)
+    return all(state in _NOT_RUNNING for state in states)
+
+
+_NOT_RUNNING = ("T", "t", "Z", "X", "x")  # stopped (by a signal, by a tracer), ended
 
 
 def _stat_fields(path: str) -> list[str] | None:

@@ -109,7 +109,7 @@ def every_thread_stopped(pid):
     for task in tasks:
         try:
             with open("/proc/%d/task/%s/stat" % (pid, task)) as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                if fh.read().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z", "X", "x"):  # stopped, ended
                     return False
         except (OSError, IndexError):
             continue  # a thread gone meanwhile
