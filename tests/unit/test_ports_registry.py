@@ -94,6 +94,6 @@ def test_a_process_is_stopped_only_once_every_thread_of_it_is():
             time.sleep(0.001)
     finally:
         child.kill()
-        child.wait()
+        child.communicate()  # reaped, and its pipe closed
     assert registry.process_state(child.pid) is None and registry.every_thread_stopped(child.pid)
     assert registry.process_start_time(child.pid) is None
