@@ -99,8 +99,10 @@ func init() {
 			`"visualize": "", "always_visualize": false, "ops": [], "annotations": [], "history_file": "", `+
 			`"history_format": ""}`), &req)
 		_, _ = json.Marshal(response{})
-		warmUp()                     // warm.go
-		if os.Getenv("GOGC") == "" { // after the warm-up: beside Python's imports, it would collect more often
+		warmUp() // warm.go
+
+		// set after the warm-up, which runs beside Python's imports
+		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(gcPercent)
 		}
 	}()
