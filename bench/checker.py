@@ -173,13 +173,13 @@ def kv_row(ops: int) -> Row:
                                          [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
                                          rounds, 1 if ops >= 1_000_000 else 3,
                                          also=[*FAULTBED, "check", "--json", str(history(ops))])
-    answer = json.loads(ours.out.strip().splitlines()[-1])
+    answer = _answer(ours)
     search = answer["porcupine_ms"] / 1000
     outside = _outside(answer)
-    answers = [json.loads(run.out.strip().splitlines()[-1]) for run in every]
+    answers = [_answer(run) for run in every]
     spread = sorted(_outside(a) for a in answers)
     outside_ms = _median(sorted(a["elapsed_ms"] - a["porcupine_ms"] for a in answers))
-    run_spread = sorted(_outside(json.loads(run.out.strip().splitlines()[-1])) for run in as_run)
+    run_spread = sorted(_outside(_answer(run)) for run in as_run)
     if not theirs.out.strip():  # killed by measure's timeout (a machine at load 170 got there)
         return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs, 0.0,
                    "no answer", spread, outside_ms, run_spread)
@@ -187,6 +187,11 @@ def kv_row(ops: int) -> Row:
     verdict = "stopped at cap" if report.get("exceeded") else "valid" if report["ok"] else "INVALID"
     return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs,
                report["search_ms"] / 1000, verdict, spread, outside_ms, run_spread)
+
+
+def _answer(run: Run) -> dict[str, Any]:
+    """`faultbed check --json FILE`'s answer: its last line."""
+    return json.loads(run.out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def _outside(answer: dict[str, Any]) -> float:
