@@ -87,7 +87,7 @@ def _plan(shape: Shape, rng: random.Random) -> list[list]:
         value = None if f == "read" else rng.randrange(VALUES) if f == "write" else [rng.randrange(VALUES),
                                                                                    rng.randrange(VALUES)]
         info = shape.info_rate and rng.random() < shape.info_rate
-        effect = invoke + rng.randrange(duration + 1)
+        effect: int | None = invoke + rng.randrange(duration + 1)
         outcome = "info" if info else "ok"
         if info and rng.random() < 0.5:
             effect = None  # lost: it never happened

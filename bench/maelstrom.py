@@ -93,8 +93,10 @@ def direct_tcp() -> tuple[list[float], list[float]]:
             receiver.sendall(_line(round_, pong=True))
             json.loads(forth.readline())
         hops.append((time.perf_counter() - start) / ROUNDS / 2)
-        for closing in (back, forth, sender, receiver, server):
-            closing.close()
+        for stream in (back, forth):
+            stream.close()
+        for sock in (sender, receiver, server):
+            sock.close()
     return rates, hops
 
 

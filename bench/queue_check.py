@@ -18,6 +18,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.checker import CACHE, measure
 
@@ -77,7 +78,7 @@ def write_history(path: Path, messages: int, seed: int = 1) -> None:
         for number in range(messages):
             producer, consumer = number % PRODUCERS, PRODUCERS + number % PRODUCERS
             msg_id = f"p{producer}-{number}"
-            body = {"msg_id": msg_id, "body": f"b-{number}"}
+            body: dict[str, Any] = {"msg_id": msg_id, "body": f"b-{number}"}
             if rng.random() < 0.01:  # a publish whose answer was lost, retried
                 operation(producer, "publish", "fail", {"value": body, "msg_id": msg_id, "attempt": 1}, None)
             operation(producer, "publish", "ok", {"value": body, "msg_id": msg_id, "attempt": 1}, {"msg_id": msg_id})
