@@ -3,6 +3,9 @@
 The kernel's ephemeral range starts at 32768, so ports below it are ours to pick.
 A port is reserved by holding an exclusive flock on /tmp/faultbed-ports/<port>;
 the kernel drops the lock if the holder dies, so a crashed run frees its ports.
+A reservation released removes its files, so only a crashed holder's are left for
+`faultbed gc` (before, every run left one empty file per port it had used, and gc
+reported hundreds of "left-over resources" after runs that had ended cleanly).
 """
 
 from __future__ import annotations
@@ -66,10 +69,17 @@ class PortReservation:
         raise SetupError(f"no free port in {LOW}-{HIGH} on {self.host} after 2000 tries")
 
     def release(self) -> None:
-        for fh in self._locks.values():
+        """Unlink each file while its lock is still held, then let go: a process that opened the file
+        before it was unlinked and locks it after finds it unlinked (_still_linked) and picks again."""
+        for port, fh in self._locks.items():
             try:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                path = os.path.join(LOCK_DIR, str(port))
+                if _still_linked(path, fh.fileno()):
+                    os.unlink(path)
+            except OSError:
+                pass  # the lock directory itself is gone or not ours to change: the file stays for gc
             finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
                 fh.close()
         self._locks.clear()
 

@@ -1,5 +1,6 @@
 """Port reservations never collide across processes; gc finds processes a dead harness left."""
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -97,3 +98,27 @@ def test_a_process_is_stopped_only_once_every_thread_of_it_is():
         child.communicate()  # reaped, and its pipe closed
     assert registry.process_state(child.pid) is None and registry.every_thread_stopped(child.pid)
     assert registry.process_start_time(child.pid) is None
+
+
+def test_a_released_reservation_leaves_no_lock_file_and_an_early_opener_picks_again(tmp_path, monkeypatch):
+    """release() unlinks each file under its lock: nothing is left for gc after a clean run, and a process
+    that opened a file before it was unlinked gets a lock that holds nothing, which `take` refuses."""
+    from faultbed.cluster import ports
+
+    monkeypatch.setattr(ports, "LOCK_DIR", str(tmp_path))
+    with PortReservation() as reservation:
+        taken = reservation.take(3)
+        assert sorted(os.listdir(tmp_path)) == sorted(map(str, taken))
+        early = open(tmp_path / str(taken[0]), "ab")  # another process's open, before the release
+    try:
+        assert os.listdir(tmp_path) == []
+        fcntl.flock(early, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once released: its file is unlinked...
+        assert not ports._still_linked(str(tmp_path / str(taken[0])), early.fileno())  # ...so it holds nothing
+        monkeypatch.setattr(ports, "LOW", taken[0])
+        monkeypatch.setattr(ports, "HIGH", taken[0] + 1)
+        with PortReservation() as again:  # the same port, on a new file, while the early lock is still held
+            assert again.take(1) == [taken[0]]
+            assert os.listdir(tmp_path) == [str(taken[0])]
+    finally:
+        early.close()
+    assert os.listdir(tmp_path) == []
