@@ -71,15 +71,15 @@ class PortReservation:
     def release(self) -> None:
         """Unlink each file while its lock is still held, then let go: a process that opened the file
         before it was unlinked and locks it after finds it unlinked (_still_linked) and picks again."""
-        for port, fh in self._locks.items():
+        for fh in self._locks.values():
             try:
-                path = os.path.join(LOCK_DIR, str(port))
-                if _still_linked(path, fh.fileno()):
-                    os.unlink(path)
+                if _still_linked(fh.name, fh.fileno()):  # fh.name: the path take() opened
+                    os.unlink(fh.name)
             except OSError:
                 pass  # the lock directory itself is gone or not ours to change: the file stays for gc
-            finally:
+            try:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+            finally:
                 fh.close()
         self._locks.clear()
 
