@@ -299,6 +299,11 @@ def test_bug_ack_before_commit_acknowledges_a_write_that_is_then_lost(start_raft
     with cluster.client(leader) as client:
         lost = client.invoke("write", "k", "lost", 1)
         assert lost.type == OK  # a correct build answers fail "no-leader" here
+        # The write only sits in pysyncobj's queue until the next tick drops it. Were the
+        # followers back first, that tick could forward it to their new leader (CI saw it
+        # committed). A read queued behind it fails only once the tick has drained the queue.
+        queued_behind = client.invoke("read", "k", None, 2)
+        assert (queued_behind.type, queued_behind.error) == (FAIL, "no-leader")
         for node in followers(cluster, leader):
             cluster.resume(node)
         cluster.wait_leader(20)
