@@ -17,8 +17,9 @@ column, and `check --help` measures it alone, beside `python -c pass`, the inter
 Each kv history is checked 21 times (10k), 3 (100k) or 2 (1M) in turns with porcupine alone; the row is
 faultbed's run of least wall time, and a line below it gives `outside` over every run (least, median,
 most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
-judged on the median (of 3 runs or more). The row checks the history file alone (`faultbed check FILE`:
-the goal's reading, parsing and call); in the same turns the same history is checked as a run's
+judged on the median (of 3 runs or more); below it, the median of each of its parts (`faultbed
+check --json`'s times: Python's, Go's before the first search, between searches, after the last).
+The row checks the history file alone (`faultbed check FILE`: the goal's reading, parsing and call); in the same turns the same history is checked as a run's
 (spec.json beside it), whose outside also holds reading the spec and looking the workload's checkers up
 in the registry, in Python beside Go: printed below the row, not judged by the goal.
 Below the table, a run's own check of the largest history as a run directory (`check_run`: every
@@ -60,6 +61,9 @@ WALL_GOAL_S = {100_000: 1.5, 1_000_000: 10.0}
 MEMORY_GOAL_MB = {1_000_000: 1536}
 OUTSIDE_GOAL = 0.20
 START_GOAL_S = 0.150
+PARTS = {"python_ms": "Python's (sniff, request, call)", "before_search_ms": "Go's before the first search",
+         "between_searches_ms": "between searches (waiting for the reading's next cut, or for a CPU)",
+         "after_search_ms": "after the last"}  # `faultbed check --json`'s times: outside, part by part
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,7 @@ class Row:
     outside_spread: list[float] = dataclasses.field(default_factory=list)  # every run's, sorted
     outside_ms: float = 0.0  # the median run's outside in milliseconds (the ratio's numerator)
     run_outside_spread: list[float] = dataclasses.field(default_factory=list)  # as a run's history
+    outside_parts: dict[str, float] = dataclasses.field(default_factory=dict)  # each part's median, ms (`times`)
 
 
 def kv_row(ops: int) -> Row:
@@ -179,14 +184,16 @@ def kv_row(ops: int) -> Row:
     answers = [_answer(run) for run in every]
     spread = sorted(_outside(a) for a in answers)
     outside_ms = _median(sorted(a["elapsed_ms"] - a["porcupine_ms"] for a in answers))
+    timed = [a["times"] for a in answers if "times" in a]
+    parts = {part: _median(sorted(t[part] for t in timed)) for part in PARTS} if timed else {}
     run_spread = sorted(_outside(_answer(run)) for run in as_run)
     if not theirs.out.strip():  # killed by measure's timeout (a machine at load 170 got there)
         return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs, 0.0,
-                   "no answer", spread, outside_ms, run_spread)
+                   "no answer", spread, outside_ms, run_spread, parts)
     report = json.loads(theirs.out)
     verdict = "stopped at cap" if report.get("exceeded") else "valid" if report["ok"] else "INVALID"
     return Row(f"kv {ops // 1000}k", answer["ops"], ours, search, outside, answer["valid"], theirs,
-               report["search_ms"] / 1000, verdict, spread, outside_ms, run_spread)
+               report["search_ms"] / 1000, verdict, spread, outside_ms, run_spread, parts)
 
 
 def _answer(run: Run) -> dict[str, Any]:
@@ -273,6 +280,9 @@ def table(rows: list[Row]) -> str:
             lines.append(f"  {r.name}: outside in each of its {len(r.outside_spread)} runs: "
                          f"{_spread(r.outside_spread)}, in time a median {r.outside_ms:.1f} ms "
                          f"(the row: the run of least wall time)")
+        if r.outside_parts:
+            lines.append("    its parts, each a median of the runs: " + ", ".join(
+                f"{words} {r.outside_parts[part]:.2f} ms" for part, words in PARTS.items()))
         if len(r.run_outside_spread) > 2:
             lines.append(f"  {r.name} as a run's history (spec.json beside it; not the goal's case: its spec and "
                          f"the registry are read in Python beside the search): outside "

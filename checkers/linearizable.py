@@ -351,6 +351,8 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
         details["visualize_ms"] = answer["visualize_ms"]
     if answer.get("segments_while_reading"):
         details["segments_while_reading"] = answer["segments_while_reading"]
+    if answer.get("search_to_ms"):  # when the searches ran, from the start of Go's part (see search_times)
+        details["search_from_ms"], details["search_to_ms"] = answer["search_from_ms"], answer["search_to_ms"]
     if answer.get("cancelled_partitions"):
         details["cancelled_partitions"] = answer["cancelled_partitions"]
     if "events" in answer:
@@ -372,6 +374,21 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
         return Result(CHECKER, UNKNOWN, details, NOTHING_COMPLETED)
     valid = _VERDICTS[answer["result"]]
     return Result(CHECKER, valid, details, summary(valid, details))
+
+
+def search_times(details: dict[str, Any], elapsed_ms: float) -> dict[str, float] | None:
+    """Where a check's time beside porcupine's search went, in milliseconds: Python's part (outside
+    Go's: the format read, the request, the call), and in Go's part the time before the first search
+    began (opening the file, reading up to the first segment cut), between searches (none running:
+    the reading had not cut the next segment yet, or a cut one waited to be scheduled) and after the
+    last one. With the search's own time (porcupine_ms) they add up to elapsed_ms. None when Go
+    searched nothing (every verdict known without a search)."""
+    if not details.get("search_to_ms"):
+        return None
+    go, first, last = details["go_ms"], details["search_from_ms"], details["search_to_ms"]
+    return {"python_ms": round(elapsed_ms - go, 3), "before_search_ms": first,
+            "between_searches_ms": round(last - first - details["porcupine_ms"], 3),
+            "after_search_ms": round(go - last, 3)}
 
 
 def summary(valid: Valid, details: dict[str, Any]) -> str:
@@ -423,8 +440,9 @@ class LinearizableChecker:
                 drawn = check_history(history, self.model, self.initial, timeout, visualization,
                                       known_illegal=quick.details["illegal_keys"],
                                       illegal_events=quick.details.pop("illegal_events", None))
-                for searched in ("ops", "partitions", "porcupine_ms", "segments", "segments_while_reading",
-                                 "cancelled_partitions", "peak_rss_mb"):  # the search's, not the drawing call's
+                for searched in ("ops", "partitions", "porcupine_ms", "go_ms", "search_from_ms", "search_to_ms",
+                                 "segments", "segments_while_reading", "cancelled_partitions",
+                                 "peak_rss_mb"):  # the search's, not the drawing call's
                     drawn.details.pop(searched, None)
                     if searched in quick.details:
                         drawn.details[searched] = quick.details[searched]

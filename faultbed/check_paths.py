@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.native import start_go
-from faultbed.checkers.linearizable import LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read, submit_file
+from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read,
+                                            search_times, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
 from faultbed.crash import EXIT_INTERNAL, describe
 from faultbed.errors import FaultbedError
@@ -61,7 +62,8 @@ class Checked:
         return {**data, "format": self.history.format if self.history else None, "model": details["model"],
                 "valid": self.result.valid, "ops": details["ops"], "porcupine_ms": details["porcupine_ms"],
                 "illegal_keys": details.get("illegal_keys", []), "visualization": details["visualization"],
-                **({"impossible_reads": details["impossible_reads"]} if details.get("impossible_reads") else {})}
+                **({"impossible_reads": details["impossible_reads"]} if details.get("impossible_reads") else {}),
+                **({"times": times} if (times := search_times(details, self.elapsed_ms)) else {})}
 
 
 def check_paths(args: argparse.Namespace) -> int:

@@ -95,6 +95,9 @@ func check(req *request) (resp response) {
 	}
 	resp.Segments = segments
 	resp.PorcupineMs = milliseconds(clock.busy) // the wall time while some segment was searched
+	if !clock.first.IsZero() {
+		resp.SearchFromMs, resp.SearchToMs = milliseconds(clock.first.Sub(started)), milliseconds(clock.last.Sub(started))
+	}
 	resp.MemoryExceeded = limit.exceeded.Load()
 	if low := limit.machineLow.Load(); low > 0 {
 		resp.MachineMemoryLow, resp.AvailableMB = true, float64(low)/(1<<20)

@@ -65,6 +65,8 @@ type response struct {
 	Result              string            `json:"result,omitempty"` // Ok, Illegal or Unknown
 	PorcupineMs         float64           `json:"porcupine_ms"`     // the search alone
 	GoMs                float64           `json:"go_ms"`            // everything inside the call
+	SearchFromMs        float64           `json:"search_from_ms"`   // from the call's start to the first search (0: none)
+	SearchToMs          float64           `json:"search_to_ms"`     // to the end of the last search
 	Ops                 int               `json:"ops"`              // operations checked (after dropping no-ops)
 	Partitions          int               `json:"partitions"`
 	Completed           int               `json:"completed"`                        // operations with a known return

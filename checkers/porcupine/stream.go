@@ -251,18 +251,25 @@ func (s *stream) remainder(index int) (from int32, carry *porcupine.Operation) {
 	return s.keys[index].from, s.keys[index].carry
 }
 
-// searchClock is the wall time during which at least one segment is searched.
+// searchClock is the wall time during which at least one segment is searched, and when the
+// first search began and the last one ended: what the caller waits for beside the search is
+// then before the first, between searches (none running: the reading has not cut the next
+// segment yet, or it waits to be scheduled) and after the last.
 type searchClock struct {
-	mu     sync.Mutex
-	active int
-	since  time.Time
-	busy   time.Duration
+	mu          sync.Mutex
+	active      int
+	since       time.Time
+	busy        time.Duration
+	first, last time.Time
 }
 
 func (c *searchClock) begin() {
 	c.mu.Lock()
 	if c.active == 0 {
 		c.since = time.Now()
+		if c.first.IsZero() {
+			c.first = c.since
+		}
 	}
 	c.active++
 	c.mu.Unlock()
@@ -272,7 +279,8 @@ func (c *searchClock) end() {
 	c.mu.Lock()
 	c.active--
 	if c.active == 0 {
-		c.busy += time.Since(c.since)
+		c.last = time.Now()
+		c.busy += c.last.Sub(c.since)
 	}
 	c.mu.Unlock()
 }

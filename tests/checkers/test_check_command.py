@@ -97,6 +97,20 @@ def test_json_has_one_object_per_history(capsys: pytest.CaptureFixture[str], cor
     assert first["ops"] > 0 and first["elapsed_ms"] > 0
 
 
+def test_json_says_where_the_time_beside_the_search_went(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from bench.histories import Shape, generate
+
+    path = generate(Shape(4000, seed=3, spec=False), str(tmp_path / "h.jsonl"))
+    code, out, _ = run(capsys, "--json", path)
+    answer = json.loads(out)
+    assert code == 0 and answer["valid"] is True
+    times = answer["times"]
+    assert set(times) == {"python_ms", "before_search_ms", "between_searches_ms", "after_search_ms"}
+    assert all(t >= -0.005 for t in times.values()) and times["python_ms"] > 0 and times["before_search_ms"] > 0
+    # with the search's own time they are the whole check (each rounded, or cut, to the microsecond)
+    assert sum(times.values()) + answer["porcupine_ms"] == pytest.approx(answer["elapsed_ms"], abs=0.01)
+
+
 def test_directory_checks_every_history_once_and_exits_with_the_worst(
         capsys: pytest.CaptureFixture[str], corpus: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
