@@ -19,9 +19,10 @@ faultbed's run of least wall time, and a line below it gives `outside` over ever
 most): a small check's outside varies by half from run to run on a virtual machine, so the goal is
 judged on the median (of 3 runs or more); below it, the median of each of its parts (`faultbed
 check --json`'s times: Python's, Go's before the first search, between searches, after the last).
-The row checks the history file alone (`faultbed check FILE`: the goal's reading, parsing and call); in the same turns the same history is checked as a run's
-(spec.json beside it), whose outside also holds reading the spec and looking the workload's checkers up
-in the registry, in Python beside Go: printed below the row, not judged by the goal.
+The row checks the history file alone (`faultbed check FILE`: the goal's reading, parsing and call);
+in the same turns the same history is checked as a run's (spec.json beside it), whose outside also
+holds reading the spec and looking the workload's checkers up in the registry, in Python beside Go:
+printed below the row, not judged by the goal.
 Below the table, a run's own check of the largest history as a run directory (`check_run`: every
 checker of its workload, results.json and report.html), as `faultbed run` checks a run at its end.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
@@ -281,8 +282,8 @@ def table(rows: list[Row]) -> str:
                          f"{_spread(r.outside_spread)}, in time a median {r.outside_ms:.1f} ms "
                          f"(the row: the run of least wall time)")
         if r.outside_parts:
-            lines.append("    its parts, each a median of the runs: " + ", ".join(
-                f"{words} {r.outside_parts[part]:.2f} ms" for part, words in PARTS.items()))
+            lines.append(f"  {r.name}: outside's parts, each a median of its {len(r.outside_spread)} runs: "
+                         + ", ".join(f"{words} {r.outside_parts[part]:.2f} ms" for part, words in PARTS.items()))
         if len(r.run_outside_spread) > 2:
             lines.append(f"  {r.name} as a run's history (spec.json beside it; not the goal's case: its spec and "
                          f"the registry are read in Python beside the search): outside "
