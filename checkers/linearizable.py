@@ -377,12 +377,13 @@ def _result(answer: dict[str, Any], model: str, started: float | None, timeout: 
 
 
 def search_times(details: dict[str, Any], elapsed_ms: float) -> dict[str, float] | None:
-    """Where a check's time beside porcupine's search went, in milliseconds: Python's part (outside
-    Go's: the format read, the request, the call), and in Go's part the time before the first search
-    began (opening the file, reading up to the first segment cut), between searches (none running:
-    the reading had not cut the next segment yet, or a cut one waited to be scheduled) and after the
-    last one. With the search's own time (porcupine_ms) they add up to elapsed_ms. None when Go
-    searched nothing (every verdict known without a search)."""
+    """Where a check's time beside porcupine's search went, in milliseconds. Python's part: all that
+    is outside Go's call (the format's sniff, the request, entering the call; the reading of the
+    history too when Python read it). Go's part: the time before its first search began (opening the
+    file, reading up to the first segment cut), between searches (none running: the reading had not
+    cut the next segment yet, or a cut one waited to be scheduled) and after the last one. With the
+    search's own time (porcupine_ms) they add up to elapsed_ms. None when Go searched nothing (every
+    verdict known without a search)."""
     if not details.get("search_to_ms"):
         return None
     go, first, last = details["go_ms"], details["search_from_ms"], details["search_to_ms"]
