@@ -23,8 +23,11 @@ The row checks the history file alone (`faultbed check FILE`: the goal's reading
 in the same turns the same history is checked as a run's (spec.json beside it), whose outside also
 holds reading the spec and looking the workload's checkers up in the registry, in Python beside Go:
 printed below the row, not judged by the goal.
-Below the table, a run's own check of the largest history as a run directory (`check_run`: every
-checker of its workload, results.json and report.html), as `faultbed run` checks a run at its end.
+Every history is read once before each measured run, untimed (warm: this machine's kernel drops file
+pages it finds cold within minutes, and a run that found them gone read the disk where the next, in
+turn, did not); below the table, the largest history is checked once more from a cold page cache, by
+each side, and then by a run's own check as a run directory (`check_run`: every checker of its
+workload, results.json and report.html), as `faultbed run` checks a run at its end.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
 ($PYTHONDONTWRITEBYTECODE would otherwise make every start-up compile them again).
 
@@ -95,22 +98,47 @@ def measure(argv: list[str], timeout: float = 600) -> Run:
                usage.ru_utime + usage.ru_stime)
 
 
+def warm(paths: tuple[Path, ...]) -> None:
+    """Read the files once, untimed, so that a measured run reads them from the page cache, both sides
+    alike. This machine's kernel reclaims file pages it finds cold (kdamond: a file read every 0.2 s
+    still lost a few of its pages every few seconds, and the 1M history, idle for a few minutes, was 3 %
+    resident): the check after that read it from the disk, 1.23-1.32 s against 0.87-0.92 s, where
+    porcupine alone, next in turn, found it cached. `cold` measures that case on its own."""
+    for path in paths:
+        with open(path, "rb") as file:
+            while file.read(1 << 20):
+                pass
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (they are clean: nothing is lost)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+
 def best(argv: list[str], rounds: int) -> Run:
     return min((measure(argv) for _ in range(rounds)), key=lambda r: r.wall_s)
 
 
 def paired(ours: list[str], theirs: list[str], rounds: int, their_rounds: int | None = None,
-           also: list[str] | None = None) -> tuple[Run, Run, list[Run], list[Run]]:
+           also: list[str] | None = None, read: tuple[Path, ...] = ()) -> tuple[Run, Run, list[Run], list[Run]]:
     """Best of rounds each, taken in turns: the machine's load changes under both alike; all of ours;
-    and every run of `also` (a third command, in the same turns)."""
+    and every run of `also` (a third command, in the same turns). The files `read` are warmed before
+    each run."""
     mine: list[Run] = []
     others: list[Run] = []
     third: list[Run] = []
     for round_ in range(rounds):
+        warm(read)
         mine.append(measure(ours))
         if also is not None:
+            warm(read)
             third.append(measure(also))
         if round_ < (rounds if their_rounds is None else their_rounds):
+            warm(read)
             others.append(measure(theirs))
     return min(mine, key=lambda r: r.wall_s), min(others, key=lambda r: r.wall_s), mine, third
 
@@ -178,7 +206,8 @@ def kv_row(ops: int) -> Row:
     ours, theirs, every, as_run = paired([*FAULTBED, "check", "--json", str(path)],
                                          [str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)],
                                          rounds, 1 if ops >= 1_000_000 else 3,
-                                         also=[*FAULTBED, "check", "--json", str(history(ops))])
+                                         also=[*FAULTBED, "check", "--json", str(history(ops))],
+                                         read=(path,))  # history(ops) is the same file (a hard link)
     answer = _answer(ours)
     search = answer["porcupine_ms"] / 1000
     outside = _outside(answer)
@@ -213,7 +242,8 @@ def jepsen_row() -> Row | None:
     if len(logs) != 103:
         print(f"checker: porcupine's Jepsen logs not found at {directory} (set FAULTBED_CORPUS)")
         return None
-    ours, theirs, _, _ = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5)
+    ours, theirs, _, _ = paired([*FAULTBED, "check", str(directory)], [str(reference()), "jepsen", *map(str, logs)], 5,
+                                read=tuple(logs))
     detail = measure([*FAULTBED, "check", "--json", str(directory)])
     answers = [json.loads(line) for line in detail.out.splitlines() if line.startswith("{")]
     search = sum(a.get("porcupine_ms") or 0 for a in answers) / 1000
@@ -245,10 +275,27 @@ def run_check(ops: int) -> str:
     with tempfile.TemporaryDirectory(prefix="faultbed-bench-run-") as run_dir:
         os.symlink(path, os.path.join(run_dir, "history.jsonl"))
         shutil.copy(path.parent / "spec.json", run_dir)
+        warm((path,))
         run = measure([sys.executable, "-c", RUN_CHECK, run_dir], timeout=1800)
     said = run.out.strip().splitlines()[-1] if run.out.strip() else f"no answer (exit {run.code})"
     return (f"a run's own check (check_run, its report included) of kv {ops // 1000}k: {run.wall_s:.2f} s wall, "
             f"{run.peak_mb:.0f} MB peak; inside check_run {said}")
+
+
+def cold(ops: int) -> str:
+    """The history checked from a cold page cache (its pages dropped first), by each side once: what a
+    check of a history that has not been read for a while costs on this machine."""
+    path = history_file(ops)
+    evict(path)
+    ours = measure([*FAULTBED, "check", "--json", str(path)])
+    evict(path)
+    theirs = measure([str(reference()), "kv", "-max-gb", str(REFERENCE_CAP_GB), str(path)])
+    warm((path,))
+    answer = _answer(ours)
+    outside_ms = answer["elapsed_ms"] - answer["porcupine_ms"]
+    return (f"kv {ops // 1000}k from a cold page cache (the file's pages dropped before each): faultbed check "
+            f"{ours.wall_s:.2f} s, outside {_outside(answer) * 100:.0f}% ({outside_ms:.0f} ms); "
+            f"porcupine alone {theirs.wall_s:.2f} s")
 
 
 def start_up() -> dict[str, Run]:
@@ -338,6 +385,7 @@ def main() -> int:
     starts = start_up()
     print(table(rows))
     if SIZES:
+        print(cold(max(SIZES)))
         print(run_check(max(SIZES)))
     print("start-up (best of 7, in turns; goal < " f"{START_GOAL_S * 1000:.0f} ms for faultbed's): " + ", ".join(
         f"{name} {run.wall_s * 1000:.0f} ms wall / {run.cpu_s * 1000:.0f} ms cpu" for name, run in starts.items()))
