@@ -24,8 +24,8 @@ in the same turns the same history is checked as a run's (spec.json beside it), 
 holds reading the spec and looking the workload's checkers up in the registry, in Python beside Go:
 printed below the row, not judged by the goal.
 Every history is read once before each measured run, untimed (warm: this machine's kernel drops file
-pages it finds cold within minutes, and a run that found them gone read the disk where the next, in
-turn, did not); below the table, the largest history is checked once more from a cold page cache, by
+pages it finds cold within a minute or two, and a run that found them gone read the disk where the
+next, in turn, did not); below the table, the largest history is checked once more from a cold page cache, by
 each side, and then by a run's own check as a run directory (`check_run`: every checker of its
 workload, results.json and report.html), as `faultbed run` checks a run at its end.
 The Python modules are compiled to bytecode first, as an installed faultbed's are
@@ -100,10 +100,11 @@ def measure(argv: list[str], timeout: float = 600) -> Run:
 
 def warm(paths: tuple[Path, ...]) -> None:
     """Read the files once, untimed, so that a measured run reads them from the page cache, both sides
-    alike. This machine's kernel reclaims file pages it finds cold (kdamond: a file read every 0.2 s
-    still lost a few of its pages every few seconds, and the 1M history, idle for a few minutes, was 3 %
-    resident): the check after that read it from the disk, 1.23-1.32 s against 0.87-0.92 s, where
-    porcupine alone, next in turn, found it cached. `cold` measures that case on its own."""
+    alike. This machine's kernel reclaims file pages it finds cold (kdamond): a file read every 0.2 s
+    still lost a few pages every few seconds, and the 1M history went from 224 MB resident to 16 MB in
+    90 s idle. Whichever side ran first after that read the disk for the other. Wholly cold (its pages
+    dropped), the 1M check took 1.02-1.05 s against 0.86-0.92 s cached; 3-8 % resident as the kernel
+    left it, no longer than cached. `cold` measures the wholly cold case on its own."""
     for path in paths:
         with open(path, "rb") as file:
             while file.read(1 << 20):
