@@ -66,7 +66,7 @@ MEMORY_GOAL_MB = {1_000_000: 1536}
 OUTSIDE_GOAL = 0.20
 START_GOAL_S = 0.150
 PARTS = {"python_ms": "Python's (sniff, request, call)", "before_search_ms": "Go's before the first search",
-         "between_searches_ms": "between searches (waiting for the reading's next cut, or for a CPU)",
+         "between_searches_ms": "between searches (a cut segment waiting for a CPU, or for the reading's next cut)",
          "after_search_ms": "after the last"}  # `faultbed check --json`'s times: outside, part by part
 
 
