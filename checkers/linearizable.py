@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from faultbed.checkers.anomaly_time import first_invocation_time
 from faultbed.checkers.formats import (ROW_KEY, ImportedHistory, OpRow, import_faultbed, load_history,
                                       rows_from_events, rows_from_numbered, same_key)
-from faultbed.native import library_path, load_library
+from faultbed.native import GoCall, in_go, in_go_later, library_path, load_library
 from faultbed.checkers.names import MODELS
 from faultbed.checkers.result import UNKNOWN, Result, Valid, first_anomaly_words
 from faultbed.errors import FaultbedError, HistoryError
@@ -44,7 +44,8 @@ class UnencodableError(FaultbedError):
 def call_porcupine(request: dict[str, Any]) -> dict[str, Any]:
     """One FaultbedCheck call: request and response as JSON (see checkers/porcupine/request.go)."""
     library = load_library(library_path())
-    return _answer(library, library.FaultbedCheck(_payload(request)))
+    payload = _payload(request)
+    return in_go(lambda: _answer(library, library.FaultbedCheck(payload)))
 
 
 def _payload(request: dict[str, Any]) -> bytes:
@@ -261,18 +262,18 @@ class FileTicket:
     model: str
     timeout: float | None
     limit: float
-    ticket: int
+    ticket: GoCall[int]  # FaultbedSubmit's, queued (faultbed/native.py in_go_later)
     library: ctypes.CDLL
 
     def result(self) -> Result | None:
         """check_file's answer: the Result, None when Go leaves the file to Python's reader."""
-        answer = _answer(self.library, self.library.FaultbedWait(self.ticket))
+        answer = in_go(lambda: _answer(self.library, self.library.FaultbedWait(self.ticket.answer())))
         answer["memory_limit_mb"] = self.limit
         return _file_result(self.path, answer, self.model, self.timeout)
 
     def forget(self) -> None:
         """Nobody will wait for this one (its check still runs to its end)."""
-        self.library.FaultbedForget(self.ticket)
+        in_go(lambda: self.library.FaultbedForget(self.ticket.answer()))
 
 
 def submit_file(path: str, model: str, initial: Any = None, timeout: float | None = None,
@@ -281,7 +282,7 @@ def submit_file(path: str, model: str, initial: Any = None, timeout: float | Non
     limit = default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
     library = load_library(library_path())
     request = _request(model, initial, timeout, None, False, (), limit, (), path, format)
-    return FileTicket(path, model, timeout, limit, library.FaultbedSubmit(_payload(request)), library)
+    return FileTicket(path, model, timeout, limit, in_go_later(library.FaultbedSubmit, _payload(request)), library)
 
 
 def _file_result(path: str, answer: dict[str, Any], model: str, timeout: float | None) -> Result | None:

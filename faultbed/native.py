@@ -5,6 +5,15 @@ At the bottom, beside the history it reads: checkers/linearizable.py checks thro
 faultbed/history.py scans long histories with it. Apart from both, so that `faultbed check` can load
 the library before it imports its own modules: Go's runtime then starts on another CPU while Python
 imports (about 2 ms of it, which the first check would otherwise wait for).
+
+The main thread never calls into Go itself: `in_go` hands its calls to a thread of ours that has
+called into Go before, and waits for the answer in Python. Two reasons. Go's runtime sets up a
+thread's first call from C by asking glibc for the thread's stack (pthread_getattr_np), which for a
+process's main thread reads and parses /proc/self/maps: 0.2-0.35 ms in `faultbed check`'s process
+(some 140 mappings), against 0.01-0.03 ms for any other thread, and 0.03 ms for the two hand-overs.
+And a thread blocked in Go does not run Python's signal handlers: Ctrl-C during a long check did
+nothing until the check ended, which then printed its verdict and exited 0; waiting in Python, the
+main thread takes Ctrl-C at once (the call it left goes on in its thread, and is let go).
 """
 
 from __future__ import annotations
@@ -13,9 +22,10 @@ import ctypes
 import functools
 import json
 import os
+import queue
 import threading
 from array import array
-from typing import NamedTuple
+from typing import Any, Callable, Generic, NamedTuple, TypeVar
 
 from faultbed.errors import SetupError
 
@@ -31,14 +41,100 @@ def library_path() -> str:
 @functools.cache  # once a process
 def start_go() -> None:
     """Load the bindings now: Go's runtime starts in a thread of its own while the caller goes on,
-    instead of during the first check. The first call into Go (0.3-0.4 ms of the runtime's own
-    setting up, after it has started) is made by a thread of ours, beside the caller. A library
-    that cannot be loaded is left for the first check to report."""
+    instead of during the first check; and start the thread that calls into Go for the main thread
+    (in_go), whose first call (the runtime's setting up for calls from C, after it has started) is
+    made beside the caller. A library that cannot be loaded is left for the first check to report."""
     try:
         library = load_library(library_path())
     except SetupError:
         return
-    threading.Thread(target=library.FaultbedReady, name="start-go", daemon=True).start()
+    _caller(library)
+
+
+T = TypeVar("T")
+
+
+def in_go(call: Callable[..., T], *args: Any) -> T:
+    """call(*args), a call into Go: from the main thread, made by a thread of ours that has called into
+    Go before (see the module's text), while the main thread waits in Python, where Ctrl-C reaches it;
+    from any other thread, made there. Interrupted, the call goes on in its thread to its end, and
+    its answer is dropped: `call` must free what Go returns itself."""
+    return in_go_later(call, *args).answer()
+
+
+def in_go_later(call: Callable[..., T], *args: Any) -> "GoCall[T]":
+    """in_go without waiting (from the main thread): the call is queued, and answer() waits for it.
+    The main thread's calls are made one at a time in the order queued."""
+    job = GoCall(call, args)
+    if threading.current_thread() is not threading.main_thread():
+        job.run()
+    else:
+        job.caller = _caller(load_library(library_path()))
+        job.caller.jobs.put(job)
+    return job
+
+
+class GoCall(Generic[T]):
+    """One call into Go, queued for the thread that makes the main thread's calls, and its outcome."""
+
+    def __init__(self, call: Callable[..., T], args: tuple[Any, ...]) -> None:
+        self.call, self.args = call, args
+        self.done = threading.Event()
+        self.caller: _Caller | None = None
+        self._answer: T | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._answer = self.call(*self.args)
+        except BaseException as exc:  # answer() raises it
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def answer(self) -> T:
+        """The call's answer (or its exception), once it has been made."""
+        try:
+            self.done.wait()
+        except BaseException:
+            if self.caller is not None:
+                _let_go(self.caller)  # busy with this call: the next call gets a thread of its own
+            raise
+        if self._error is not None:
+            raise self._error
+        return self._answer  # type: ignore[return-value]
+
+
+class _Caller:
+    """A daemon thread that makes the main thread's calls into Go, one at a time."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self.jobs: queue.SimpleQueue[GoCall[Any]] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, args=(library,), name="go", daemon=True).start()
+
+    def _serve(self, library: ctypes.CDLL) -> None:
+        library.FaultbedReady()  # this thread's first call into Go, at once
+        while True:
+            self.jobs.get().run()
+
+
+_current: _Caller | None = None  # the thread making the main thread's calls
+_current_lock = threading.Lock()
+
+
+def _caller(library: ctypes.CDLL) -> _Caller:
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = _Caller(library)
+        return _current
+
+
+def _let_go(caller: _Caller) -> None:
+    global _current
+    with _current_lock:
+        if _current is caller:
+            _current = None
 
 
 @functools.cache
@@ -93,7 +189,11 @@ def scan_history(path: str, offsets: array[int], kinds: bytearray, processes: ar
     """HistoryFile's scan of the history at `path`, in Go: each event's offset, kind, process, f and
     time appended to the arrays, and the rest of what it found returned; or why Go left the file to
     Python's scan (it appends nothing then). SetupError: no library."""
-    library = load_library(library_path())
+    return in_go(_scan, load_library(library_path()), path, offsets, kinds, processes, fs, times)
+
+
+def _scan(library: ctypes.CDLL, path: str, offsets: array[int], kinds: bytearray, processes: array[int],
+          fs: array[int], times: array[int]) -> Scanned | str:
     out = _Scan()
     library.FaultbedScan(os.fsencode(path), ctypes.byref(out))
     try:

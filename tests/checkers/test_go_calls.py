@@ -1,0 +1,74 @@
+"""The main thread's calls into Go (faultbed/native.py in_go): made by a thread of ours while the main
+thread waits in Python, so that Ctrl-C stops a long check at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.histories import Shape, generate
+from faultbed.crash import EXIT_INTERRUPTED
+from faultbed.native import in_go, in_go_later
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_main_threads_calls_are_made_by_one_other_thread_in_the_order_queued() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    made: list[tuple[int, threading.Thread]] = []
+    first = in_go_later(lambda: (time.sleep(0.05), made.append((1, threading.current_thread())))[0])
+    second = in_go_later(lambda n: made.append((n, threading.current_thread())) or n * 2, 2)
+    assert second.answer() == 4 and first.answer() is None
+    assert [n for n, _ in made] == [1, 2]  # the first, though slower, was made first
+    assert made[0][1] is made[1][1] is not threading.main_thread()
+
+
+def test_a_call_from_another_thread_is_made_there_and_errors_come_back_as_raised() -> None:
+    seen: list[threading.Thread] = []
+
+    def from_a_worker() -> None:
+        seen.append(in_go(threading.current_thread))
+
+    worker = threading.Thread(target=from_a_worker)
+    worker.start()
+    worker.join()
+    assert seen == [worker]
+    with pytest.raises(ZeroDivisionError):
+        in_go(lambda: 1 // 0)
+
+
+def test_ctrl_c_reaches_the_main_thread_while_a_call_runs_and_the_next_call_gets_a_thread_of_its_own() -> None:
+    main = threading.get_ident()
+    threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()
+    started = time.monotonic()
+    busy: list[threading.Thread] = []
+    with pytest.raises(KeyboardInterrupt):
+        in_go(lambda: (busy.append(threading.current_thread()), time.sleep(3)))
+    assert time.monotonic() - started < 2  # not when the call ends
+    assert in_go(threading.current_thread) not in (busy[0], threading.main_thread())
+
+
+def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
+    # one key, 40 clients, timeouts (info: open for ever): porcupine's search runs for minutes
+    path = generate(Shape(5_000, seed=3, keys=1, processes=40, info_rate=0.02), str(tmp_path / "h" / "history.jsonl"))
+    os.remove(tmp_path / "h" / "spec.json")  # a history file alone: queued in Go (FaultbedSubmit)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    check = subprocess.Popen([sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000", path],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.5)  # well into the search (the history is read in some 30 ms)
+    assert check.poll() is None
+    check.send_signal(signal.SIGINT)
+    try:
+        out, err = check.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        check.kill()
+        check.communicate()
+        pytest.fail("faultbed check went on searching after Ctrl-C")
+    assert (check.returncode, out, err) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
