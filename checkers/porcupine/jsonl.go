@@ -85,8 +85,11 @@ type jsonlReader struct {
 	processes map[string]int32  // a process as written -> its index in byClient
 	small     smallProcesses    // a process written as an integer n < 1<<16 -> its index
 	byClient  []process
-	keys      map[string]keyEntry // a key as written (absent: "") -> its text and partition
-	byKey     map[string]int      // a partition's key -> its index
+	keys      map[string]keyEntry  // a key as written (absent: "") -> its text and partition
+	shortKeys shortTexts[keyEntry] // the same for short keys, found first (short.go)
+	shortFs   shortTexts[string]   // an f as written -> its interned text
+	shortVals shortTexts[string]   // a value as written -> its canonical text (canonical)
+	byKey     map[string]int       // a partition's key -> its index
 	h         history
 	all       []porcupine.Operation // in invocation order, dealt to partitions at the end (growing
 	partOf    []int32               // each partition's slice cost more copying than the reading)
@@ -422,7 +425,7 @@ func (r *jsonlReader) invoke(processText []byte, e *event) error {
 	}
 	f := r.bytes(e.f)
 	// no metadata: it only decorates the picture, and Python draws from its own reader
-	p.op, p.open = openOp{slot: len(r.all), call: e.time, f: r.internBytes(f[1 : len(f)-1]), key: key.text,
+	p.op, p.open = openOp{slot: len(r.all), call: e.time, f: r.internF(f[1 : len(f)-1]), key: key.text,
 		input: input}, true // no escapes in f: checked while parsing
 	if len(r.all) == cap(r.all) && r.sized != nil {
 		r.resize()
@@ -444,7 +447,12 @@ func (r *jsonlReader) key(e *event) (keyEntry, error) {
 	if e.key.present() {
 		raw = r.bytes(e.key)
 	}
+	word := packText(raw)
+	if entry, ok := r.shortKeys.get(word); ok {
+		return entry, nil
+	}
 	if entry, ok := r.keys[string(raw)]; ok {
+		r.shortKeys.put(word, entry)
 		return entry, nil
 	}
 	text := "null"
@@ -467,6 +475,7 @@ func (r *jsonlReader) key(e *event) (keyEntry, error) {
 	}
 	entry := keyEntry{text: text, index: index}
 	r.keys[string(raw)] = entry
+	r.shortKeys.put(word, entry)
 	return entry, nil
 }
 
@@ -531,6 +540,18 @@ func (r *jsonlReader) complete(processText []byte, e *event) error {
 
 // canonical interns a value's canonical text; known values need no copy to look up.
 func (r *jsonlReader) canonical(raw []byte) (string, error) {
+	word := packText(raw)
+	if s, ok := r.shortVals.get(word); ok {
+		return s, nil
+	}
+	s, err := r.canonicalText(raw)
+	if err == nil {
+		r.shortVals.put(word, s)
+	}
+	return s, err
+}
+
+func (r *jsonlReader) canonicalText(raw []byte) (string, error) {
 	if raw[0] == '[' {
 		if s, ok := r.lists[string(raw)]; ok {
 			return s, nil
@@ -562,12 +583,14 @@ func (r *jsonlReader) intern(text []byte) string {
 	return s
 }
 
-func (r *jsonlReader) internBytes(text []byte) string {
-	if interned, ok := r.strings[string(text)]; ok {
+// internF interns an f as written (it has no escapes).
+func (r *jsonlReader) internF(text []byte) string {
+	word := packText(text)
+	if interned, ok := r.shortFs.get(word); ok {
 		return interned
 	}
-	s := string(text)
-	r.strings[s] = s
+	s := r.intern(text)
+	r.shortFs.put(word, s)
 	return s
 }
 

@@ -271,9 +271,16 @@ func parseBlock(b *block, known *shapes) {
 	}
 }
 
-// isASCII tells whether data holds no byte >= 0x80, eight bytes at a time.
+// isASCII tells whether data holds no byte >= 0x80, 32 bytes at a time, then eight.
 func isASCII(data []byte) bool {
 	i := 0
+	for ; i+32 <= len(data); i += 32 {
+		word := binary.LittleEndian.Uint64(data[i:]) | binary.LittleEndian.Uint64(data[i+8:]) |
+			binary.LittleEndian.Uint64(data[i+16:]) | binary.LittleEndian.Uint64(data[i+24:])
+		if word&0x8080808080808080 != 0 {
+			return false
+		}
+	}
 	for ; i+8 <= len(data); i += 8 {
 		if binary.LittleEndian.Uint64(data[i:])&0x8080808080808080 != 0 {
 			return false

@@ -42,12 +42,14 @@ type registerOutput struct {
 }
 
 type registers struct {
-	ids     map[string]int32 // keys and values, interned
-	texts   []string
-	appends bool // states are texts, not ids
-	slab    []registerInput
-	reads   []*registerOutput // the output of a read of each value, shared
-	start   int32             // every key's initial value
+	ids      map[string]int32     // keys and values, interned
+	shortIDs shortTexts[int32]    // the same for short texts, found first (short.go)
+	casPairs shortTexts[[2]int32] // a short cas argument ("[1,2]") -> its two values' ids
+	texts    []string
+	appends  bool // states are texts, not ids
+	slab     []registerInput
+	reads    []*registerOutput // the output of a read of each value, shared
+	start    int32             // every key's initial value
 
 	mu         sync.Mutex
 	impossible map[int32]porcupine.Operation // by key: the first impossible read found (impossibleRead)
@@ -60,12 +62,17 @@ var (
 )
 
 func (r *registers) value(text string) int32 {
+	word := packText(text)
+	if id, ok := r.shortIDs.get(word); ok {
+		return id
+	}
 	id, ok := r.ids[text]
 	if !ok {
 		id = int32(len(r.texts))
 		r.ids[text] = id
 		r.texts = append(r.texts, text)
 	}
+	r.shortIDs.put(word, id)
 	return id
 }
 
@@ -127,10 +134,15 @@ func newRegisterModel(name string, initial string) (*model, error) {
 		DescribeState:             func(state interface{}) string { return describeValue(r.stateText(state)) },
 		DescribeOperationMetadata: describeMetadata,
 	}
+	var kinds shortTexts[registerOp] // ops, for short fs (short.go)
 	m.prepare = func(op rawOp) (interface{}, interface{}, bool, error) {
-		kind, ok := ops[op.f]
+		word := packText(op.f)
+		kind, ok := kinds.get(word)
 		if !ok {
-			return nil, nil, false, unknownF(op, name, registerOpNames[name])
+			if kind, ok = ops[op.f]; !ok {
+				return nil, nil, false, unknownF(op, name, registerOpNames[name])
+			}
+			kinds.put(word, kind)
 		}
 		if kind == opAppend { // written only then: searches running while the file is read read it
 			r.appends = true
@@ -148,12 +160,18 @@ func (r *registers) prepare(kind registerOp, op rawOp) (interface{}, interface{}
 		}
 		return r.newInput(kind, r.value(op.key)), r.read(r.value(op.output)), false, nil
 	case opCas:
-		pair, ok := jsonElements(op.input)
-		if !ok || len(pair) != 2 {
-			return nil, nil, false, fmt.Errorf("cas value must be [expected, new], not %s", op.input)
+		word := packText(op.input)
+		pair, ok := r.casPairs.get(word)
+		if !ok {
+			elements, ok := jsonElements(op.input)
+			if !ok || len(elements) != 2 {
+				return nil, nil, false, fmt.Errorf("cas value must be [expected, new], not %s", op.input)
+			}
+			pair = [2]int32{r.value(elements[0]), r.value(elements[1])}
+			r.casPairs.put(word, pair)
 		}
 		input := r.newInput(kind, r.value(op.key))
-		input.from, input.to = r.value(pair[0]), r.value(pair[1])
+		input.from, input.to = pair[0], pair[1]
 		if !op.known {
 			return input, nil, false, nil
 		}
