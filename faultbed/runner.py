@@ -148,7 +148,10 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
             except KeyboardInterrupt:
                 raise RunInterrupted(run_dir, progress.leftovers) from None
         progress.phase = "check"
-        return check_run(spec, workload, run_dir, run_id)
+        try:
+            return check_run(spec, workload, run_dir, run_id)
+        except KeyboardInterrupt:  # everything is stopped already; the history is whole
+            raise RunInterrupted(run_dir, progress.leftovers) from None
 
 
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:

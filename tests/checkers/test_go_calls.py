@@ -55,20 +55,56 @@ def test_ctrl_c_reaches_the_main_thread_while_a_call_runs_and_the_next_call_gets
     assert in_go(threading.current_thread) not in (busy[0], threading.main_thread())
 
 
-def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
-    # one key, 40 clients, timeouts (info: open for ever): porcupine's search runs for minutes
-    path = generate(Shape(5_000, seed=3, keys=1, processes=40, info_rate=0.02), str(tmp_path / "h" / "history.jsonl"))
-    os.remove(tmp_path / "h" / "spec.json")  # a history file alone: queued in Go (FaultbedSubmit)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    check = subprocess.Popen([sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000", path],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(1.5)  # well into the search (the history is read in some 30 ms)
-    assert check.poll() is None
-    check.send_signal(signal.SIGINT)
+def long_search(directory: Path) -> str:
+    """A history whose search runs for minutes: one key, 40 clients, timeouts (info: open for ever)."""
+    path = generate(Shape(5_000, seed=3, keys=1, processes=40, info_rate=0.02), str(directory / "history.jsonl"))
+    os.remove(directory / "spec.json")
+    return path
+
+
+def interrupted(what: str, command: list[str], after: float = 1.5) -> tuple[int, str, str]:
+    """Run command (`what`), Ctrl-C it `after` seconds in (well into the search: the history is read in some
+    30 ms), and give its exit code and output; the test fails when it goes on for 5 s more."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(after)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT)
     try:
-        out, err = check.communicate(timeout=5)
+        out, err = process.communicate(timeout=5)
     except subprocess.TimeoutExpired:
-        check.kill()
-        check.communicate()
-        pytest.fail("faultbed check went on searching after Ctrl-C")
-    assert (check.returncode, out, err) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
+        process.kill()
+        process.communicate()
+        pytest.fail(f"{what} went on searching after Ctrl-C")
+    return process.returncode, out, err
+
+
+def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
+    path = long_search(tmp_path)  # a history file alone: queued in Go (FaultbedSubmit)
+    assert interrupted("faultbed check", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000", path]) == (
+        EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
+
+
+# `faultbed run` with its cluster's part replaced by writing that history: the check at its end
+RUN_WRITING = """
+import json, sys
+import faultbed.runner as runner
+def execute(plan, schedule, history, run_dir, run_id, progress):
+    with open(sys.argv[1]) as lines:
+        for line in lines:
+            event = json.loads(line)
+            del event["index"], event["time"]  # the writer's own, in the same order
+            history.append(event)
+runner._execute = execute
+from faultbed.cli import main
+sys.exit(main(["run", "--store", sys.argv[2], "--time-limit", "1", "--quiet"]))
+"""
+
+
+def test_ctrl_c_during_a_runs_check_exits_130_and_names_the_history_kept(tmp_path: Path) -> None:
+    path = long_search(tmp_path)
+    code, out, err = interrupted("faultbed run's check", [sys.executable, "-c", RUN_WRITING, path, str(tmp_path / "store")], after=3)
+    run_dir = next((tmp_path / "store").glob("*/*/history.jsonl")).parent
+    assert code == EXIT_INTERRUPTED and out == "", err
+    assert err.splitlines()[-1] == f"faultbed: interrupted; everything stopped, history kept: faultbed check {run_dir}"
+    assert (run_dir / "history.jsonl").read_bytes().count(b"\n") == Path(path).read_bytes().count(b"\n")
