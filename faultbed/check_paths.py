@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import stat
 import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
 from faultbed.native import start_go
@@ -94,7 +96,7 @@ def _check_in_parallel(found: Iterable[tuple[str, str, str | None, str | None]],
     workers = min(MAX_WORKERS, os.cpu_count() or 1)
     pending: deque[tuple[Future[Checked] | _Queued, bool]] = deque()
     threaded = 0  # Python's checks in the window: their outcomes hold whole histories
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+    with _Workers(workers) as pool:
         for path, label, skip, sniffed in found:
             if skip:
                 pending.append((_done(Checked(path, 0.0, skipped=skip)), False))
@@ -110,6 +112,48 @@ def _check_in_parallel(found: Iterable[tuple[str, str, str | None, str | None]],
         while pending:
             head, is_history = pending.popleft()
             yield _outcome(head, args, initial), is_history
+
+
+class _Workers:
+    """A few daemon threads that check histories, a Future each. Not concurrent.futures': its threads
+    are joined as the interpreter exits, so after Ctrl-C the process waited for a search in Go (a
+    run directory's check, in one of them) to end, minutes on a history that blows the search up.
+    Leaving the block cancels what has not started and tells them to stop after what they are
+    doing, without waiting for it."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
+            queue.SimpleQueue()
+        self._threads = 0
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, call, args))
+        if self._threads < self._count:
+            self._threads += 1
+            threading.Thread(target=self._work, name=f"check-{self._threads}", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call(*args))
+                except BaseException as exc:  # the caller's result() raises it
+                    future.set_exception(exc)
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while not self._jobs.empty():  # left by an exception (Ctrl-C): not started, and never will be
+            job = self._jobs.get_nowait()
+            if job is not None:
+                job[0].cancel()
+        for _ in range(self._threads):
+            self._jobs.put(None)
 
 
 @dataclass(frozen=True)

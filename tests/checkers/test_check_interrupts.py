@@ -1,5 +1,5 @@
-"""The main thread's calls into Go (faultbed/native.py in_go): made by a thread of ours while the main
-thread waits in Python, so that Ctrl-C stops a long check at once."""
+"""Ctrl-C stops a check at once: the main thread's calls into Go (faultbed/native.py in_go) are made by
+a thread of ours while it waits in Python, and `faultbed check`'s own threads are not waited for."""
 
 from __future__ import annotations
 
@@ -83,6 +83,13 @@ def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Pa
     path = long_search(tmp_path)  # a history file alone: queued in Go (FaultbedSubmit)
     assert interrupted("faultbed check", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000", path]) == (
         EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
+
+
+def test_ctrl_c_stops_faultbed_check_of_a_run_directory_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
+    long_search(tmp_path)
+    (tmp_path / "spec.json").write_text('{"workload": "register"}')  # a run: checked in a thread of check's
+    assert interrupted("faultbed check RUN", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000",
+                                             str(tmp_path)]) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
 
 
 # `faultbed run` with its cluster's part replaced by writing that history: the check at its end
