@@ -148,8 +148,11 @@ class _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        while not self._jobs.empty():  # left by an exception (Ctrl-C): not started, and never will be
-            job = self._jobs.get_nowait()
+        while True:  # jobs left by an exception (Ctrl-C): not started, and never will be
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:  # a worker may take the last one meanwhile
+                break
             if job is not None:
                 job[0].cancel()
         for _ in range(self._threads):

@@ -10,7 +10,8 @@ The main thread never calls into Go itself: `in_go` hands its calls to a thread 
 called into Go before, and waits for the answer in Python. Two reasons. Go's runtime sets up a
 thread's first call from C by asking glibc for the thread's stack (pthread_getattr_np), which for a
 process's main thread reads and parses /proc/self/maps: 0.2-0.35 ms in `faultbed check`'s process
-(some 140 mappings), against 0.01-0.03 ms for any other thread, and 0.03 ms for the two hand-overs.
+(some 140 mappings), against 0.05-0.1 ms for the first other thread (made at start_go, beside the
+imports), 0.01-0.03 ms for later ones, and some 0.03 ms for the two hand-overs.
 And a thread blocked in Go does not run Python's signal handlers: Ctrl-C during a long check did
 nothing until the check ended, which then printed its verdict and exited 0; waiting in Python, the
 main thread takes Ctrl-C at once (the call it left goes on in its thread, and is let go).
