@@ -81,8 +81,8 @@ def interrupted(what: str, command: list[str], after: float = 1.5) -> tuple[int,
 
 def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
     path = long_search(tmp_path)  # a history file alone: queued in Go (FaultbedSubmit)
-    assert interrupted("faultbed check", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000", path]) == (
-        EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
+    assert interrupted("faultbed check", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000",
+                                          path]) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
 
 
 def test_ctrl_c_stops_faultbed_check_of_a_run_directory_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
@@ -110,7 +110,8 @@ sys.exit(main(["run", "--store", sys.argv[2], "--time-limit", "1", "--quiet"]))
 
 def test_ctrl_c_during_a_runs_check_exits_130_and_names_the_history_kept(tmp_path: Path) -> None:
     path = long_search(tmp_path)
-    code, out, err = interrupted("faultbed run's check", [sys.executable, "-c", RUN_WRITING, path, str(tmp_path / "store")], after=3)
+    code, out, err = interrupted("faultbed run's check", [sys.executable, "-c", RUN_WRITING, path,
+                                                          str(tmp_path / "store")], after=3)
     run_dir = next((tmp_path / "store").glob("*/*/history.jsonl")).parent
     assert code == EXIT_INTERRUPTED and out == "", err
     assert err.splitlines()[-1] == f"faultbed: interrupted; everything stopped, history kept: faultbed check {run_dir}"
