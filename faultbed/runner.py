@@ -141,17 +141,15 @@ def run(spec: TestSpec, schedule: Schedule | None = None, progress: Progress | N
         write_plan(spec, workload, run_dir)
         history_path = os.path.join(run_dir, store.HISTORY)
         log.info("run %s in %s", run_id, run_dir)
-        with stop_on_interrupt():  # the first Ctrl-C/SIGTERM stops the run; later ones cannot cut teardown short
+        # the first Ctrl-C/SIGTERM stops the run, or its check; later ones cannot cut teardown short
+        with stop_on_interrupt():
             try:
                 with HistoryWriter(history_path) as history:
                     _execute(plan, schedule, history, run_dir, run_id, progress)
+                progress.phase = "check"
+                return check_run(spec, workload, run_dir, run_id)
             except KeyboardInterrupt:
                 raise RunInterrupted(run_dir, progress.leftovers) from None
-        progress.phase = "check"
-        try:
-            return check_run(spec, workload, run_dir, run_id)
-        except KeyboardInterrupt:  # everything is stopped already; the history is whole
-            raise RunInterrupted(run_dir, progress.leftovers) from None
 
 
 def check_run(spec: TestSpec, workload: Workload, run_dir: str, run_id: str | None = None) -> RunOutcome:

@@ -36,7 +36,8 @@ run interrupted during setup) is unknown: it proves nothing.
 
 Exit code: 0 all valid, 1 some history not linearizable, 2 some inconclusive
 (timeout, nothing completed), 3 some history could not be checked (bad input),
-255 a bug in faultbed. Worst wins, in the order error > invalid > unknown > valid.
+130 interrupted (Ctrl-C or SIGTERM), 255 a bug in faultbed. Worst wins, in the
+order error > invalid > unknown > valid.
 """
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
@@ -60,6 +61,16 @@ def execute(args: argparse.Namespace) -> int:
     from faultbed.native import start_go
 
     start_go()  # Go's runtime starts on another CPU while the checking's modules are imported
+    import signal
+    import threading
+
     from faultbed.check_paths import check_paths
 
-    return check_paths(args)
+    # SIGTERM stops the check as Ctrl-C does (exit 130, as for a run), not the process outright
+    if threading.current_thread() is not threading.main_thread():
+        return check_paths(args)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return check_paths(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -62,27 +62,30 @@ def long_search(directory: Path) -> str:
     return path
 
 
-def interrupted(what: str, command: list[str], after: float = 1.5) -> tuple[int, str, str]:
-    """Run command (`what`), Ctrl-C it `after` seconds in (well into the search: the history is read in some
-    30 ms), and give its exit code and output; the test fails when it goes on for 5 s more."""
+def interrupted(what: str, command: list[str], after: float = 1.5,
+                sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
+    """Run command (`what`), Ctrl-C it (or send `sig`) `after` seconds in (well into the search: the
+    history is read in some 30 ms), and give its exit code and output; the test fails when it goes on
+    for 5 s more."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)})
     time.sleep(after)
     assert process.poll() is None, process.communicate()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     try:
         out, err = process.communicate(timeout=5)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        pytest.fail(f"{what} went on searching after Ctrl-C")
+        pytest.fail(f"{what} went on searching after {sig.name}")
     return process.returncode, out, err
 
 
-def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_faultbed_check_in_the_middle_of_a_long_search(tmp_path: Path, sig: signal.Signals) -> None:
     path = long_search(tmp_path)  # a history file alone: queued in Go (FaultbedSubmit)
     assert interrupted("faultbed check", [sys.executable, "-m", "faultbed", "check", "--memory-limit", "4000",
-                                          path]) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
+                                          path], sig=sig) == (EXIT_INTERRUPTED, "", "faultbed: interrupted\n")
 
 
 def test_ctrl_c_stops_faultbed_check_of_a_run_directory_in_the_middle_of_a_long_search(tmp_path: Path) -> None:
@@ -108,10 +111,11 @@ sys.exit(main(["run", "--store", sys.argv[2], "--time-limit", "1", "--quiet"]))
 """
 
 
-def test_ctrl_c_during_a_runs_check_exits_130_and_names_the_history_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_a_runs_check_exits_130_and_names_the_history_kept(tmp_path: Path, sig: signal.Signals) -> None:
     path = long_search(tmp_path)
     code, out, err = interrupted("faultbed run's check", [sys.executable, "-c", RUN_WRITING, path,
-                                                          str(tmp_path / "store")], after=3)
+                                                          str(tmp_path / "store")], after=3, sig=sig)
     run_dir = next((tmp_path / "store").glob("*/*/history.jsonl")).parent
     assert code == EXIT_INTERRUPTED and out == "", err
     assert err.splitlines()[-1] == f"faultbed: interrupted; everything stopped, history kept: faultbed check {run_dir}"
