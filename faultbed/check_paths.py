@@ -12,12 +12,12 @@ import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
-from faultbed.native import start_go
+from faultbed.native import SIGNAL_LOOK_S, start_go
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read,
                                             search_times, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word
@@ -200,6 +200,8 @@ def _ready(head: Future[Checked] | _Queued) -> bool:
 
 def _outcome(head: Future[Checked] | _Queued, args: argparse.Namespace, initial: Any) -> Checked:
     if isinstance(head, Future):
+        while not head.done():
+            wait((head,), SIGNAL_LOOK_S)  # back in Python now and then: Ctrl-C may have gone to another thread
         return head.result()
     if head.error is not None or head.ticket is None:
         assert head.error is not None

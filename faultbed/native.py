@@ -13,8 +13,9 @@ process's main thread reads and parses /proc/self/maps: 0.2-0.35 ms in `faultbed
 (some 140 mappings), against 0.05-0.1 ms for the first other thread (made at start_go, beside the
 imports), 0.01-0.03 ms for later ones, and some 0.03 ms for the two hand-overs.
 And a thread blocked in Go does not run Python's signal handlers: Ctrl-C during a long check did
-nothing until the check ended, which then printed its verdict and exited 0; waiting in Python, the
-main thread takes Ctrl-C at once (the call it left goes on in its thread, and is let go).
+nothing until the check ended, which then printed its verdict and exited 0; waiting in Python (and
+looking for signals every SIGNAL_LOOK_S), the main thread takes Ctrl-C at once (the call it left
+goes on in its thread, and is let go).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def start_go() -> None:
 
 
 T = TypeVar("T")
+
+# How often a main thread waiting for another thread looks for signals. Linux hands a signal sent to
+# the process to any thread that does not block it, and one taken by another thread (ours, or Go's)
+# wakes no wait of the main thread's: Python runs its handler when the main thread next runs Python
+# code. A wait without a timeout then slept through Ctrl-C (in a test, 1 in 4 under load).
+SIGNAL_LOOK_S = 0.05
 
 
 def in_go(call: Callable[..., T], *args: Any) -> T:
@@ -96,7 +103,8 @@ class GoCall(Generic[T]):
     def answer(self) -> T:
         """The call's answer (or its exception), once it has been made."""
         try:
-            self.done.wait()
+            while not self.done.wait(SIGNAL_LOOK_S):
+                pass  # back in Python now and then: a signal another thread took is handled here
         except BaseException:
             if self.caller is not None:
                 _let_go(self.caller)  # busy with this call: the next call gets a thread of its own
