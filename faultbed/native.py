@@ -1,5 +1,5 @@
 """faultbed's Go library (checkers/porcupine, c-shared: porcupine's bindings, and HistoryFile's scan):
-where it is, loading it, and the scan's call.
+where it is, loading it, the main thread's calls into it (in_go), and the scan's call.
 
 At the bottom, beside the history it reads: checkers/linearizable.py checks through it, and
 faultbed/history.py scans long histories with it. Apart from both, so that `faultbed check` can load
