@@ -302,7 +302,6 @@ def cold(ops: int) -> str:
     ours = measure([*FAULTBED, "check", "--json", str(path)])
     evict(path)
     theirs = measure(reference_kv(path))
-    warm((path,))
     answer = _answer(ours)
     outside_ms = answer["elapsed_ms"] - answer["porcupine_ms"]
     return (f"kv {ops // 1000}k from a cold page cache (the file's pages dropped before each): faultbed check "

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from faultbed.checkers.formats import FORMATS, ImportedHistory, load_history, special_file_kind, streamed_format
-from faultbed.native import SIGNAL_LOOK_S, start_go
+from faultbed.interrupts import SIGNAL_LOOK_S
+from faultbed.native import start_go
 from faultbed.checkers.linearizable import (LINEARIZABLE, MODELS, FileTicket, check_imported, impossible_read,
                                             search_times, submit_file)
 from faultbed.checkers.result import EXIT_ERROR, Result, check_safe, exit_code, merge_valid, verdict_word

@@ -16,6 +16,13 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, Union
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# How often a main thread waiting for another thread looks for signals (faultbed/native.py's calls
+# into Go, `faultbed check`'s workers). Linux hands a signal sent to the process to any thread that
+# does not block it, and one taken by another thread (ours, or Go's) wakes no wait of the main
+# thread's: Python runs its handler when the main thread next runs Python code. A wait without a
+# timeout then slept through Ctrl-C (in a test, 1 in 4 under load).
+SIGNAL_LOOK_S = 0.05
 Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 
 

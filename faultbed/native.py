@@ -30,6 +30,7 @@ from array import array
 from typing import Any, Callable, Generic, NamedTuple, TypeVar
 
 from faultbed.errors import SetupError
+from faultbed.interrupts import SIGNAL_LOOK_S
 
 LIBRARY_ENV = "FAULTBED_PORCUPINE_LIB"
 
@@ -55,11 +56,6 @@ def start_go() -> None:
 
 T = TypeVar("T")
 
-# How often a main thread waiting for another thread looks for signals. Linux hands a signal sent to
-# the process to any thread that does not block it, and one taken by another thread (ours, or Go's)
-# wakes no wait of the main thread's: Python runs its handler when the main thread next runs Python
-# code. A wait without a timeout then slept through Ctrl-C (in a test, 1 in 4 under load).
-SIGNAL_LOOK_S = 0.05
 
 
 def in_go(call: Callable[..., T], *args: Any) -> T:
